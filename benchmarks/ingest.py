@@ -1,0 +1,133 @@
+"""Ingest speed and memory: ecgops ingest vs a plain ``wfdb.rdsamp`` loop over the same records.
+
+Prints JSON. Uses ../shared/data/ptb-xl when present (1,987 records), else samples/. Both are measured
+in this run on this machine, so the ratio is comparable across machines. Peak RSS is measured in a
+fresh child process per size (500 records and all), to show that ingest streams.
+
+    python benchmarks/ingest.py [--drop DIR] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+SHARED_PTBXL = REPO.parent / "shared" / "data" / "ptb-xl"
+
+
+def _subset_drop(source: Path, n_records: int | None, target: Path) -> int:
+    """A PTB-XL drop with the first n records of ``source`` (copied signals, filtered CSV)."""
+    import pandas as pd
+
+    table = pd.read_csv(source / "ptbxl_database.csv")
+    present = table[table["filename_lr"].map(lambda r: (source / f"{r}.hea").is_file())]
+    chosen = present if n_records is None else present.head(n_records)
+    target.mkdir(parents=True)
+    chosen.to_csv(target / "ptbxl_database.csv", index=False)
+    for rel in chosen["filename_lr"]:
+        for ext in (".hea", ".dat"):
+            copy = target / f"{rel}{ext}"
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / f"{rel}{ext}", copy)
+    return len(chosen)
+
+
+def _ingest_once(drop: Path, workers: int) -> dict[str, float]:
+    from components.config import IngestParams, Settings
+    from components.io.ingest import ingest
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(workspace=Path(tmp), patient_salt="benchmark")  # type: ignore[arg-type]
+        summary = ingest(drop, settings=settings, params=IngestParams(workers=workers), progress=False)
+    peak_kib = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
+    return {"records": summary.ingested, "seconds": summary.elapsed_s, "peak_rss_mib": peak_kib / 1024}
+
+
+def _rdsamp_loop(drop: Path) -> dict[str, float]:
+    import pandas as pd
+    import wfdb
+
+    records = [drop / r for r in pd.read_csv(drop / "ptbxl_database.csv")["filename_lr"]]
+    started = time.perf_counter()
+    for base in records:
+        wfdb.rdsamp(str(base))
+    seconds = time.perf_counter() - started
+    return {"records": len(records), "seconds": seconds}
+
+
+def _child(drop: str, workers: int) -> None:
+    print(json.dumps(_ingest_once(Path(drop), workers)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--drop", type=Path, default=SHARED_PTBXL if SHARED_PTBXL.is_dir() else REPO / "samples"
+    )
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child[0], int(args.child[1]))
+        return
+
+    with tempfile.TemporaryDirectory() as tmp:
+        full = Path(tmp) / "all"
+        n_all = _subset_drop(args.drop, None, full)
+        small = Path(tmp) / "small"
+        _subset_drop(args.drop, 500, small)
+        _ingest_once(full, args.workers)  # warm the page cache for both contenders
+        runs = [_ingest_once(full, args.workers) for _ in range(3)]
+        best = min(runs, key=lambda r: r["seconds"])
+        reference = _rdsamp_loop(full)
+        memory = {}
+        for name, drop in (("500", small), ("all", full)):
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", str(drop), str(args.workers)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            memory[name] = json.loads(out.stdout.strip().splitlines()[-1])
+
+    ingest_rate = best["records"] / best["seconds"]
+    rdsamp_rate = reference["records"] / reference["seconds"]
+    print(
+        json.dumps(
+            {
+                "benchmark": "ingest",
+                "drop": str(args.drop),
+                "records": n_all,
+                "workers": args.workers,
+                "cpus": multiprocessing.cpu_count(),
+                "ingest_records_per_s": round(ingest_rate, 1),
+                "ingest_seconds_best_of_3": round(best["seconds"], 3),
+                "rdsamp_loop_records_per_s": round(rdsamp_rate, 1),
+                "ratio_vs_rdsamp": round(ingest_rate / rdsamp_rate, 2),
+                "target_ratio": 20,
+                "peak_rss_mib": {
+                    "500_records": round(memory["500"]["peak_rss_mib"], 1),
+                    f"{memory['all']['records']}_records": round(memory["all"]["peak_rss_mib"], 1),
+                },
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

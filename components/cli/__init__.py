@@ -1,0 +1,39 @@
+"""The ``ecgops`` command line: one sub-command per pipeline stage, all calling :mod:`components`."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from components.cli.ingest_cmd import data_app, ingest_command
+from components.cli.registry_cmd import registry_app
+from components.cli.run_cmd import run_command
+from components.io.sources.generic import ManifestError
+from components.io.store import StoreError
+from components.io.versioning import VersioningError
+from components.registry.errors import RegistryError
+
+app = typer.Typer(
+    name="ecgops",
+    help="MLOps for ECG foundation models: ingest, validate, version, pretrain, fine-tune, gate, package.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("ingest")(ingest_command)
+app.add_typer(data_app, name="data")
+app.add_typer(registry_app, name="registry")
+app.command("run")(run_command)
+
+#: errors that are the user's to fix: printed as one red line, exit code 2, no traceback
+USER_ERRORS = (StoreError, VersioningError, RegistryError, ManifestError, FileNotFoundError)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except USER_ERRORS as exc:
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)

@@ -1,0 +1,51 @@
+"""``ecgops run``: the retraining flow, end to end, under Prefect."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from components.config import Settings, get_settings
+
+console = Console(stderr=True, soft_wrap=True)
+
+
+def prepare_prefect_home(settings: Settings) -> None:
+    """Keep Prefect's state (its SQLite database, the temporary server's) inside the workspace by default."""
+    home = Path(os.environ.setdefault("PREFECT_HOME", str(settings.state_dir / "prefect")))
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def run_command(
+    drop: Annotated[Path, typer.Option(help="The new hospital drop to train on.")] = Path("samples"),
+    dataset: Annotated[str | None, typer.Option(help="Dataset name (default: params.yaml).")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run's result as JSON on stdout.")
+    ] = False,
+) -> None:
+    """Run the retraining flow (Prefect) on a drop and say where everything landed."""
+    prepare_prefect_home(get_settings())
+    from flows.stages import retrain
+
+    result = retrain(str(drop), dataset)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+        return
+    settings = get_settings()
+    ingest = result["ingest"]
+    version = ingest.get("version") or {}
+    console.print(f"[bold green]retrain finished[/] on {drop}")
+    console.print(
+        f"  records      {ingest['ingested']} new, {ingest['duplicates']} duplicates, "
+        f"{ingest['quarantined']} quarantined"
+    )
+    console.print(f"  store        {ingest['store']}")
+    console.print(f"  version      {version.get('md5')} (DVC remote {version.get('remote') or 'unchanged'})")
+    console.print(f"  registry     {settings.resolved_registry_url}")
+    console.print("  next         ecgops registry lineage --help · ecgops data versions")

@@ -1,0 +1,1 @@
+"""Reading hospital drops (WFDB, source adapters) and the canonical store."""

@@ -1,0 +1,95 @@
+"""Dataset versions as the rest of the platform sees them: ingest → DVC version → registry row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from components.config import Settings, get_settings, load_params
+from components.io.ingest import IngestSummary, ingest
+from components.io.store import DatasetStore
+from components.io.versioning import (
+    DataVersion,
+    VersioningError,
+    checkout_version,
+    current_version,
+    version_data,
+)
+
+
+def ingest_and_version(
+    drop: Path,
+    *,
+    dataset: str | None = None,
+    fmt: str = "auto",
+    version: bool = True,
+    progress: bool = True,
+    settings: Settings | None = None,
+) -> IngestSummary:
+    """Ingest a drop; when the store changed (or was never versioned), version it and register the version."""
+    settings = settings or get_settings()
+    params = load_params(settings.workspace / "params.yaml").ingest
+    summary = ingest(drop, dataset=dataset, fmt=fmt, settings=settings, params=params, progress=progress)
+    if version and (summary.changed or current_version(settings) is None):
+        parent = current_version(settings)
+        data_version = version_data(settings)
+        register_version(summary.dataset, data_version, parent, settings)
+        summary.version = data_version.to_dict()
+    elif version:
+        summary.version = {"md5": current_version(settings), "changed": False, "remote": "", "git_rev": None}
+    return summary
+
+
+def register_version(dataset: str, data_version: DataVersion, parent: str | None, settings: Settings) -> None:
+    """Record a dataset version (with its counts) in the registry."""
+    from components.registry import open_registry
+
+    store = DatasetStore.open(settings.data_dir / dataset)
+    manifest = store.manifest
+    statistics: dict[str, Any] = {
+        "splits": manifest["split"].value_counts().to_dict(),
+        "sources": manifest["source"].value_counts().to_dict(),
+        "sites": manifest["site"].fillna("unknown").value_counts().to_dict(),
+        "fs": store.info.fs,
+        "n_samples": store.info.n_samples,
+        "n_files": data_version.n_files,
+        "size_bytes": data_version.size_bytes,
+        "remote": data_version.remote,
+    }
+    registry = open_registry(settings.resolved_registry_url)
+    registry.record_dataset_version(
+        dataset,
+        data_version.md5,
+        git_rev=data_version.git_rev,
+        n_records=len(manifest),
+        n_quarantined=len(store.quarantine),
+        n_patients=int(manifest["patient_key"].nunique()),
+        statistics=statistics,
+        parent_md5=parent if parent != data_version.md5 else None,
+    )
+
+
+def list_versions(settings: Settings) -> list[dict[str, Any]]:
+    """Versions known from the registry and from the local DVC cache, newest registry entries first."""
+    current = current_version(settings)
+    seen: dict[str, dict[str, Any]] = {}
+    from components.registry import open_registry
+
+    for info in open_registry(settings.resolved_registry_url).dataset_versions():
+        seen.setdefault(
+            info.dvc_md5, {"md5": info.dvc_md5, "dataset": info.dataset, "known_from": "registry"}
+        )
+    cache = settings.workspace / ".dvc" / "cache" / "files" / "md5"
+    for path in sorted(cache.glob("*/*.dir")) if cache.is_dir() else []:
+        md5 = path.parent.name + path.name
+        seen.setdefault(md5, {"md5": md5, "dataset": None, "known_from": "local DVC cache"})
+    return [{**item, "current": item["md5"] == current} for item in seen.values()]
+
+
+def restore_version(version: str, settings: Settings | None = None) -> DataVersion:
+    """Check out a version given by md5 or unique prefix."""
+    settings = settings or get_settings()
+    matches = sorted({v["md5"] for v in list_versions(settings) if v["md5"].startswith(version)})
+    if len(matches) > 1:
+        raise VersioningError(f"version prefix {version!r} is ambiguous: {', '.join(matches)}")
+    return checkout_version(matches[0] if matches else version, settings)

@@ -1,0 +1,160 @@
+"""Turn one record reference into a canonical record (or a reason it cannot be one).
+
+Canonical: the 12 standard leads in order with a presence mask, values in mV, resampled to the target
+rate with a polyphase anti-aliasing filter, cut or zero-padded to the target length, float32.
+This is the preprocessing every later stage (training, serving) imports; it is never copied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import cache
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from components.io.leads import N_LEADS, STANDARD_LEADS, lead_positions
+from components.io.sources import RecordMeta, RecordRef, complete_meta
+from components.io.wfdb_reader import RecordError, read_record
+
+#: factor from a header's units to mV
+_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}
+#: resolution of the content hash: 0.1 µV, finer than any ECG ADC, coarse enough to ignore float noise
+_HASH_QUANTUM_MV = 1e-4
+_ALL_LEADS = tuple(range(N_LEADS))
+_HASH_LIMIT = 2**31 - 2
+_HASH_NAN = -(2**31) + 1
+
+
+@dataclass(frozen=True)
+class PreparedRecord:
+    """A record ready for the store."""
+
+    ref: RecordRef
+    meta: RecordMeta
+    signal: np.ndarray  # (12, target samples) float32, mV
+    lead_mask: np.ndarray  # (12,) bool
+    content_hash: str
+    fs_original: float
+    n_samples_original: int
+    units_original: str
+    storage_format: str
+    n_valid_samples: int
+
+
+@dataclass(frozen=True)
+class RejectedRecord:
+    """A record that goes to the quarantine, with the reason."""
+
+    ref: RecordRef
+    reason: str
+
+
+def prepare(ref: RecordRef, target_fs: int, target_samples: int) -> PreparedRecord | RejectedRecord:
+    """Read, check and canonicalise one record; never raises for a bad record."""
+    if ref.problem is not None or ref.base is None:
+        return RejectedRecord(ref, ref.problem or "record has no location")
+    try:
+        raw = read_record(ref.base)
+        signal, mask = to_standard_leads(raw.signal, raw.sig_names, raw.units)
+    except RecordError as exc:
+        return RejectedRecord(ref, str(exc))
+    if raw.fs <= 0 or signal.shape[1] == 0:
+        return RejectedRecord(ref, f"record holds no samples (fs={raw.fs}, length={signal.shape[1]})")
+    content_hash = hash_signal(signal, mask, raw.fs)
+    resampled = resample(signal, raw.fs, target_fs)
+    n_valid = min(resampled.shape[1], target_samples)
+    fixed = np.zeros((N_LEADS, target_samples), dtype=np.float32)
+    fixed[:, :n_valid] = resampled[:, :n_valid]
+    units = sorted(
+        {
+            u
+            for u, present in zip(raw.units, lead_positions(raw.sig_names), strict=False)
+            if present is not None
+        }
+    )
+    return PreparedRecord(
+        ref=ref,
+        meta=complete_meta(ref, raw.comments),
+        signal=fixed,
+        lead_mask=mask,
+        content_hash=content_hash,
+        fs_original=float(raw.fs),
+        n_samples_original=int(signal.shape[1]),
+        units_original=",".join(units),
+        storage_format=raw.storage_format,
+        n_valid_samples=int(n_valid),
+    )
+
+
+def to_standard_leads(
+    signal: np.ndarray, names: tuple[str, ...], units: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(n_samples, n_sig)`` physical signals → ``(12, n_samples)`` mV in standard order + presence mask.
+
+    Channels that are not ECG leads (Frank leads, blood pressure, …) are ignored; the first channel
+    of a lead wins if a lead appears twice. Raises :class:`RecordError` when no lead is present,
+    a lead is not in a voltage unit, or a present lead holds no valid sample.
+    """
+    channels, targets, factors = _lead_plan(tuple(names), tuple(units))
+    selected = signal.T[list(channels)]
+    if selected.shape[1]:
+        empty = ~np.isfinite(selected).any(axis=1)
+        if empty.any():
+            lead = STANDARD_LEADS[targets[int(np.argmax(empty))]]
+            raise RecordError(f"lead {lead} holds no valid samples (all NaN)")
+    mask = np.zeros(N_LEADS, dtype=bool)
+    mask[list(targets)] = True
+    if targets == _ALL_LEADS and factors is None:
+        return np.ascontiguousarray(selected), mask
+    out = np.zeros((N_LEADS, signal.shape[0]), dtype=np.float64)
+    out[list(targets)] = selected if factors is None else selected * np.array(factors)[:, None]
+    return out, mask
+
+
+@cache
+def _lead_plan(
+    names: tuple[str, ...], units: tuple[str, ...]
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[float, ...] | None]:
+    """Which channels feed which standard lead, and the factor to mV (None when all are mV already)."""
+    positions = lead_positions(names)
+    if not any(p is not None for p in positions):
+        raise RecordError(f"no standard ECG lead among the signals {list(names)}")
+    channels: list[int] = []
+    targets: list[int] = []
+    factors: list[float] = []
+    for channel, position in enumerate(positions):
+        if position is None or position in targets:
+            continue
+        unit = units[channel] if channel < len(units) else "mV"
+        factor = _TO_MV.get(unit.strip().lower())
+        if factor is None:
+            raise RecordError(f"lead {STANDARD_LEADS[position]} is in units {unit!r}, not a voltage")
+        channels.append(channel)
+        targets.append(position)
+        factors.append(factor)
+    return tuple(channels), tuple(targets), None if all(f == 1.0 for f in factors) else tuple(factors)
+
+
+def resample(signal: np.ndarray, fs: float, target_fs: int) -> np.ndarray:
+    """Polyphase resampling along the last axis (no-op when the rates match)."""
+    if abs(fs - target_fs) < 1e-9:
+        return signal
+    ratio = Fraction(target_fs / fs).limit_denominator(1000)
+    return resample_poly(signal, ratio.numerator, ratio.denominator, axis=-1)
+
+
+def hash_signal(signal: np.ndarray, mask: np.ndarray, fs: float) -> str:
+    """Content hash of a canonical record at its original rate (stable across file formats and gains)."""
+    scaled = np.rint(signal * (1.0 / _HASH_QUANTUM_MV))
+    if not np.isfinite(scaled).all():
+        scaled = np.nan_to_num(scaled, nan=_HASH_NAN, posinf=_HASH_NAN, neginf=_HASH_NAN)
+    quantised = np.clip(scaled, -_HASH_LIMIT, _HASH_LIMIT).astype("<i4")
+    digest = hashlib.sha256()
+    digest.update(
+        f"fs={fs:.6f};n={signal.shape[-1]};mask={''.join('1' if m else '0' for m in mask)};".encode()
+    )
+    digest.update(quantised.tobytes())
+    return digest.hexdigest()

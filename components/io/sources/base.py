@@ -1,0 +1,104 @@
+"""What a source adapter yields: references to records, with the metadata the drop gives for them."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RecordMeta:
+    """Metadata of one record as the drop states it (raw patient id included; ingest pseudonymizes it)."""
+
+    patient_id: str | None = None
+    age: float | None = None
+    sex: str | None = None
+    site: str | None = None
+    device: str | None = None
+    report: str | None = None
+    labels: dict[str, float] = field(default_factory=dict)
+    label_system: str = ""
+    split: str | None = None
+    annotations: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """A record of a drop: where its header is, and what the drop says about it.
+
+    ``problem`` is set when the reference itself is unusable (a manifest row pointing at a missing
+    file or outside the drop); such a record goes to the quarantine without being read.
+    ``meta_from_comments`` names how to complete the metadata from header comments (CinC ``#Dx``…).
+    """
+
+    source: str
+    source_record: str
+    base: Path | None
+    meta: RecordMeta = field(default_factory=RecordMeta)
+    problem: str | None = None
+    meta_from_comments: str | None = None
+
+
+def resolve_inside(
+    drop: Path | str, relative: str, headers: set[str] | None = None
+) -> tuple[Path | None, str | None]:
+    """Resolve a record path given by a manifest; refuse anything that leaves the drop.
+
+    ``drop`` should already be a real path (``os.path.realpath``) when called per record.
+    ``headers`` (optional) is the set of header paths known to exist, to save a stat per record.
+    Paths are checked lexically and, for symbolic links, by where they really point.
+    """
+    root = str(drop)
+    candidate = os.path.normpath(os.path.join(root, relative))
+    if os.path.isabs(relative) or not candidate.startswith(root + os.sep):
+        return None, f"manifest path {relative!r} points outside the drop"
+    header = candidate + ".hea"
+    exists = header in headers if headers is not None else os.path.isfile(header)
+    if not exists:
+        return None, f"manifest row points at a missing record: {relative}.hea not found"
+    if os.path.islink(header) and not os.path.realpath(header).startswith(root + os.sep):
+        return None, f"manifest path {relative!r} links outside the drop"
+    return Path(candidate), None
+
+
+def header_paths(folder: Path) -> set[str]:
+    """Absolute paths of every ``.hea`` file below ``folder`` (one walk instead of a stat per row)."""
+    root = os.path.realpath(folder)
+    found: set[str] = set()
+    for directory, _, files in os.walk(root):
+        found.update(os.path.join(directory, name) for name in files if name.endswith(".hea"))
+    return found
+
+
+def clean_text(value: object) -> str | None:
+    """A stripped string, or None for empty/NaN values."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    text = " ".join(str(value).split())
+    return text or None
+
+
+def normalise_sex(value: object) -> str | None:
+    """'male' / 'female' / None from the spellings drops use (M, F, Male, 0/1 is source specific)."""
+    text = (clean_text(value) or "").lower()
+    if text in {"m", "male", "mann", "männlich"}:
+        return "male"
+    if text in {"f", "female", "w", "frau", "weiblich"}:
+        return "female"
+    return None
+
+
+def parse_age(value: object) -> float | None:
+    """Age in years, or None when absent/unparsable."""
+    text = clean_text(value)
+    if text is None:
+        return None
+    try:
+        age = float(text)
+    except ValueError:
+        return None
+    return None if age != age else age

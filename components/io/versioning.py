@@ -1,0 +1,154 @@
+"""Dataset versions with DVC: ``data/`` is tracked by ``data.dvc`` and pushed to a DVC remote.
+
+The version id of the canonical store is the DVC md5 of ``data/`` (the ``.dir`` hash in ``data.dvc``).
+When no default remote is configured, a local directory remote (``ECGOPS_DVC_REMOTE_URL``, default
+``.ecgops/dvc-remote``) is added to ``.dvc/config.local`` so no machine path is committed; a team
+remote (``dvc remote add -d storage s3://…``) in ``.dvc/config`` takes precedence.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.config import Settings, get_settings
+
+DVC_FILE = "data.dvc"
+DATA_DIR = "data"
+LOCAL_REMOTE_NAME = "ecgops-local"
+
+
+class VersioningError(RuntimeError):
+    """DVC could not version or restore the data; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    """A version of ``data/``: its DVC md5 and where it was pushed."""
+
+    md5: str
+    changed: bool
+    remote: str
+    git_rev: str | None
+    n_files: int | None = None
+    size_bytes: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@contextmanager
+def _repo(settings: Settings) -> Iterator[Any]:
+    from dvc.repo import Repo
+
+    _quiet_dvc()
+    with Repo(str(settings.workspace)) as repo:
+        yield repo
+
+
+def _quiet_dvc() -> None:
+    """DVC logs progress at INFO on stdout; keep stdout clean for ``--json`` output."""
+    logging.getLogger("dvc").setLevel(logging.WARNING)
+
+
+def ensure_dvc_project(settings: Settings) -> str:
+    """``dvc init`` the workspace if needed and make sure a default remote exists; returns its URL."""
+    from dvc.repo import Repo
+
+    workspace = settings.workspace
+    if not (workspace / ".dvc").is_dir():
+        _quiet_dvc()
+        Repo.init(str(workspace), no_scm=not (workspace / ".git").exists())
+    with Repo(str(workspace)) as repo:
+        remote_name = repo.config["core"].get("remote")
+        if remote_name:
+            return str(repo.config["remote"][remote_name]["url"])
+        url = settings.resolved_dvc_remote_url
+        if "://" not in url:
+            Path(url).mkdir(parents=True, exist_ok=True)
+        with repo.config.edit(level="local") as config:
+            config["remote"][LOCAL_REMOTE_NAME] = {"url": url}
+            config["core"]["remote"] = LOCAL_REMOTE_NAME
+        return url
+
+
+def current_version(settings: Settings | None = None) -> str | None:
+    """The md5 ``data.dvc`` records now, or None before the first version."""
+    settings = settings or get_settings()
+    path = settings.workspace / DVC_FILE
+    if not path.is_file():
+        return None
+    outs = (yaml.safe_load(path.read_text()) or {}).get("outs") or [{}]
+    md5 = outs[0].get("md5")
+    return str(md5) if md5 else None
+
+
+def version_data(settings: Settings | None = None) -> DataVersion:
+    """``dvc add data`` and ``dvc push``: record the store as a version and copy it to the remote."""
+    settings = settings or get_settings()
+    if not (settings.workspace / DATA_DIR).is_dir():
+        raise VersioningError(f"nothing to version: {settings.workspace / DATA_DIR} does not exist")
+    before = current_version(settings)
+    remote = ensure_dvc_project(settings)
+    with _repo(settings) as repo:
+        repo.add([str(settings.workspace / DATA_DIR)])
+        try:
+            repo.push(targets=[str(settings.workspace / DVC_FILE)])
+        except Exception as exc:
+            raise VersioningError(f"dvc push to {remote} failed: {exc}") from exc
+    md5 = current_version(settings)
+    if md5 is None:
+        raise VersioningError("dvc add wrote no md5 into data.dvc")
+    outs = yaml.safe_load((settings.workspace / DVC_FILE).read_text())["outs"][0]
+    return DataVersion(
+        md5=md5,
+        changed=md5 != before,
+        remote=remote,
+        git_rev=git_revision(settings.workspace),
+        n_files=outs.get("nfiles"),
+        size_bytes=outs.get("size"),
+    )
+
+
+def checkout_version(md5: str, settings: Settings | None = None) -> DataVersion:
+    """Restore ``data/`` to the version ``md5`` bit-exactly (from the local cache, else the remote).
+
+    ``data.dvc`` is rewritten to point at that version, as ``git checkout <rev> data.dvc`` would.
+    """
+    settings = settings or get_settings()
+    remote = ensure_dvc_project(settings)
+    full = md5 if md5.endswith(".dir") else f"{md5}.dir"
+    dvc_file = settings.workspace / DVC_FILE
+    previous = dvc_file.read_text() if dvc_file.is_file() else None
+    dvc_file.write_text(
+        yaml.safe_dump({"outs": [{"md5": full, "hash": "md5", "path": DATA_DIR}]}, sort_keys=False)
+    )
+    try:
+        with _repo(settings) as repo:
+            target = str(dvc_file)
+            try:
+                repo.checkout(targets=[target], force=True)
+            except Exception:
+                repo.pull(targets=[target], force=True)
+    except Exception as exc:
+        if previous is not None:
+            dvc_file.write_text(previous)
+        raise VersioningError(
+            f"version {md5} is neither in the local DVC cache nor on the remote {remote}: {exc}"
+        ) from exc
+    return DataVersion(md5=full, changed=True, remote=remote, git_rev=git_revision(settings.workspace))
+
+
+def git_revision(workspace: Path) -> str | None:
+    """The workspace's git HEAD commit, or None outside git / before the first commit."""
+    result = subprocess.run(
+        ["git", "-C", str(workspace), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    )
+    return result.stdout.strip() or None if result.returncode == 0 else None

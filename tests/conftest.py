@@ -1,0 +1,48 @@
+"""Shared fixtures: real records shipped in the repo, optional shared data, isolated workspaces."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from components.config import IngestParams, Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = REPO_ROOT / "samples"
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    """The embedded demo drop: real PTB-XL records at 100 Hz in the PTB-XL layout."""
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Settings:
+    """A fresh git + DVC workspace with its own registry and local DVC remote."""
+    root = tmp_path / "workspace"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run(["git", "-C", str(root), "config", "user.email", "test@ecgops.invalid"], check=True)
+    subprocess.run(["git", "-C", str(root), "config", "user.name", "ecgops test"], check=True)
+    return Settings(
+        workspace=root,
+        registry_url=f"sqlite:///{tmp_path / 'registry.db'}",
+        dvc_remote_url=str(tmp_path / "dvc-remote"),
+        patient_salt="test-salt",  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def ingest_params() -> IngestParams:
+    """Demo parameters, one worker (tests run on 2 cores next to each other)."""
+    return IngestParams(workers=1)
