@@ -218,3 +218,19 @@ def test_store_parameters_cannot_change_under_a_dataset(
             params=IngestParams(workers=1, target_fs=500),
             progress=False,
         )
+
+
+def test_manifest_follows_the_schema_in_schemas(workspace: Settings, ingest_params: IngestParams) -> None:
+    import jsonschema
+
+    from components.config import SCHEMAS_DIR
+
+    schema = json.loads((SCHEMAS_DIR / "manifest.schema.json").read_text())
+    assert list(schema["properties"]) == list(MANIFEST_COLUMNS)
+    ingest(FIXTURES / "cinc", dataset="cinc", settings=workspace, params=ingest_params, progress=False)
+    ingest(SAMPLES, settings=workspace, params=ingest_params, progress=False)
+    for dataset in ("cinc", "demo"):
+        manifest = _store(workspace, dataset).manifest
+        for row in json.loads(manifest.to_json(orient="records", date_format="iso")):
+            jsonschema.validate(row, schema)
+        assert manifest["labels"].map(lambda text: isinstance(json.loads(text), dict)).all()
