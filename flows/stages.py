@@ -1,4 +1,4 @@
-"""One Prefect flow per pipeline stage; each calls the stage's function in :mod:`components`."""
+"""One Prefect flow per pipeline stage, composed into ``retrain``; each calls :mod:`components`."""
 
 from __future__ import annotations
 
@@ -6,27 +6,56 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.tasks import exponential_backoff
 
-from components.io.datasets import ingest_and_version
+from components.config import get_settings
+from components.io.datasets import version_dataset
+from components.io.ingest import ingest
+from components.validation import ValidationResult
+
+_INGEST_COUNTS = ("seen", "ingested", "duplicates", "quarantined", "rows_without_signals")
 
 
-@task(name="ingest-and-version", retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2))
+class ValidationBlocked(RuntimeError):
+    """A block-severity expectation failed: the dataset must not be versioned or trained on."""
+
+
+@task(name="ingest", retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2))
 def ingest_task(drop: str, dataset: str | None) -> dict[str, Any]:
-    """Ingest the drop into the canonical store and version it with DVC (retried: it is I/O)."""
-    return ingest_and_version(Path(drop), dataset=dataset, progress=False).to_dict()
+    """Read the drop into the canonical store (retried: it is I/O)."""
+    return ingest(Path(drop), dataset=dataset, progress=False).to_dict()
+
+
+@task(name="validate")
+def validate_task(dataset: str) -> ValidationResult:
+    """Quality features + GX suites + steward reports over the store."""
+    from components.validation import validate
+
+    return validate(dataset)
+
+
+@task(name="version", retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2))
+def version_task(dataset: str, validation: ValidationResult | None) -> dict[str, Any]:
+    """DVC add + push, register the version, and record the validation run against it."""
+    from components.registry import open_registry
+    from components.validation import record_validation
+
+    settings = get_settings()
+    data_version = version_dataset(dataset, settings)
+    if validation is not None:
+        with open_registry(settings.resolved_registry_url) as registry:
+            record_validation(validation, data_version.md5, registry)
+    return data_version.to_dict()
 
 
 @flow(name="ingest")
 def ingest_flow(drop: str, dataset: str | None = None) -> dict[str, Any]:
-    """Stage flow: a hospital drop in, a new dataset version out."""
+    """Stage flow: a hospital drop in, new records in the canonical store."""
     summary = ingest_task(drop, dataset)
     create_table_artifact(
         key="ingest-counts",
-        table=[
-            {k: summary[k] for k in ("seen", "ingested", "duplicates", "quarantined", "rows_without_signals")}
-        ],
+        table=[{k: summary[k] for k in _INGEST_COUNTS}],
         description=f"Ingest of {drop} into {summary['dataset']}",
     )
     if summary["quarantine_reasons"]:
@@ -38,25 +67,68 @@ def ingest_flow(drop: str, dataset: str | None = None) -> dict[str, Any]:
     return summary
 
 
-def summary_markdown(ingest: dict[str, Any]) -> str:
+@flow(name="validate")
+def validate_flow(dataset: str) -> ValidationResult:
+    """Stage flow: validate the store; a blocking failure fails the flow with the steward report linked."""
+    result = validate_task(dataset)
+    report = result.summary_html.as_uri()
+    create_link_artifact(
+        key="validation-report",
+        link=report,
+        link_text="steward summary",
+        description=f"Validation of {dataset}: {result.verdict}",
+    )
+    create_table_artifact(
+        key="validation-expectations",
+        table=[
+            {"id": e.id, "severity": e.severity, "success": e.success, "unexpected": e.unexpected_count}
+            for e in result.expectations
+        ],
+        description="Expectations and their outcome",
+    )
+    if result.blocked:
+        failed = [e.id for e in result.failed("block")]
+        raise ValidationBlocked(f"dataset {dataset} failed blocking expectations {failed}; report: {report}")
+    return result
+
+
+@flow(name="version")
+def version_flow(dataset: str, validation: ValidationResult | None = None) -> dict[str, Any]:
+    """Stage flow: the validated store becomes a DVC dataset version in the registry."""
+    return version_task(dataset, validation)
+
+
+def summary_markdown(outcome: dict[str, Any]) -> str:
     """The run's markdown summary (a Prefect artifact)."""
-    version = ingest.get("version") or {}
-    lines = [
-        "# ecgops retrain",
-        f"- drop: `{ingest['drop']}` ({ingest['format']})",
-        f"- records: {ingest['seen']} seen, {ingest['ingested']} new, {ingest['duplicates']} duplicates, "
-        f"{ingest['quarantined']} quarantined",
-        f"- store: `{ingest['store']}`",
-        f"- dataset version: `{version.get('md5')}`",
-    ]
-    return "\n".join(lines) + "\n"
+    ingest, validation, version = outcome["ingest"], outcome["validation"], outcome["version"]
+    return (
+        "\n".join(
+            [
+                "# ecgops retrain",
+                f"- drop: `{ingest['drop']}` ({ingest['format']})",
+                f"- records: {ingest['seen']} seen, {ingest['ingested']} new, "
+                f"{ingest['duplicates']} duplicates, {ingest['quarantined']} quarantined at ingest",
+                f"- validation: **{validation['verdict']}** — {validation['n_quarantined']} quarantined, "
+                f"{validation['n_accepted']} accepted by stewards; "
+                f"[steward summary]({Path(validation['paths']['summary_html']).as_uri()})",
+                f"- dataset version: `{version['md5']}` (DVC remote `{version['remote']}`)",
+            ]
+        )
+        + "\n"
+    )
 
 
 @flow(name="retrain")
 def retrain(drop: str, dataset: str | None = None) -> dict[str, Any]:
-    """The main job: drop → ingest → version (later stages are added here as they land)."""
+    """The main job: drop → ingest → validate (a block ends the run) → DVC version.
+
+    Later stages (pretrain, fine-tune, evaluate, package, promote) are added here as they land.
+    """
     ingest = ingest_flow(drop, dataset)
+    validation = validate_flow(ingest["dataset"])
+    version = version_flow(ingest["dataset"], validation)
+    outcome = {"ingest": ingest, "validation": validation.to_dict(), "version": version}
     create_markdown_artifact(
-        key="retrain-summary", markdown=summary_markdown(ingest), description="What this retraining run did"
+        key="retrain-summary", markdown=summary_markdown(outcome), description="What this retraining run did"
     )
-    return {"ingest": ingest}
+    return outcome

@@ -38,14 +38,19 @@ def run_command(
         typer.echo(json.dumps(result, indent=2, default=str))
         return
     settings = get_settings()
-    ingest = result["ingest"]
-    version = ingest.get("version") or {}
-    console.print(f"[bold green]retrain finished[/] on {drop}")
-    console.print(
-        f"  records      {ingest['ingested']} new, {ingest['duplicates']} duplicates, "
-        f"{ingest['quarantined']} quarantined"
-    )
-    console.print(f"  store        {ingest['store']}")
-    console.print(f"  version      {version.get('md5')} (DVC remote {version.get('remote') or 'unchanged'})")
-    console.print(f"  registry     {settings.resolved_registry_url}")
-    console.print("  next         ecgops registry lineage --help · ecgops data versions")
+    ingest, validation, version = result["ingest"], result["validation"], result["version"]
+    paths = validation["paths"]
+    lines = [
+        f"[bold green]retrain finished[/] on {drop}",
+        f"  records            {ingest['ingested']} new, {ingest['duplicates']} duplicates, "
+        f"{ingest['quarantined']} quarantined at ingest",
+        f"  store              {ingest['store']}",
+        f"  validation         {validation['verdict']}: {validation['n_quarantined']} records await review",
+        f"  validation report  {paths['summary_html']}",
+        f"  GX Data Docs       {paths['data_docs_index']}",
+        f"  dataset version    {version['md5']} (DVC remote {version['remote']})",
+        f"  registry           {settings.resolved_registry_url}",
+        "  next               ecgops review list · ecgops data versions · ecgops registry audit",
+    ]
+    for line in lines:
+        console.print(line)

@@ -30,14 +30,17 @@ def ingest_and_version(
     settings = settings or get_settings()
     params = load_params(settings.workspace / "params.yaml").ingest
     summary = ingest(drop, dataset=dataset, fmt=fmt, settings=settings, params=params, progress=progress)
-    if version and (summary.changed or current_version(settings) is None):
-        parent = current_version(settings)
-        data_version = version_data(settings)
-        register_version(summary.dataset, data_version, parent, settings)
-        summary.version = data_version.to_dict()
-    elif version:
-        summary.version = {"md5": current_version(settings), "changed": False, "remote": "", "git_rev": None}
+    if version:
+        summary.version = version_dataset(summary.dataset, settings).to_dict()
     return summary
+
+
+def version_dataset(dataset: str, settings: Settings) -> DataVersion:
+    """Version ``data/`` with DVC (add + push) and register it (both idempotent when nothing changed)."""
+    parent = current_version(settings)
+    data_version = version_data(settings)
+    register_version(dataset, data_version, parent, settings)
+    return data_version
 
 
 def register_version(dataset: str, data_version: DataVersion, parent: str | None, settings: Settings) -> None:
@@ -56,17 +59,17 @@ def register_version(dataset: str, data_version: DataVersion, parent: str | None
         "size_bytes": data_version.size_bytes,
         "remote": data_version.remote,
     }
-    registry = open_registry(settings.resolved_registry_url)
-    registry.record_dataset_version(
-        dataset,
-        data_version.md5,
-        git_rev=data_version.git_rev,
-        n_records=len(manifest),
-        n_quarantined=len(store.quarantine),
-        n_patients=int(manifest["patient_key"].nunique()),
-        statistics=statistics,
-        parent_md5=parent if parent != data_version.md5 else None,
-    )
+    with open_registry(settings.resolved_registry_url) as registry:
+        registry.record_dataset_version(
+            dataset,
+            data_version.md5,
+            git_rev=data_version.git_rev,
+            n_records=len(manifest),
+            n_quarantined=len(store.quarantine),
+            n_patients=int(manifest["patient_key"].nunique()),
+            statistics=statistics,
+            parent_md5=parent if parent != data_version.md5 else None,
+        )
 
 
 def list_versions(settings: Settings) -> list[dict[str, Any]]:

@@ -148,10 +148,13 @@ def resample(signal: np.ndarray, fs: float, target_fs: int) -> np.ndarray:
 
 def hash_signal(signal: np.ndarray, mask: np.ndarray, fs: float) -> str:
     """Content hash of a canonical record at its original rate (stable across file formats and gains)."""
-    scaled = np.rint(signal * (1.0 / _HASH_QUANTUM_MV))
+    scaled = np.multiply(signal, 1.0 / _HASH_QUANTUM_MV)
+    np.rint(scaled, out=scaled)
     if not np.isfinite(scaled).all():
         scaled = np.nan_to_num(scaled, nan=_HASH_NAN, posinf=_HASH_NAN, neginf=_HASH_NAN)
-    quantised = np.clip(scaled, -_HASH_LIMIT, _HASH_LIMIT).astype("<i4")
+    if np.abs(scaled).max(initial=0.0) > _HASH_LIMIT:
+        np.clip(scaled, -_HASH_LIMIT, _HASH_LIMIT, out=scaled)
+    quantised = scaled.astype("<i4")
     digest = hashlib.sha256()
     digest.update(
         f"fs={fs:.6f};n={signal.shape[-1]};mask={''.join('1' if m else '0' for m in mask)};".encode()

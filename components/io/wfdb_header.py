@@ -113,26 +113,37 @@ def _parse_signal_line(line: str) -> SignalSpec:
     parts = line.split(maxsplit=8)
     if len(parts) < 2:
         raise HeaderError(f"signal line too short: {line!r}")
-    fmt, samps_per_frame, skew, byte_offset = _format_field(parts[1])
-    gain, baseline, units = _gain_field(parts[2]) if len(parts) > 2 else (DEFAULT_GAIN, None, DEFAULT_UNITS)
+    for value in parts[5:8]:  # initial value, checksum, block size: checked, not used
+        if not value.lstrip("-").isdigit():
+            raise HeaderError(f"bad integer field {value!r} in signal line: {line!r}")
+    description = parts[8] if len(parts) > 8 else ""
+    return SignalSpec(parts[0], *_signal_fields(tuple(parts[1:5]), description))
+
+
+@cache
+def _signal_fields(
+    tokens: tuple[str, ...], description: str
+) -> tuple[str, int, int, int, float, int, str, int | None, int, str]:
+    """Everything of a signal line but the file name (cached: records of one site share their layout)."""
+    fmt, samps_per_frame, skew, byte_offset = _format_field(tokens[0])
+    gain, baseline, units = _gain_field(tokens[1]) if len(tokens) > 1 else (DEFAULT_GAIN, None, DEFAULT_UNITS)
     try:
-        numbers = [int(value) for value in parts[3:8]]
+        numbers = [int(value) for value in tokens[2:4]]
     except ValueError as exc:
-        raise HeaderError(f"bad integer field in signal line: {line!r}") from exc
+        raise HeaderError(f"bad ADC resolution/zero in signal line: {' '.join(tokens)!r}") from exc
     adc_res = numbers[0] if numbers else None
     adc_zero = numbers[1] if len(numbers) > 1 else 0
-    return SignalSpec(
-        file_name=parts[0],
-        fmt=fmt,
-        samps_per_frame=samps_per_frame,
-        skew=skew,
-        byte_offset=byte_offset,
-        adc_gain=gain,
-        baseline=adc_zero if baseline is None else baseline,
-        units=units,
-        adc_res=adc_res,
-        adc_zero=adc_zero,
-        sig_name=parts[8] if len(parts) > 8 else "",
+    return (
+        fmt,
+        samps_per_frame,
+        skew,
+        byte_offset,
+        gain,
+        adc_zero if baseline is None else baseline,
+        units,
+        adc_res,
+        adc_zero,
+        description,
     )
 
 

@@ -59,8 +59,11 @@ def read_record(base: Path) -> RawRecord:
         header = read_header(hea)
     except FileNotFoundError as exc:
         raise RecordError(f"header file missing: {hea.name}") from exc
-    except HeaderError:
-        return _read_with_wfdb(base)
+    except HeaderError as exc:
+        try:
+            return _read_with_wfdb(base)
+        except RecordError as fallback:
+            raise RecordError(f"unparsable header {hea.name}: {exc} (wfdb: {fallback})") from exc
     unknown = sorted({s.fmt for s in header.signals} - WFDB_FORMATS)
     if unknown:
         raise RecordError(f"unknown storage format {', '.join(unknown)} (WFDB defines {_format_list()})")
@@ -150,18 +153,18 @@ def _read_file(folder: Path, file_name: str, specs: list[SignalSpec], sig_len: i
 
 
 def _decode(raw: bytes, fmt: str, n_values: int) -> np.ndarray:
-    """Digital sample values (int64) of an interleaved byte stream."""
+    """Digital sample values of an interleaved byte stream (integer array, native width where possible)."""
     buffer = np.frombuffer(raw, dtype=np.uint8)
     if fmt == "16":
-        return np.frombuffer(raw, dtype="<i2").astype(np.int64)
+        return np.frombuffer(raw, dtype="<i2")
     if fmt == "61":
-        return np.frombuffer(raw, dtype=">i2").astype(np.int64)
+        return np.frombuffer(raw, dtype=">i2")
     if fmt == "160":
         return np.frombuffer(raw, dtype="<u2").astype(np.int64) - 32768
     if fmt == "80":
         return buffer.astype(np.int64) - 128
     if fmt == "32":
-        return np.frombuffer(raw, dtype="<i4").astype(np.int64)
+        return np.frombuffer(raw, dtype="<i4")
     if fmt == "24":
         triples = buffer.reshape(-1, 3).astype(np.int64)
         values = triples[:, 0] | (triples[:, 1] << 8) | (triples[:, 2] << 16)
@@ -184,7 +187,8 @@ def _to_physical(digital: np.ndarray, signals: list[SignalSpec]) -> np.ndarray:
     physical = digital.astype(np.float64)
     np.subtract(physical, baseline, out=physical)
     np.divide(physical, gain, out=physical)
-    physical[invalid] = np.nan
+    if invalid.any():
+        physical[invalid] = np.nan
     return physical
 
 

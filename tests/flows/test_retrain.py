@@ -27,9 +27,34 @@ def test_run_flow_end_to_end(workspace: Settings, tmp_path: Path) -> None:
                              "--json"], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout)
-    ingest = outcome["ingest"]
+    ingest, validation, version = outcome["ingest"], outcome["validation"], outcome["version"]
     assert (ingest["format"], ingest["ingested"], ingest["quarantined"]) == ("cinc", 6, 0)
-    assert ingest["version"]["md5"] == current_version(workspace)
-    versions = open_registry(workspace.resolved_registry_url).dataset_versions("demo")
-    assert [v.dvc_md5 for v in versions] == [ingest["version"]["md5"]]
+    assert validation["verdict"] in {"pass", "warn"} and not validation["blocked"]
+    assert Path(validation["paths"]["summary_html"]).is_file()
+    assert version["md5"] == current_version(workspace)
+    with open_registry(workspace.resolved_registry_url) as registry:
+        assert [v.dvc_md5 for v in registry.dataset_versions("demo")] == [version["md5"]]
+        run = registry.latest_validation_run(version["md5"])
+    assert run is not None and run.verdict == validation["verdict"]
     assert "Finished in state Completed" in result.stderr
+
+
+@pytest.mark.slow
+def test_blocking_validation_fails_the_run_and_versions_nothing(workspace: Settings, tmp_path: Path) -> None:
+    """A drop whose records all fail to read leaves an empty store: the 'no records' block ends the run."""
+    drop = tmp_path / "unreadable"
+    drop.mkdir()
+    (drop / "r1.hea").write_text("r1 1 100 1000\nr1.dat 16 200/mV 16 0 0 0 0 I\n")
+    (drop / "r1.dat").write_bytes(b"\0" * 10)
+    env = {**os.environ, "ECGOPS_WORKSPACE": str(workspace.workspace),
+           "ECGOPS_REGISTRY_URL": workspace.resolved_registry_url,
+           "ECGOPS_DVC_REMOTE_URL": workspace.resolved_dvc_remote_url, "ECGOPS_PATIENT_SALT": "flow-salt",
+           "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    result = subprocess.run([sys.executable, "-m", "components.cli", "run", "--drop", str(drop)],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "failed blocking expectations" in result.stderr and "summary.html" in result.stderr
+    assert current_version(workspace) is None
+    with open_registry(workspace.resolved_registry_url) as registry:
+        assert registry.dataset_versions() == []

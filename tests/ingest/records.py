@@ -91,7 +91,7 @@ def broken_drop(folder: Path) -> dict[str, str]:
     )
     return {
         "truncated": "truncated",
-        "unparsable": "",
+        "unparsable": "unparsable header unparsable.hea",
         "mismatch": "sample count disagrees",
         "nanlead": "V2 holds no valid samples",
         "unknownfmt": "unknown storage format 999",

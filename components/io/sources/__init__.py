@@ -38,9 +38,11 @@ def iter_drop(drop: Path, fmt: str, target_fs: int) -> tuple[str, Iterator[Recor
 
 
 def complete_meta(ref: RecordRef, comments: tuple[str, ...]) -> RecordMeta:
-    """The record's metadata, completed from its header comments where the source keeps it there."""
-    if ref.meta_from_comments == "cinc":
+    """The record's metadata, completed from its header comments or its CSV row where the source keeps it."""
+    if ref.meta_from == "cinc-comments":
         return cinc.meta_from_comments(ref.meta, comments)
+    if ref.meta_from == "ptbxl-row" and ref.row is not None:
+        return ptbxl.meta_from_row(ref.row)
     return ref.meta
 
 

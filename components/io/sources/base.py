@@ -30,7 +30,8 @@ class RecordRef:
 
     ``problem`` is set when the reference itself is unusable (a manifest row pointing at a missing
     file or outside the drop); such a record goes to the quarantine without being read.
-    ``meta_from_comments`` names how to complete the metadata from header comments (CinC ``#Dx``…).
+    ``meta_from`` names how the reading worker completes the metadata: ``"cinc-comments"`` from header
+    comments (CinC ``#Dx``…), ``"ptbxl-row"`` from the drop's CSV ``row`` (parsed in the worker, in parallel).
     """
 
     source: str
@@ -38,7 +39,8 @@ class RecordRef:
     base: Path | None
     meta: RecordMeta = field(default_factory=RecordMeta)
     problem: str | None = None
-    meta_from_comments: str | None = None
+    meta_from: str | None = None
+    row: dict[str, Any] | None = None
 
 
 def resolve_inside(

@@ -36,7 +36,7 @@ def iter_records(drop: Path) -> Iterator[RecordRef]:
             source_record=relative.as_posix(),
             base=hea.with_suffix(""),
             meta=RecordMeta(patient_id=f"cinc:{relative.name}", site=site, label_system="SNOMED"),
-            meta_from_comments="cinc",
+            meta_from="cinc-comments",
         )
 
 

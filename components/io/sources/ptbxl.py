@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -24,6 +25,19 @@ DATABASE_CSV = "ptbxl_database.csv"
 CENSORED_AGE = 300
 #: strat_fold → split, as the PTB-XL authors recommend
 FOLD_SPLIT = {**{fold: "train" for fold in range(1, 9)}, 9: "val", 10: "test"}
+_IDENTITY_COLUMNS = (
+    "ecg_id",
+    "patient_id",
+    "age",
+    "sex",
+    "site",
+    "device",
+    "report",
+    "scp_codes",
+    "strat_fold",
+    "filename_lr",
+    "filename_hr",
+)
 _ANNOTATION_COLUMNS = (
     "heart_axis",
     "infarction_stadium1",
@@ -38,6 +52,7 @@ _ANNOTATION_COLUMNS = (
     "extra_beats",
     "pacemaker",
 )
+_USED_COLUMNS = frozenset(_IDENTITY_COLUMNS + _ANNOTATION_COLUMNS)
 
 
 def looks_like(drop: Path) -> bool:
@@ -52,7 +67,12 @@ def iter_records(drop: Path, target_fs: int) -> tuple[Iterator[RecordRef], dict[
     rows whose header file is absent are counted as ``rows_without_signals``, not quarantined.
     ``records500`` is used when the target rate is above 100 Hz and it is present, else ``records100``.
     """
-    table = pd.read_csv(drop / DATABASE_CSV, engine="pyarrow")
+    csv = drop / DATABASE_CSV
+    available = set(pd.read_csv(csv, nrows=0).columns)
+    missing = sorted(set(_IDENTITY_COLUMNS) - available)
+    if missing:
+        raise ValueError(f"{csv} lacks the PTB-XL columns {', '.join(missing)}")
+    table = pd.read_csv(csv, engine="pyarrow", usecols=sorted(available & _USED_COLUMNS))
     column = "filename_hr" if target_fs > 100 and (drop / "records500").is_dir() else "filename_lr"
     if column == "filename_lr" and not (drop / "records100").is_dir():
         column = "filename_hr"
@@ -68,10 +88,18 @@ def _refs(drop: Path, table: pd.DataFrame, column: str, headers: set[str]) -> It
     for row in table.to_dict("records"):
         relative = str(row[column])
         base, problem = resolve_inside(root, relative, headers)
-        yield RecordRef(source="ptbxl", source_record=relative, base=base, meta=_meta(row), problem=problem)
+        yield RecordRef(
+            source="ptbxl",
+            source_record=relative,
+            base=base,
+            problem=problem,
+            meta_from="ptbxl-row",
+            row={str(k): v for k, v in row.items()},
+        )
 
 
-def _meta(row: dict) -> RecordMeta:
+def meta_from_row(row: dict[str, Any]) -> RecordMeta:
+    """Metadata of one ``ptbxl_database.csv`` row (called in the reading worker)."""
     age = parse_age(row.get("age"))
     annotations: dict[str, object] = {"ecg_id": int(row["ecg_id"]), "strat_fold": int(row["strat_fold"])}
     if age is not None and age >= CENSORED_AGE:

@@ -1,0 +1,73 @@
+"""The model registry: datasets, validation, runs, models, metrics, gates, Bentos, stages, audit, lineage.
+
+from components.registry import open_registry
+reg = open_registry()            # the workspace's SQLite file, or ECGOPS_REGISTRY_URL
+"""
+
+from __future__ import annotations
+
+from components.config import get_settings
+from components.registry.db import ensure_schema, make_engine
+from components.registry.errors import (
+    AmbiguousReferenceError,
+    ArtifactMismatchError,
+    ConstraintViolationError,
+    InvalidArgumentError,
+    NotFoundError,
+    PromotionRefusedError,
+    RegistryError,
+    SchemaVersionError,
+)
+from components.registry.repository import ModelRef, Registry
+from components.registry.views import (
+    AuditEntryInfo,
+    BentoInfo,
+    DatasetVersionInfo,
+    GateDecisionInfo,
+    LineageNode,
+    MetricInfo,
+    ModelInfo,
+    RunInfo,
+    StageChangeInfo,
+    StewardDecisionInfo,
+    ValidationRunInfo,
+    to_jsonable,
+)
+
+__all__ = [
+    "AmbiguousReferenceError",
+    "ArtifactMismatchError",
+    "AuditEntryInfo",
+    "BentoInfo",
+    "ConstraintViolationError",
+    "DatasetVersionInfo",
+    "GateDecisionInfo",
+    "InvalidArgumentError",
+    "LineageNode",
+    "MetricInfo",
+    "ModelInfo",
+    "ModelRef",
+    "NotFoundError",
+    "PromotionRefusedError",
+    "Registry",
+    "RegistryError",
+    "RunInfo",
+    "SchemaVersionError",
+    "StageChangeInfo",
+    "StewardDecisionInfo",
+    "ValidationRunInfo",
+    "open_registry",
+    "to_jsonable",
+]
+
+
+def open_registry(url: str | None = None, *, actor: str | None = None) -> Registry:
+    """Open the registry at ``url`` (default: the workspace's), migrating a fresh database first."""
+    settings = get_settings()
+    engine = make_engine(url or settings.resolved_registry_url)
+    try:
+        ensure_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Registry(engine, actor=actor or settings.actor)

@@ -1,0 +1,29 @@
+"""Data validation: policy-driven GX suites over quality features, quarantine, steward review, reports."""
+
+from components.validation.policy import ExpectationSpec, Policy, load_policy
+from components.validation.quarantine import EXCLUDED_STATUSES, excluded_ids
+from components.validation.result import ValidationResult
+from components.validation.review import (
+    ReviewError,
+    decide,
+    excluded_records,
+    latest_run_dir,
+    list_quarantined,
+)
+from components.validation.stage import record_validation, validate
+
+__all__ = [
+    "EXCLUDED_STATUSES",
+    "ExpectationSpec",
+    "Policy",
+    "ReviewError",
+    "ValidationResult",
+    "decide",
+    "excluded_ids",
+    "excluded_records",
+    "latest_run_dir",
+    "list_quarantined",
+    "load_policy",
+    "record_validation",
+    "validate",
+]

@@ -1,0 +1,290 @@
+"""The validate stage: features → GX suites → quarantine (with steward decisions) → reports → verdict.
+
+Run outputs go to ``<state_dir>/validation/<dataset>/<run_name>/`` (``result.json``, ``summary.html``,
+``features.parquet``, ``lead_features.parquet``, ``quarantine.parquet``); 12-lead plots are cached per
+record in ``<state_dir>/validation/<dataset>/plots/`` (record ids are content hashes, so a plot never
+goes stale). Nothing in the dataset store is modified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from components.config import Settings, get_settings, load_params
+from components.io.store import DatasetStore
+from components.quality import extract_features
+from components.validation.gx_runner import ExpectationOutcome, data_docs_index, open_context, run_suite
+from components.validation.plots import EcgPlotter
+from components.validation.policy import Policy, load_policy
+from components.validation.quarantine import first_positions, quarantine_table, record_reasons
+from components.validation.report import write_summary
+from components.validation.result import ValidationResult, Verdict
+
+if TYPE_CHECKING:
+    from components.registry import Registry
+
+
+def validation_root(settings: Settings, dataset: str) -> Path:
+    """Where the runs of one dataset are kept."""
+    return settings.state_dir / "validation" / dataset
+
+
+def content_fingerprint(manifest: pd.DataFrame) -> str:
+    """Identity of a dataset's content: md5 over its sorted record content hashes."""
+    digest = hashlib.md5(usedforsecurity=False)
+    for h in sorted(manifest["content_hash"].astype(str)):
+        digest.update(h.encode())
+    return digest.hexdigest()
+
+
+def dataset_stats(store: DatasetStore, features: pd.DataFrame, n_excluded: int) -> dict[str, Any]:
+    """The one-row table of the dataset suite."""
+    n = len(store.manifest)
+    rejected_at_ingest = len(store.quarantine)
+    conflicts = store.manifest.groupby("patient_key")["split"].nunique()
+    return {
+        "n_records": n,
+        "n_ingest_rejected": rejected_at_ingest,
+        "unreadable_frac": rejected_at_ingest / max(1, n + rejected_at_ingest),
+        "n_patients": int(store.manifest["patient_key"].nunique()),
+        "n_patients_split_conflict": int((conflicts > 1).sum()),
+        "n_duplicate_content": int(features["duplicate_content"].sum()),
+        "duplicate_frac": float(features["duplicate_content"].mean()) if n else 0.0,
+        "n_excluded": n_excluded,
+        "quarantine_frac": n_excluded / n if n else 0.0,
+        "fs": store.info.fs,
+        "n_samples": store.info.n_samples,
+    }
+
+
+def _verdict(outcomes: list[ExpectationOutcome]) -> Verdict:
+    failed = [e for e in outcomes if not e.success]
+    if any(e.severity == "block" for e in failed):
+        return "fail"
+    return "warn" if failed else "pass"
+
+
+def previous_run(root: Path, before: str, fingerprint: str) -> dict[str, Any] | None:
+    """The latest earlier run of this dataset on different content (the previous dataset version)."""
+    if not root.is_dir():
+        return None
+    for run_dir in sorted((p for p in root.iterdir() if p.is_dir() and p.name < before), reverse=True):
+        result_file = run_dir / "result.json"
+        if not result_file.is_file():
+            continue
+        data: dict[str, Any] = json.loads(result_file.read_text())
+        if data.get("content_fingerprint") != fingerprint:
+            return data
+    return None
+
+
+def _trend(outcomes: list[ExpectationOutcome], previous: dict[str, Any]) -> list[dict[str, Any]]:
+    before = {e["id"]: e for e in previous.get("expectations", [])}
+    out = []
+    for e in outcomes:
+        p = before.get(e.id)
+        if p is None or p.get("unexpected_count") is None or e.unexpected_count is None:
+            continue
+        prev_frac = p["unexpected_count"] / p["element_count"] if p.get("element_count") else 0.0
+        now_frac = e.unexpected_count / e.element_count if e.element_count else 0.0
+        change = (
+            "same" if abs(now_frac - prev_frac) < 1e-12 else ("worse" if now_frac > prev_frac else "better")
+        )
+        out.append(
+            {
+                "id": e.id,
+                "previous_unexpected": p["unexpected_count"],
+                "previous_fraction_pct": 100 * prev_frac,
+                "fraction_pct": 100 * now_frac,
+                "change": change,
+            }
+        )
+    return out
+
+
+def _plots(store: DatasetStore, quarantine: pd.DataFrame, plot_dir: Path) -> dict[str, Path]:
+    """A cached 12-lead PNG per quarantined record (drawn only when missing)."""
+    paths = {rid: plot_dir / f"{rid}.png" for rid in quarantine["record_id"].astype(str)}
+    missing = [rid for rid, p in paths.items() if not p.is_file()]
+    if not missing:
+        return paths
+    manifest = store.manifest.reset_index(drop=True)
+    first_row = first_positions(manifest["record_id"])
+    positions = np.asarray([first_row[rid] for rid in missing], dtype=np.int64)
+    reasons = quarantine.set_index("record_id")["reasons"]
+    masks = store.lead_masks()
+    plotter = EcgPlotter(store.info.duration_s)
+    try:
+        for start in range(0, len(missing), 256):
+            chunk = positions[start : start + 256]
+            signals = store.read(chunk)
+            for k, pos in enumerate(chunk):
+                rid = missing[start + k]
+                flagged = [r["lead"] for r in json.loads(str(reasons[rid])) if r.get("lead")]
+                plotter.draw(
+                    signals[k],
+                    float(store.info.fs),
+                    masks[pos],
+                    paths[rid],
+                    title=f"{rid}  {manifest.at[pos, 'source_record']!s}",
+                    flagged_leads=flagged,
+                )
+    finally:
+        plotter.close()
+    return paths
+
+
+def validate(
+    dataset: str | None = None,
+    *,
+    settings: Settings | None = None,
+    policy_path: Path | None = None,
+    registry_url: str | None = None,
+    dataset_version_md5: str | None = None,
+    plots: bool = True,
+) -> ValidationResult:
+    """Validate ``data/<dataset>`` of the workspace against the policy and write the reports.
+
+    Steward decisions from the registry are applied (an ``accept`` lifts a quarantine). When
+    ``dataset_version_md5`` names a registered dataset version, the run is recorded in the registry.
+    ``result.exit_code`` is 1 when a block-severity expectation failed.
+    """
+    from components.registry import open_registry
+
+    started = time.perf_counter()
+    settings = settings or get_settings()
+    dataset = dataset or load_params(settings.workspace / "params.yaml").ingest.dataset
+    policy: Policy = load_policy(policy_path)
+    store = DatasetStore.open(settings.data_dir / dataset)
+    run_name = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    root = validation_root(settings, dataset)
+    report_dir = root / run_name
+    report_dir.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+
+    t = time.perf_counter()
+    tables = extract_features(store, policy.features, policy.vocabulary_codes)
+    features = tables.records
+    timings["features"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    context = open_context(settings.state_dir)
+    outcomes = run_suite(
+        context,
+        dataset=dataset,
+        suite_name="manifest",
+        specs=policy.suite("manifest"),
+        table=store.manifest,
+        policy_version=policy.version,
+        run_name=run_name,
+    )
+    outcomes += run_suite(
+        context,
+        dataset=dataset,
+        suite_name="records",
+        specs=policy.suite("records"),
+        table=features,
+        policy_version=policy.version,
+        id_column="record_id",
+        run_name=run_name,
+    )
+    gx_seconds = time.perf_counter() - t
+
+    with open_registry(registry_url or settings.resolved_registry_url) as registry:
+        decisions = registry.steward_decisions(dataset)
+    reasons = record_reasons(outcomes, features, policy)
+    quarantine = quarantine_table(reasons, store.manifest, decisions)
+    counts = quarantine["status"].value_counts()
+    n_quarantined, n_rejected = int(counts.get("quarantined", 0)), int(counts.get("rejected", 0))
+    stats = dataset_stats(store, features, n_quarantined + n_rejected)
+
+    t = time.perf_counter()
+    outcomes += run_suite(
+        context,
+        dataset=dataset,
+        suite_name="dataset",
+        specs=policy.suite("dataset"),
+        table=pd.DataFrame([stats]),
+        policy_version=policy.version,
+        run_name=run_name,
+    )
+    timings["gx"] = gx_seconds + time.perf_counter() - t
+
+    fingerprint = content_fingerprint(store.manifest)
+    previous = previous_run(root, run_name, fingerprint)
+    result = ValidationResult(
+        dataset=dataset,
+        run_name=run_name,
+        verdict=_verdict(outcomes),
+        policy_version=policy.version,
+        policy_fingerprint=policy.fingerprint,
+        content_fingerprint=fingerprint,
+        n_records=len(store.manifest),
+        n_quarantined=n_quarantined,
+        n_rejected=n_rejected,
+        n_accepted=int(counts.get("accepted", 0)),
+        expectations=outcomes,
+        dataset_stats=stats,
+        report_dir=report_dir,
+        summary_html=report_dir / "summary.html",
+        data_docs_index=data_docs_index(context),
+        result_json=report_dir / "result.json",
+        quarantine_path=report_dir / "quarantine.parquet",
+        features_path=report_dir / "features.parquet",
+        trend=_trend(outcomes, previous) if previous else [],
+        previous_run=previous["run_name"] if previous else None,
+        dataset_version_md5=dataset_version_md5,
+    )
+
+    t = time.perf_counter()
+    features.to_parquet(result.features_path, index=False)
+    tables.leads.to_parquet(report_dir / "lead_features.parquet", index=False)
+    quarantine.to_parquet(result.quarantine_path, index=False)
+    plot_paths = _plots(store, quarantine, root / "plots") if plots else {}
+    timings["plots"] = time.perf_counter() - t
+    t = time.perf_counter()
+    write_summary(result, quarantine, plot_paths)
+    timings["report"] = time.perf_counter() - t
+    if dataset_version_md5:
+        with open_registry(registry_url or settings.resolved_registry_url) as registry:
+            record_validation(result, dataset_version_md5, registry)
+    timings["total"] = time.perf_counter() - started
+    result.timings_s = {k: round(v, 3) for k, v in timings.items()}
+    result.write_json()
+    return result
+
+
+def record_validation(result: ValidationResult, dataset_version_md5: str, registry: Registry) -> int:
+    """Record a validation run against a registered dataset version (the flow versions after validating)."""
+    result.validation_run_id = registry.record_validation_run(
+        dataset_version_md5,
+        policy_version=result.policy_version,
+        verdict=result.verdict,
+        report_uri=result.summary_html.as_uri(),
+        statistics=_registry_statistics(result),
+    )
+    result.dataset_version_md5 = dataset_version_md5
+    result.write_json()
+    return result.validation_run_id
+
+
+def _registry_statistics(result: ValidationResult) -> dict[str, Any]:
+    return {
+        "n_records": result.n_records,
+        "n_quarantined": result.n_quarantined,
+        "n_rejected": result.n_rejected,
+        "n_accepted": result.n_accepted,
+        "failed": {s: [e.id for e in result.failed(s)] for s in ("block", "quarantine", "warn")},
+        "content_fingerprint": result.content_fingerprint,
+        "policy_fingerprint": result.policy_fingerprint,
+        "run_name": result.run_name,
+        **{k: (v.item() if isinstance(v, np.generic) else v) for k, v in result.dataset_stats.items()},
+    }

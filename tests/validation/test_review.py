@@ -1,0 +1,139 @@
+"""Steward review: decisions are recorded with who/when/why, applied on the next validate, and survive
+re-ingest (a record planted into the WFDB drop itself is quarantined, accepted, and stays accepted)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import wfdb
+from typer.testing import CliRunner
+
+from components.config import IngestParams, Settings, get_settings
+from components.io.ingest import ingest
+from components.registry import open_registry
+from components.validation import ReviewError, decide, excluded_records, list_quarantined, validate
+
+
+def _zero_lead_in_drop(drop: Path, rel: str, lead: str) -> None:
+    """Rewrite one WFDB record of the drop with ``lead`` all zero (a disconnected electrode)."""
+    record = wfdb.rdrecord(str(drop / rel))
+    signal = record.p_signal.copy()
+    signal[:, record.sig_name.index(lead)] = 0.0
+    wfdb.wrsamp(
+        Path(rel).name,
+        fs=record.fs,
+        units=record.units,
+        sig_name=record.sig_name,
+        p_signal=signal,
+        fmt=record.fmt,
+        adc_gain=record.adc_gain,
+        baseline=record.baseline,
+        write_dir=str((drop / rel).parent),
+    )
+
+
+@pytest.fixture
+def defective_drop(small_drop: Path, tmp_path: Path) -> tuple[Path, str, str]:
+    """The small drop with V2 zeroed in its 4th record and V5 zeroed in its 6th."""
+    drop = tmp_path / "drop"
+    shutil.copytree(small_drop, drop)
+    rels = pd.read_csv(drop / "ptbxl_database.csv")["filename_lr"]
+    _zero_lead_in_drop(drop, str(rels.iloc[3]), "V2")
+    _zero_lead_in_drop(drop, str(rels.iloc[5]), "V5")
+    return drop, str(rels.iloc[3]), str(rels.iloc[5])
+
+
+def test_decisions_persist_across_reingest_and_revalidation(
+    workspace: Settings, defective_drop: tuple[Path, str, str], ingest_params: IngestParams
+) -> None:
+    drop, rel, other_rel = defective_drop
+    ingest(drop, dataset="demo", settings=workspace, params=ingest_params, progress=False)
+    first = validate("demo", settings=workspace)
+    listed = list_quarantined("demo", settings=workspace)
+    zeroed = listed.loc[listed["source_record"] == rel]
+    assert len(zeroed) == 1 and "no_flat_line (V2)" in zeroed["reasons_text"].iloc[0]
+    assert Path(zeroed["plot"].iloc[0]).is_file()
+    target = str(zeroed["record_id"].iloc[0])
+    other = str(listed.loc[listed["source_record"] == other_rel, "record_id"].iloc[0])
+
+    decide(
+        [target],
+        "accept",
+        "V2 unused by the downstream task",
+        dataset="demo",
+        reviewer="dr.steward",
+        settings=workspace,
+    )
+    decide([other], "reject", "confirmed artefact", dataset="demo", reviewer="dr.steward", settings=workspace)
+    pending = list_quarantined("demo", settings=workspace, status="accepted")
+    assert pending["record_id"].tolist() == [target] and pending["reviewer"].iloc[0] == "dr.steward"
+
+    shutil.rmtree(workspace.data_dir / "demo")
+    ingest(drop, dataset="demo", settings=workspace, params=ingest_params, progress=False)
+    second = validate("demo", settings=workspace)
+    quarantine = pd.read_parquet(second.quarantine_path).set_index("record_id")
+    assert quarantine.at[target, "status"] == "accepted"
+    assert quarantine.at[target, "decision_note"] == "V2 unused by the downstream task"
+    assert quarantine.at[target, "reviewer"] == "dr.steward" and quarantine.at[target, "decided_at"]
+    assert second.n_accepted == 1 and second.n_excluded == first.n_excluded - 1
+    excluded = excluded_records("demo", settings=workspace)
+    assert other in excluded and target not in excluded
+    assert quarantine.at[other, "status"] == "rejected"
+    assert "V2 unused by the downstream task" in second.summary_html.read_text()
+    assert (workspace.data_dir / "demo" / "manifest.parquet").is_file()
+    assert (
+        open_registry(workspace.resolved_registry_url).steward_decisions("demo")[target].decision == "accept"
+    )
+
+
+def test_review_refuses_unknown_records_and_empty_notes(
+    workspace: Settings, defective_drop: tuple[Path, str, str], ingest_params: IngestParams
+) -> None:
+    drop, _, _ = defective_drop
+    ingest(drop, dataset="demo", settings=workspace, params=ingest_params, progress=False)
+    with pytest.raises(ReviewError, match="not been validated"):
+        list_quarantined("demo", settings=workspace)
+    validate("demo", settings=workspace, plots=False)
+    target = list_quarantined("demo", settings=workspace)["record_id"].iloc[0]
+    with pytest.raises(ReviewError, match="note"):
+        decide([target], "accept", "  ", dataset="demo", settings=workspace)
+    with pytest.raises(ReviewError, match="not in the latest quarantine list"):
+        decide(["0000000000000000"], "reject", "typo", dataset="demo", settings=workspace)
+
+
+def test_review_cli(
+    workspace: Settings,
+    defective_drop: tuple[Path, str, str],
+    ingest_params: IngestParams,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from components.cli.validate_cmd import review_app
+
+    drop, rel, _ = defective_drop
+    ingest(drop, dataset="demo", settings=workspace, params=ingest_params, progress=False)
+    validate("demo", settings=workspace, plots=False)
+    monkeypatch.setenv("ECGOPS_WORKSPACE", str(workspace.workspace))
+    monkeypatch.setenv("ECGOPS_REGISTRY_URL", workspace.resolved_registry_url)
+    monkeypatch.setenv("ECGOPS_USER", "cli.steward")
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        listed = runner.invoke(review_app, ["list", "--dataset", "demo", "--json"])
+        assert listed.exit_code == 0, listed.output
+        rows = json.loads(listed.output)
+        target = next(r["record_id"] for r in rows if r["source_record"] == rel)
+        done = runner.invoke(review_app, ["reject", target, "--dataset", "demo", "--note", "lead off"])
+        assert done.exit_code == 0, done.output
+        assert "reject" in done.output and "cli.steward" in done.output
+        missing_note = runner.invoke(review_app, ["accept", target, "--dataset", "demo"])
+        assert missing_note.exit_code != 0
+        rejected = json.loads(
+            runner.invoke(review_app, ["list", "--dataset", "demo", "--status", "rejected", "--json"]).output
+        )
+        assert [r["record_id"] for r in rejected] == [target]
+    finally:
+        get_settings.cache_clear()
