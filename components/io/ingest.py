@@ -29,6 +29,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from components.config import IngestParams, Settings, get_settings, load_params
+from components.io.leads import N_LEADS
 from components.io.prepare import PreparedRecord, RejectedRecord, prepare
 from components.io.sources import RecordRef, iter_drop
 from components.io.store import (
@@ -224,18 +225,16 @@ def _prepared(
 
 def _prepare_chunk(job: tuple[list[RecordRef], int, int, bytes]) -> PreparedChunk:
     refs, target_fs, target_samples, salt = job
-    signals: list[np.ndarray] = []
+    signals = np.zeros((len(refs), N_LEADS, target_samples), dtype=np.float32)
     rows: list[dict[str, Any]] = []
     rejected: list[RejectedRecord] = []
     for ref in refs:
-        result = prepare(ref, target_fs, target_samples)
+        result = prepare(ref, target_fs, target_samples, out=signals[len(rows)])
         if isinstance(result, RejectedRecord):
             rejected.append(result)
             continue
-        signals.append(result.signal)
         rows.append(_manifest_row(result, salt))
-    stacked = np.stack(signals) if signals else np.empty((0, 0, target_samples), dtype=np.float32)
-    return PreparedChunk(stacked, rows, rejected)
+    return PreparedChunk(signals[: len(rows)], rows, rejected)
 
 
 def _chunked(refs: Iterator[RecordRef], size: int) -> Iterator[list[RecordRef]]:

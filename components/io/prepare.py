@@ -52,8 +52,14 @@ class RejectedRecord:
     reason: str
 
 
-def prepare(ref: RecordRef, target_fs: int, target_samples: int) -> PreparedRecord | RejectedRecord:
-    """Read, check and canonicalise one record; never raises for a bad record."""
+def prepare(
+    ref: RecordRef, target_fs: int, target_samples: int, out: np.ndarray | None = None
+) -> PreparedRecord | RejectedRecord:
+    """Read, check and canonicalise one record; never raises for a bad record.
+
+    ``out`` (optional, ``(12, target_samples)`` float32, zero-filled) receives the signal in place, so a
+    caller filling a batch avoids a copy; a rejected record leaves it untouched.
+    """
     if ref.problem is not None or ref.base is None:
         return RejectedRecord(ref, ref.problem or "record has no location")
     try:
@@ -66,7 +72,7 @@ def prepare(ref: RecordRef, target_fs: int, target_samples: int) -> PreparedReco
     content_hash = hash_signal(signal, mask, raw.fs)
     resampled = resample(signal, raw.fs, target_fs)
     n_valid = min(resampled.shape[1], target_samples)
-    fixed = np.zeros((N_LEADS, target_samples), dtype=np.float32)
+    fixed = np.zeros((N_LEADS, target_samples), dtype=np.float32) if out is None else out
     fixed[:, :n_valid] = resampled[:, :n_valid]
     units = sorted(
         {
