@@ -67,8 +67,9 @@ def review_list(
         typer.echo(frame.drop(columns=["reasons"]).to_json(orient="records"))
         return
     table = Table(title=f"{len(frame)} quarantined records")
-    for column in ("record_id", "source_record", "status", "reasons", "decision"):
-        table.add_column(column)
+    table.add_column("record_id", no_wrap=True, min_width=16)  # stewards copy it into accept/reject
+    for column in ("source_record", "status", "reasons", "decision"):
+        table.add_column(column, overflow="fold")
     for row in frame.itertuples(index=False):
         decision = "" if row.status == "quarantined" else f"{row.reviewer}: {row.decision_note}"
         table.add_row(

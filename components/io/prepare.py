@@ -21,11 +21,7 @@ from components.io.wfdb_reader import RecordError, read_record
 
 #: factor from a header's units to mV
 _TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}
-#: resolution of the content hash: 0.1 µV, finer than any ECG ADC, coarse enough to ignore float noise
-_HASH_QUANTUM_MV = 1e-4
 _ALL_LEADS = tuple(range(N_LEADS))
-_HASH_LIMIT = 2**31 - 2
-_HASH_NAN = -(2**31) + 1
 
 
 @dataclass(frozen=True)
@@ -69,8 +65,9 @@ def prepare(
         return RejectedRecord(ref, str(exc))
     if raw.fs <= 0 or signal.shape[1] == 0:
         return RejectedRecord(ref, f"record holds no samples (fs={raw.fs}, length={signal.shape[1]})")
-    content_hash = hash_signal(signal, mask, raw.fs)
-    resampled = resample(signal, raw.fs, target_fs)
+    single = signal.astype(np.float32)
+    content_hash = hash_signal(single, mask, raw.fs)
+    resampled = single if _same_rate(raw.fs, target_fs) else resample(signal, raw.fs, target_fs)
     n_valid = min(resampled.shape[1], target_samples)
     fixed = np.zeros((N_LEADS, target_samples), dtype=np.float32) if out is None else out
     fixed[:, :n_valid] = resampled[:, :n_valid]
@@ -144,26 +141,27 @@ def _lead_plan(
     return tuple(channels), tuple(targets), None if all(f == 1.0 for f in factors) else tuple(factors)
 
 
+def _same_rate(fs: float, target_fs: int) -> bool:
+    return abs(fs - target_fs) < 1e-9
+
+
 def resample(signal: np.ndarray, fs: float, target_fs: int) -> np.ndarray:
     """Polyphase resampling along the last axis (no-op when the rates match)."""
-    if abs(fs - target_fs) < 1e-9:
+    if _same_rate(fs, target_fs):
         return signal
     ratio = Fraction(target_fs / fs).limit_denominator(1000)
     return resample_poly(signal, ratio.numerator, ratio.denominator, axis=-1)
 
 
 def hash_signal(signal: np.ndarray, mask: np.ndarray, fs: float) -> str:
-    """Content hash of a canonical record at its original rate (stable across file formats and gains)."""
-    scaled = np.multiply(signal, 1.0 / _HASH_QUANTUM_MV)
-    np.rint(scaled, out=scaled)
-    if not np.isfinite(scaled).all():
-        scaled = np.nan_to_num(scaled, nan=_HASH_NAN, posinf=_HASH_NAN, neginf=_HASH_NAN)
-    if np.abs(scaled).max(initial=0.0) > _HASH_LIMIT:
-        np.clip(scaled, -_HASH_LIMIT, _HASH_LIMIT, out=scaled)
-    quantised = scaled.astype("<i4")
+    """Content hash of a canonical record at its original rate: SHA-256 of its float32 mV values.
+
+    The same recording therefore hashes the same whatever file format, lead order or lead spelling it
+    arrives in (WFDB 16/212/.mat, ``avr``/``aVR``); rate, length and lead mask are part of the hash.
+    """
     digest = hashlib.sha256()
     digest.update(
         f"fs={fs:.6f};n={signal.shape[-1]};mask={''.join('1' if m else '0' for m in mask)};".encode()
     )
-    digest.update(quantised.tobytes())
+    digest.update(np.ascontiguousarray(signal, dtype="<f4").data)
     return digest.hexdigest()

@@ -267,13 +267,10 @@ def append_jsonl(path: Path, payload: dict[str, Any]) -> None:
 
 
 def remove_orphan_shards(root: Path, manifest: pd.DataFrame) -> list[str]:
-    """Delete shard files no manifest row refers to (left by an ingest that crashed); returns their names."""
+    """Delete shard/part files no manifest row refers to (left by a crashed ingest); returns their names."""
     referenced = set(manifest["shard"].unique()) if len(manifest) else set()
-    orphans = [
-        f"signals/{p.name}"
-        for p in (root / "signals").glob("shard-*.npy")
-        if f"signals/{p.name}" not in referenced
-    ]
+    candidates = [*(root / "signals").glob("shard-*.npy"), *(root / "signals").glob(".part-*.npy")]
+    orphans = [f"signals/{p.name}" for p in candidates if f"signals/{p.name}" not in referenced]
     for name in orphans:
         (root / name).unlink()
     return orphans
