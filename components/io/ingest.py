@@ -144,14 +144,15 @@ class PreparedChunk:
     rejected: list[RejectedRecord]
     part: str | None = None
 
-    def take_signals(self) -> np.ndarray:
-        """The chunk's signals; a part file is read and removed."""
+    def write_to(self, writer: ShardWriter, rows: list[int]) -> list[tuple[str, int]]:
+        """Append the given rows of this chunk to the store's shards (a part file is removed after)."""
         if self.part is None:
             assert self.signals is not None
-            return self.signals
-        signals = np.load(self.part)
-        os.unlink(self.part)
-        return signals
+            return writer.append_batch(self.signals[rows])
+        try:
+            return writer.append_npy(Path(self.part), rows)
+        finally:
+            os.unlink(self.part)
 
 
 def _consume(
@@ -199,8 +200,7 @@ def _consume(
             row.update(split=split, ingest_id=summary.ingest_id, ingested_at=now)
             summary.split_counts[split] = summary.split_counts.get(split, 0) + 1
             keep.append(position)
-        signals = chunk.take_signals()
-        locations = writer.append_batch(signals[keep]) if keep else []
+        locations = chunk.write_to(writer, keep)
         for position, (shard, index) in zip(keep, locations, strict=True):
             chunk.rows[position].update(shard=shard, shard_index=index)
             new_rows.append(chunk.rows[position])
@@ -250,9 +250,22 @@ def _prepared(
         yield from pool.imap(_prepare_chunk, jobs)
 
 
+_chunk_buffer: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _reused_buffer(n_records: int, n_samples: int) -> np.ndarray:
+    """A per-process ``(n, 12, samples)`` buffer reused across chunks: touching fresh pages per chunk cost
+    ~90 µs per record on this VM, a third of the whole preparation."""
+    key = (n_records, n_samples)
+    if key not in _chunk_buffer:
+        _chunk_buffer.clear()
+        _chunk_buffer[key] = np.zeros((n_records, N_LEADS, n_samples), dtype=np.float32)
+    return _chunk_buffer[key]
+
+
 def _prepare_chunk(job: tuple[list[RecordRef], int, int, bytes, str | None]) -> PreparedChunk:
     refs, target_fs, target_samples, salt, part = job
-    signals = np.zeros((len(refs), N_LEADS, target_samples), dtype=np.float32)
+    signals = _reused_buffer(len(refs), target_samples)
     rows: list[dict[str, Any]] = []
     rejected: list[RejectedRecord] = []
     for ref in refs:
@@ -262,7 +275,7 @@ def _prepare_chunk(job: tuple[list[RecordRef], int, int, bytes, str | None]) -> 
             continue
         rows.append(_manifest_row(result, salt))
     if part is None:
-        return PreparedChunk(signals[: len(rows)], rows, rejected)
+        return PreparedChunk(signals[: len(rows)].copy(), rows, rejected)
     np.save(part, signals[: len(rows)])
     return PreparedChunk(None, rows, rejected, part=part)
 

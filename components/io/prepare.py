@@ -53,8 +53,8 @@ def prepare(
 ) -> PreparedRecord | RejectedRecord:
     """Read, check and canonicalise one record; never raises for a bad record.
 
-    ``out`` (optional, ``(12, target_samples)`` float32, zero-filled) receives the signal in place, so a
-    caller filling a batch avoids a copy; a rejected record leaves it untouched.
+    ``out`` (optional, ``(12, target_samples)`` float32) receives the whole signal in place, so a caller
+    filling a reused batch buffer avoids allocations; a rejected record leaves it untouched.
     """
     if ref.problem is not None or ref.base is None:
         return RejectedRecord(ref, ref.problem or "record has no location")
@@ -71,6 +71,7 @@ def prepare(
     n_valid = min(resampled.shape[1], target_samples)
     fixed = np.zeros((N_LEADS, target_samples), dtype=np.float32) if out is None else out
     fixed[:, :n_valid] = resampled[:, :n_valid]
+    fixed[:, n_valid:] = 0.0
     units = sorted(
         {
             u

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -187,16 +188,51 @@ class ShardWriter:
 
     def append_batch(self, signals: np.ndarray) -> list[tuple[str, int]]:
         """Append ``(k, 12, samples)`` records; returns each one's ``(shard name, index in shard)``."""
+        records = np.ascontiguousarray(signals, dtype=SIGNAL_DTYPE)
+        return self._append(len(records), lambda start, count: self._write(records[start : start + count]))
+
+    def append_npy(self, path: Path, rows: list[int]) -> list[tuple[str, int]]:
+        """Append the given rows of a ``(n, 12, samples)`` float32 ``.npy`` file, copied by the kernel.
+
+        Contiguous runs of rows go from file to shard with ``os.copy_file_range``: no user-space buffer,
+        hence no fresh pages to fault in for every chunk.
+        """
+        record_bytes = N_LEADS * self.n_samples * SIGNAL_DTYPE.itemsize
+        locations: list[tuple[str, int]] = []
+        with open(path, "rb") as source:
+            version = np.lib.format.read_magic(source)
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(source) if version == (1, 0) else (
+                np.lib.format.read_array_header_2_0(source))
+            if tuple(shape[1:]) != (N_LEADS, self.n_samples) or fortran or dtype != SIGNAL_DTYPE:
+                raise StoreError(f"{path}: {shape} {dtype} does not fit this store")
+            data_offset = source.tell()
+
+            def copy(first_row: int, count: int) -> None:
+                assert self._file is not None
+                self._file.flush()
+                offset, remaining = data_offset + first_row * record_bytes, count * record_bytes
+                while remaining:
+                    done = os.copy_file_range(source.fileno(), self._file.fileno(), remaining, offset)
+                    offset, remaining = offset + done, remaining - done
+                self._file.seek(0, os.SEEK_END)
+
+            for first, length in _runs(rows):
+                locations += self._append(length, partial(_shifted, copy, first))
+        return locations
+
+    def _write(self, records: np.ndarray) -> None:
+        assert self._file is not None
+        self._file.write(records.tobytes())
+
+    def _append(self, total: int, write: Callable[[int, int], None]) -> list[tuple[str, int]]:
+        """Write ``total`` records in pieces that fit the current shard, opening new shards as needed."""
         locations: list[tuple[str, int]] = []
         start = 0
-        while start < len(signals):
+        while start < total:
             if self._file is None or self._count >= self.max_records:
                 self._open_next()
-            assert self._file is not None
-            take = min(len(signals) - start, self.max_records - self._count)
-            self._file.write(
-                np.ascontiguousarray(signals[start : start + take], dtype=SIGNAL_DTYPE).tobytes()
-            )
+            take = min(total - start, self.max_records - self._count)
+            write(start, take)
             locations.extend((self._name, self._count + i) for i in range(take))
             self._count += take
             start += take
@@ -232,6 +268,21 @@ class ShardWriter:
         self._file.write(_npy_header((0, N_LEADS, self.n_samples)))
         self._count = 0
         self.written.append(self._name)
+
+
+def _shifted(copy: Callable[[int, int], None], first: int, start: int, count: int) -> None:
+    copy(first + start, count)
+
+
+def _runs(rows: list[int]) -> list[tuple[int, int]]:
+    """``[3, 4, 5, 9]`` → ``[(3, 3), (9, 1)]``: contiguous runs as (first, length)."""
+    runs: list[tuple[int, int]] = []
+    for row in rows:
+        if runs and sum(runs[-1]) == row:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((row, 1))
+    return runs
 
 
 def _npy_header(shape: tuple[int, int, int]) -> bytes:

@@ -234,3 +234,19 @@ def test_manifest_follows_the_schema_in_schemas(workspace: Settings, ingest_para
         for row in json.loads(manifest.to_json(orient="records", date_format="iso")):
             jsonschema.validate(row, schema)
         assert manifest["labels"].map(lambda text: isinstance(json.loads(text), dict)).all()
+
+
+def test_pool_path_with_duplicates_and_small_shards(workspace: Settings, tmp_path: Path) -> None:
+    """Workers hand chunks over as part files; kept rows are copied across shard boundaries exactly."""
+    drop = tmp_path / "drop"
+    for name, ecg_id in (("a", "00001"), ("b", "00002"), ("c", "00003"), ("again", "00001"), ("d", "00004")):
+        copy_record(ptbxl_record(ecg_id), drop, name)
+    params = IngestParams(workers=2, chunk_records=2, shard_max_records=3)
+    summary = ingest(drop, dataset="pool", settings=workspace, params=params, progress=False)
+    assert (summary.ingested, summary.duplicates) == (4, 1)
+    store = _store(workspace, "pool")
+    assert store.manifest["shard"].tolist() == ["signals/shard-00000.npy"] * 3 + ["signals/shard-00001.npy"]
+    for position, ecg_id in enumerate(("00001", "00002", "00003", "00004")):
+        reference, _ = wfdb.rdsamp(str(ptbxl_record(ecg_id)))
+        np.testing.assert_allclose(store.read([position])[0], reference.T, atol=1e-6)
+    assert not list((workspace.data_dir / "pool" / "signals").glob(".part-*"))
