@@ -78,7 +78,7 @@ class IngestParams(BaseModel):
     target_fs: int = 100
     target_duration_s: float = 10.0
     shard_max_records: int = 8192
-    chunk_records: int = 256
+    chunk_records: int = 128
     workers: int = 2
     val_buckets: list[int] = [8]
     test_buckets: list[int] = [9]

@@ -49,6 +49,18 @@ def version_task(dataset: str, validation: ValidationResult | None) -> dict[str,
     return data_version.to_dict()
 
 
+@task(name="pretrain")
+def pretrain_task(dataset: str) -> dict[str, Any]:
+    """Signal-language pretraining on the versioned store; the model is registered with this flow run's id."""
+    from prefect.runtime import flow_run
+
+    from components.training.stage import pretrain
+
+    result = pretrain(dataset, settings=get_settings(), flow_run_id=flow_run.get_id())
+    assert result is not None  # single process: this is rank 0
+    return result.to_dict()
+
+
 @flow(name="ingest")
 def ingest_flow(drop: str, dataset: str | None = None) -> dict[str, Any]:
     """Stage flow: a hospital drop in, new records in the canonical store."""
@@ -98,9 +110,23 @@ def version_flow(dataset: str, validation: ValidationResult | None = None) -> di
     return version_task(dataset, validation)
 
 
+@flow(name="pretrain")
+def pretrain_flow(dataset: str) -> dict[str, Any]:
+    """Stage flow: the foundation model, its zero-shot and retrieval figures."""
+    result = pretrain_task(dataset)
+    metrics = result["evaluation"]["metrics"]
+    create_table_artifact(
+        key="pretrain-metrics",
+        table=[{"metric": name, "value": round(float(value), 4)} for name, value in sorted(metrics.items())],
+        description=f"Foundation model {result['model_ref']} on the {result['evaluation']['split']} split",
+    )
+    return result
+
+
 def summary_markdown(outcome: dict[str, Any]) -> str:
     """The run's markdown summary (a Prefect artifact)."""
     ingest, validation, version = outcome["ingest"], outcome["validation"], outcome["version"]
+    pretrain = outcome["pretrain"]
     return (
         "\n".join(
             [
@@ -112,6 +138,9 @@ def summary_markdown(outcome: dict[str, Any]) -> str:
                 f"{validation['n_accepted']} accepted by stewards; "
                 f"[steward summary]({Path(validation['paths']['summary_html']).as_uri()})",
                 f"- dataset version: `{version['md5']}` (DVC remote `{version['remote']}`)",
+                f"- foundation model: `{pretrain['model_ref']}` — zero-shot macro AUROC "
+                f"{pretrain['evaluation']['metrics']['zero_shot_macro_auroc']:.3f}, "
+                f"artifact `{pretrain['model_dir']}`",
             ]
         )
         + "\n"
@@ -120,14 +149,15 @@ def summary_markdown(outcome: dict[str, Any]) -> str:
 
 @flow(name="retrain")
 def retrain(drop: str, dataset: str | None = None) -> dict[str, Any]:
-    """The main job: drop → ingest → validate (a block ends the run) → DVC version.
+    """The main job: drop → ingest → validate (a block ends the run) → DVC version → pretrain.
 
-    Later stages (pretrain, fine-tune, evaluate, package, promote) are added here as they land.
+    Later stages (fine-tune, evaluate, package, promote) are added here as they land.
     """
     ingest = ingest_flow(drop, dataset)
     validation = validate_flow(ingest["dataset"])
     version = version_flow(ingest["dataset"], validation)
-    outcome = {"ingest": ingest, "validation": validation.to_dict(), "version": version}
+    pretrain = pretrain_flow(ingest["dataset"])
+    outcome = {"ingest": ingest, "validation": validation.to_dict(), "version": version, "pretrain": pretrain}
     create_markdown_artifact(
         key="retrain-summary", markdown=summary_markdown(outcome), description="What this retraining run did"
     )

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from components.cli.ingest_cmd import data_app, ingest_command
+from components.cli.pretrain_cmd import pretrain_command
 from components.cli.registry_cmd import registry_app
 from components.cli.run_cmd import run_command
 from components.cli.validate_cmd import review_app, validate_command
@@ -15,6 +16,7 @@ from components.io.sources.generic import ManifestError
 from components.io.store import StoreError
 from components.io.versioning import VersioningError
 from components.registry.errors import RegistryError
+from components.training.errors import PretrainError
 from components.validation import ReviewError
 
 app = typer.Typer(
@@ -28,10 +30,19 @@ app.add_typer(data_app, name="data")
 app.add_typer(registry_app, name="registry")
 app.command("validate")(validate_command)
 app.add_typer(review_app, name="review")
+app.command("pretrain")(pretrain_command)
 app.command("run")(run_command)
 
 #: errors that are the user's to fix: printed as one red line, exit code 2, no traceback
-USER_ERRORS = (StoreError, VersioningError, RegistryError, ManifestError, ReviewError, FileNotFoundError)
+USER_ERRORS = (
+    StoreError,
+    VersioningError,
+    RegistryError,
+    ManifestError,
+    ReviewError,
+    PretrainError,
+    FileNotFoundError,
+)
 
 
 def main() -> None:

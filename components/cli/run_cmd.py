@@ -20,6 +20,8 @@ def prepare_prefect_home(settings: Settings) -> None:
     home = Path(os.environ.setdefault("PREFECT_HOME", str(settings.state_dir / "prefect")))
     home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # a fresh Prefect home migrates its database first; on 2 busy cores that outlasts the default 20 s
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
 def run_command(
@@ -39,6 +41,8 @@ def run_command(
         return
     settings = get_settings()
     ingest, validation, version = result["ingest"], result["validation"], result["version"]
+    pretrain = result["pretrain"]
+    zero_shot = pretrain["evaluation"]["metrics"]["zero_shot_macro_auroc"]
     paths = validation["paths"]
     lines = [
         f"[bold green]retrain finished[/] on {drop}",
@@ -49,8 +53,12 @@ def run_command(
         f"  validation report  {paths['summary_html']}",
         f"  GX Data Docs       {paths['data_docs_index']}",
         f"  dataset version    {version['md5']} (DVC remote {version['remote']})",
+        f"  foundation model   {pretrain['model_ref']}: zero-shot macro AUROC {zero_shot:.3f} "
+        f"on the {pretrain['evaluation']['split']} split",
+        f"  model artifact     {pretrain['model_dir']}",
         f"  registry           {settings.resolved_registry_url}",
-        "  next               ecgops review list · ecgops data versions · ecgops registry audit",
+        "  next               ecgops review list · ecgops registry lineage "
+        f"{pretrain['model_ref']} · ecgops registry audit",
     ]
     for line in lines:
         console.print(line)

@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import multiprocessing
-import os
 import shutil
 import time
 import uuid
@@ -34,15 +33,16 @@ from components.io.leads import N_LEADS
 from components.io.prepare import PreparedRecord, RejectedRecord, prepare
 from components.io.sources import RecordRef, iter_drop
 from components.io.store import (
-    MANIFEST_COLUMNS,
     QUARANTINE_COLUMNS,
     DatasetStore,
     ShardWriter,
     StoreError,
     StoreInfo,
     append_jsonl,
+    append_manifest,
     create_store,
     remove_orphan_shards,
+    write_slot,
     write_table_atomic,
 )
 
@@ -112,15 +112,11 @@ def ingest(
             rows_without_signals=counts.get("rows_without_signals", 0),
             store=str(root),
         )
-        writer = ShardWriter(root, target_samples, params.shard_max_records)
+        writer = ShardWriter(
+            root, target_samples, params.shard_max_records, slot_records=params.chunk_records
+        )
         try:
-            chunks = _prepared(
-                refs,
-                params,
-                target_samples,
-                settings.resolved_patient_salt(),
-                root / "signals" / f".part-{summary.ingest_id}",
-            )
+            chunks = _prepared(refs, params, target_samples, settings.resolved_patient_salt(), writer)
             new_rows, quarantine_rows = _consume(chunks, store, writer, summary, params, drop, progress)
             writer.close()
             _commit(root, store, new_rows, quarantine_rows, summary)
@@ -133,26 +129,16 @@ def ingest(
 
 @dataclass
 class PreparedChunk:
-    """A worker's result for a chunk: accepted signals stacked, their manifest rows, the rejects.
+    """A worker's result for a chunk: the manifest rows of its accepted records and the rejects.
 
-    Pool workers hand the signals over as a part file beside the shards (``part``) instead of through
-    the pool's pipe: pickling ~6 MB per chunk through a pipe cost as much as reading the records.
+    The accepted records' signals are already in the chunk's reserved slot of a shard (``shard``,
+    ``first``), written by the worker itself: nothing large travels back through the pool.
     """
 
-    signals: np.ndarray | None  # (k, 12, samples) float32, when prepared in this process
-    rows: list[dict[str, Any]]  # manifest rows without split/shard/ingest fields, in signal order
+    rows: list[dict[str, Any]]  # manifest rows without split/shard/ingest fields, in slot order
     rejected: list[RejectedRecord]
-    part: str | None = None
-
-    def write_to(self, writer: ShardWriter, rows: list[int]) -> list[tuple[str, int]]:
-        """Append the given rows of this chunk to the store's shards (a part file is removed after)."""
-        if self.part is None:
-            assert self.signals is not None
-            return writer.append_batch(self.signals[rows])
-        try:
-            return writer.append_npy(Path(self.part), rows)
-        finally:
-            os.unlink(self.part)
+    shard: str
+    first: int
 
 
 def _consume(
@@ -200,7 +186,7 @@ def _consume(
             row.update(split=split, ingest_id=summary.ingest_id, ingested_at=now)
             summary.split_counts[split] = summary.split_counts.get(split, 0) + 1
             keep.append(position)
-        locations = chunk.write_to(writer, keep)
+        locations = writer.commit(chunk.shard, chunk.first, keep)
         for position, (shard, index) in zip(keep, locations, strict=True):
             chunk.rows[position].update(shard=shard, shard_index=index)
             new_rows.append(chunk.rows[position])
@@ -218,9 +204,7 @@ def _commit(
 ) -> None:
     """Write manifest and quarantine atomically, then the ingest log; nothing when nothing changed."""
     if new_rows:
-        frame = pd.DataFrame(new_rows, columns=list(MANIFEST_COLUMNS))
-        manifest = frame if len(store) == 0 else pd.concat([store.manifest, frame], ignore_index=True)
-        write_table_atomic(manifest, root / "manifest.parquet")
+        append_manifest(root, new_rows)
     if quarantine_rows:
         frame = pd.DataFrame(quarantine_rows, columns=list(QUARANTINE_COLUMNS))
         quarantine = (
@@ -233,18 +217,16 @@ def _commit(
 
 
 def _prepared(
-    refs: Iterator[RecordRef], params: IngestParams, target_samples: int, salt: bytes, part_prefix: Path
+    refs: Iterator[RecordRef], params: IngestParams, target_samples: int, salt: bytes, writer: ShardWriter
 ) -> Iterator[PreparedChunk]:
     """Prepare chunks of records in a process pool (order preserved, so the store is deterministic)."""
-    chunks = enumerate(_chunked(refs, params.chunk_records))
-    if params.workers <= 1:
-        for _, chunk in chunks:
-            yield _prepare_chunk((chunk, params.target_fs, target_samples, salt, None))
-        return
-    part_prefix.parent.mkdir(parents=True, exist_ok=True)
     jobs = (
-        (chunk, params.target_fs, target_samples, salt, f"{part_prefix}-{i:06d}.npy") for i, chunk in chunks
+        (chunk, params.target_fs, target_samples, salt, *writer.reserve())
+        for chunk in _chunked(refs, params.chunk_records)
     )
+    if params.workers <= 1:
+        yield from map(_prepare_chunk, jobs)
+        return
     context = multiprocessing.get_context("fork")
     with context.Pool(params.workers) as pool:
         yield from pool.imap(_prepare_chunk, jobs)
@@ -254,8 +236,8 @@ _chunk_buffer: dict[tuple[int, int], np.ndarray] = {}
 
 
 def _reused_buffer(n_records: int, n_samples: int) -> np.ndarray:
-    """A per-process ``(n, 12, samples)`` buffer reused across chunks: touching fresh pages per chunk cost
-    ~90 µs per record on this VM, a third of the whole preparation."""
+    """A per-process ``(n, 12, samples)`` buffer reused across chunks: touching fresh pages for every
+    chunk cost ~90 µs per record on this VM, a third of the whole preparation."""
     key = (n_records, n_samples)
     if key not in _chunk_buffer:
         _chunk_buffer.clear()
@@ -263,8 +245,8 @@ def _reused_buffer(n_records: int, n_samples: int) -> np.ndarray:
     return _chunk_buffer[key]
 
 
-def _prepare_chunk(job: tuple[list[RecordRef], int, int, bytes, str | None]) -> PreparedChunk:
-    refs, target_fs, target_samples, salt, part = job
+def _prepare_chunk(job: tuple[list[RecordRef], int, int, bytes, str, int]) -> PreparedChunk:
+    refs, target_fs, target_samples, salt, shard, first = job
     signals = _reused_buffer(len(refs), target_samples)
     rows: list[dict[str, Any]] = []
     rejected: list[RejectedRecord] = []
@@ -274,10 +256,8 @@ def _prepare_chunk(job: tuple[list[RecordRef], int, int, bytes, str | None]) -> 
             rejected.append(result)
             continue
         rows.append(_manifest_row(result, salt))
-    if part is None:
-        return PreparedChunk(signals[: len(rows)].copy(), rows, rejected)
-    np.save(part, signals[: len(rows)])
-    return PreparedChunk(None, rows, rejected, part=part)
+    write_slot(shard, first, signals[: len(rows)])
+    return PreparedChunk(rows, rejected, shard, first)
 
 
 def _chunked(refs: Iterator[RecordRef], size: int) -> Iterator[list[RecordRef]]:

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from components.io.leads import N_LEADS, STANDARD_LEADS
 
@@ -32,6 +34,15 @@ STORE_FORMAT_VERSION = 1
 SIGNAL_DTYPE = np.dtype("<f4")
 _NPY_HEADER_BYTES = 128
 
+_MANIFEST_TYPES: dict[str, pa.DataType] = {
+    "fs_original": pa.float64(),
+    "n_samples_original": pa.int64(),
+    "lead_mask": pa.list_(pa.bool_()),
+    "n_valid_samples": pa.int64(),
+    "age": pa.float64(),
+    "shard_index": pa.int64(),
+    "ingested_at": pa.timestamp("us", tz="UTC"),
+}
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "record_id",
     "content_hash",
@@ -57,6 +68,13 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "ingest_id",
     "ingested_at",
     "annotations",
+)
+#: Arrow types of the manifest columns (``schemas/manifest.schema.json`` says what they mean)
+MANIFEST_SCHEMA = pa.schema(
+    [
+        (name, pa.string()) if name not in _MANIFEST_TYPES else (name, _MANIFEST_TYPES[name])
+        for name in MANIFEST_COLUMNS
+    ]
 )
 QUARANTINE_COLUMNS: tuple[str, ...] = (
     "source_record",
@@ -169,120 +187,126 @@ class DatasetStore:
             yield self.manifest.iloc[rows], self.read(rows), masks[rows]
 
 
-class ShardWriter:
-    """Streams records into ``.npy`` shards without holding them in memory.
+@dataclass
+class _Shard:
+    name: str
+    fd: int
+    reserved: int = 0  # records handed out (appended or reserved for a worker)
+    count: int = 0  # records committed, packed from the start
 
-    The ``.npy`` header is written with a fixed size first and rewritten with the final record count
-    when the shard is closed, so records go straight to disk as they arrive.
+
+class ShardWriter:
+    """Writes records into ``.npy`` shards without holding them in memory.
+
+    Two ways in: :meth:`append_batch` writes records the caller holds; :meth:`reserve` hands a reading
+    worker a slot of ``slot_records`` records in a shard, the worker writes its accepted records there
+    itself (:func:`write_slot`), and :meth:`commit` keeps the ones the parent accepts, packing them
+    down when records were rejected or duplicated. Signals thus travel from worker to disk once.
+    Each shard's ``.npy`` header has a fixed size and is rewritten with the final count on :meth:`close`.
     """
 
-    def __init__(self, root: Path, n_samples: int, max_records: int):
+    def __init__(self, root: Path, n_samples: int, max_records: int, slot_records: int = 1):
         self.root = root
         self.n_samples = n_samples
-        self.max_records = max_records
+        self.slot_records = max(1, slot_records)
+        self.capacity = max(self.slot_records, max_records - max_records % self.slot_records)
+        self.record_bytes = N_LEADS * n_samples * SIGNAL_DTYPE.itemsize
         self.written: list[str] = []
-        self._file: BinaryIO | None = None
-        self._name = ""
-        self._count = 0
+        self._shards: dict[str, _Shard] = {}
+        self._current: _Shard | None = None
+        self._lock = threading.Lock()  # a process pool's feeder thread reserves while the parent commits
         (root / "signals").mkdir(parents=True, exist_ok=True)
 
     def append_batch(self, signals: np.ndarray) -> list[tuple[str, int]]:
         """Append ``(k, 12, samples)`` records; returns each one's ``(shard name, index in shard)``."""
         records = np.ascontiguousarray(signals, dtype=SIGNAL_DTYPE)
-        return self._append(len(records), lambda start, count: self._write(records[start : start + count]))
-
-    def append_npy(self, path: Path, rows: list[int]) -> list[tuple[str, int]]:
-        """Append the given rows of a ``(n, 12, samples)`` float32 ``.npy`` file, copied by the kernel.
-
-        Contiguous runs of rows go from file to shard with ``os.copy_file_range``: no user-space buffer,
-        hence no fresh pages to fault in for every chunk.
-        """
-        record_bytes = N_LEADS * self.n_samples * SIGNAL_DTYPE.itemsize
-        locations: list[tuple[str, int]] = []
-        with open(path, "rb") as source:
-            version = np.lib.format.read_magic(source)
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(source) if version == (1, 0) else (
-                np.lib.format.read_array_header_2_0(source))
-            if tuple(shape[1:]) != (N_LEADS, self.n_samples) or fortran or dtype != SIGNAL_DTYPE:
-                raise StoreError(f"{path}: {shape} {dtype} does not fit this store")
-            data_offset = source.tell()
-
-            def copy(first_row: int, count: int) -> None:
-                assert self._file is not None
-                self._file.flush()
-                offset, remaining = data_offset + first_row * record_bytes, count * record_bytes
-                while remaining:
-                    done = os.copy_file_range(source.fileno(), self._file.fileno(), remaining, offset)
-                    offset, remaining = offset + done, remaining - done
-                self._file.seek(0, os.SEEK_END)
-
-            for first, length in _runs(rows):
-                locations += self._append(length, partial(_shifted, copy, first))
-        return locations
-
-    def _write(self, records: np.ndarray) -> None:
-        assert self._file is not None
-        self._file.write(records.tobytes())
-
-    def _append(self, total: int, write: Callable[[int, int], None]) -> list[tuple[str, int]]:
-        """Write ``total`` records in pieces that fit the current shard, opening new shards as needed."""
         locations: list[tuple[str, int]] = []
         start = 0
-        while start < total:
-            if self._file is None or self._count >= self.max_records:
-                self._open_next()
-            take = min(total - start, self.max_records - self._count)
-            write(start, take)
-            locations.extend((self._name, self._count + i) for i in range(take))
-            self._count += take
+        while start < len(records):
+            shard = self._shard_with_room(1)
+            if shard.count != shard.reserved:
+                raise StoreError("append_batch while worker slots are outstanding")
+            take = min(len(records) - start, self.capacity - shard.count)
+            os.pwrite(shard.fd, records[start : start + take].data, self._offset(shard.count))
+            locations.extend((shard.name, shard.count + i) for i in range(take))
+            shard.count = shard.reserved = shard.count + take
             start += take
         return locations
 
+    def reserve(self) -> tuple[str, int]:
+        """A slot for a worker: ``(shard path, first record index)`` with room for ``slot_records``."""
+        with self._lock:
+            shard = self._shard_with_room(self.slot_records)
+            first = shard.reserved
+            shard.reserved += self.slot_records
+        return str(self.root / shard.name), first
+
+    def commit(self, shard_path: str, first: int, kept: list[int]) -> list[tuple[str, int]]:
+        """Keep the slot's records at positions ``kept`` (in order); returns their final locations.
+
+        Slots must be committed in the order they were reserved.
+        """
+        with self._lock:
+            shard = self._shards[Path(shard_path).relative_to(self.root).as_posix()]
+        locations: list[tuple[str, int]] = []
+        for position in kept:
+            source, target = first + position, shard.count
+            if source != target:
+                data = os.pread(shard.fd, self.record_bytes, self._offset(source))
+                os.pwrite(shard.fd, data, self._offset(target))
+            locations.append((shard.name, target))
+            shard.count += 1
+        return locations
+
     def close(self) -> None:
-        """Finish the current shard (rewrite its header with the final count)."""
-        if self._file is None:
-            return
-        self._file.seek(0)
-        self._file.write(_npy_header((self._count, N_LEADS, self.n_samples)))
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        self._file = None
+        """Finish every shard: cut it to its committed records, rewrite its header, fsync."""
+        for shard in self._shards.values():
+            os.ftruncate(shard.fd, self._offset(shard.count))
+            os.pwrite(shard.fd, _npy_header((shard.count, N_LEADS, self.n_samples)), 0)
+            os.fsync(shard.fd)
+            os.close(shard.fd)
+        for shard in [s for s in self._shards.values() if s.count == 0]:
+            (self.root / shard.name).unlink()
+            self.written.remove(shard.name)
+        self._shards.clear()
+        self._current = None
 
     def discard(self) -> None:
         """Remove every shard this writer created (used when an ingest fails)."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        for shard in self._shards.values():
+            os.close(shard.fd)
+        self._shards.clear()
+        self._current = None
         for name in self.written:
             (self.root / name).unlink(missing_ok=True)
 
-    def _open_next(self) -> None:
-        self.close()
-        existing = {p.name for p in (self.root / "signals").glob("shard-*.npy")}
-        number = 0
-        while f"shard-{number:05d}.npy" in existing:
-            number += 1
-        self._name = f"signals/shard-{number:05d}.npy"
-        self._file = open(self.root / self._name, "wb")  # noqa: SIM115 - closed in close()/discard()
-        self._file.write(_npy_header((0, N_LEADS, self.n_samples)))
-        self._count = 0
-        self.written.append(self._name)
+    def _offset(self, record: int) -> int:
+        return _NPY_HEADER_BYTES + record * self.record_bytes
+
+    def _shard_with_room(self, records: int) -> _Shard:
+        if self._current is None or self._current.reserved + records > self.capacity:
+            existing = {p.name for p in (self.root / "signals").glob("shard-*.npy")}
+            number = 0
+            while f"shard-{number:05d}.npy" in existing:
+                number += 1
+            name = f"signals/shard-{number:05d}.npy"
+            fd = os.open(self.root / name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            os.pwrite(fd, _npy_header((0, N_LEADS, self.n_samples)), 0)
+            self._current = self._shards[name] = _Shard(name, fd)
+            self.written.append(name)
+        return self._current
 
 
-def _shifted(copy: Callable[[int, int], None], first: int, start: int, count: int) -> None:
-    copy(first + start, count)
-
-
-def _runs(rows: list[int]) -> list[tuple[int, int]]:
-    """``[3, 4, 5, 9]`` → ``[(3, 3), (9, 1)]``: contiguous runs as (first, length)."""
-    runs: list[tuple[int, int]] = []
-    for row in rows:
-        if runs and sum(runs[-1]) == row:
-            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
-        else:
-            runs.append((row, 1))
-    return runs
+def write_slot(shard_path: str, first: int, signals: np.ndarray) -> None:
+    """A worker writes its ``(k, 12, samples)`` float32 records into its reserved slot of a shard."""
+    if len(signals) == 0:
+        return
+    records = np.ascontiguousarray(signals, dtype=SIGNAL_DTYPE)
+    fd = os.open(shard_path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, records.data, _NPY_HEADER_BYTES + first * records[0].nbytes)
+    finally:
+        os.close(fd)
 
 
 def _npy_header(shape: tuple[int, int, int]) -> bytes:
@@ -304,6 +328,16 @@ def create_store(root: Path, info: StoreInfo) -> None:
     (root / "store.json").write_text(json.dumps(payload, indent=2) + "\n")
 
 
+def append_manifest(root: Path, rows: list[dict[str, Any]]) -> None:
+    """Append rows to ``manifest.parquet`` (Arrow end to end: building a pandas frame of strings was slow)."""
+    path = root / "manifest.parquet"
+    new = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
+    table = pa.concat_tables([pq.read_table(path).cast(MANIFEST_SCHEMA), new]) if path.is_file() else new
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
+
+
 def write_table_atomic(frame: pd.DataFrame, path: Path) -> None:
     """Write a Parquet table via a temporary file and rename, so readers never see half a file."""
     tmp = path.with_suffix(".parquet.tmp")
@@ -318,10 +352,13 @@ def append_jsonl(path: Path, payload: dict[str, Any]) -> None:
 
 
 def remove_orphan_shards(root: Path, manifest: pd.DataFrame) -> list[str]:
-    """Delete shard/part files no manifest row refers to (left by a crashed ingest); returns their names."""
+    """Delete shard files no manifest row refers to (left by a crashed ingest); returns their names."""
     referenced = set(manifest["shard"].unique()) if len(manifest) else set()
-    candidates = [*(root / "signals").glob("shard-*.npy"), *(root / "signals").glob(".part-*.npy")]
-    orphans = [f"signals/{p.name}" for p in candidates if f"signals/{p.name}" not in referenced]
+    orphans = [
+        f"signals/{p.name}"
+        for p in (root / "signals").glob("shard-*.npy")
+        if f"signals/{p.name}" not in referenced
+    ]
     for name in orphans:
         (root / name).unlink()
     return orphans

@@ -98,7 +98,7 @@ def parse_header(text: str) -> Header:
     return Header(name, n_sig, fs, sig_len, signals, tuple(comments))
 
 
-def read_header(path: Path) -> Header:
+def read_header(path: Path | str) -> Header:
     """Read and parse a ``.hea`` file."""
     with open(path, "rb") as handle:
         data = handle.read()

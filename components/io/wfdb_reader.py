@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -54,16 +55,16 @@ class RawRecord:
 
 def read_record(base: Path) -> RawRecord:
     """Read the record whose header is ``base.hea``; raises :class:`RecordError` for broken records."""
-    hea = Path(f"{base}.hea")
+    hea = f"{base}.hea"
     try:
         header = read_header(hea)
     except FileNotFoundError as exc:
-        raise RecordError(f"header file missing: {hea.name}") from exc
+        raise RecordError(f"header file missing: {os.path.basename(hea)}") from exc
     except HeaderError as exc:
         try:
             return _read_with_wfdb(base)
         except RecordError as fallback:
-            raise RecordError(f"unparsable header {hea.name}: {exc} (wfdb: {fallback})") from exc
+            raise RecordError(f"unparsable header {os.path.basename(hea)}: {exc} (wfdb: {fallback})") from exc
     unknown = sorted({s.fmt for s in header.signals} - WFDB_FORMATS)
     if unknown:
         raise RecordError(f"unknown storage format {', '.join(unknown)} (WFDB defines {_format_list()})")
@@ -182,14 +183,20 @@ def _decode(raw: bytes, fmt: str, n_values: int) -> np.ndarray:
 def _to_physical(digital: np.ndarray, signals: list[SignalSpec]) -> np.ndarray:
     """``(digital - baseline) / gain`` in float64, WFDB's invalid-sample value → NaN (as wfdb does)."""
     invalid = digital == _INVALID_SAMPLE[signals[0].fmt]
-    baseline = np.array([s.baseline for s in signals], dtype=np.float64)
-    gain = np.array([s.adc_gain for s in signals], dtype=np.float64)
+    baseline, gain = _calibration(tuple((s.baseline, s.adc_gain) for s in signals))
     physical = digital.astype(np.float64)
     np.subtract(physical, baseline, out=physical)
     np.divide(physical, gain, out=physical)
     if invalid.any():
         physical[invalid] = np.nan
     return physical
+
+
+@cache
+def _calibration(pairs: tuple[tuple[int, float], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Baselines and gains as arrays (cached: records of one site share their calibration)."""
+    baselines, gains = zip(*pairs, strict=True)
+    return np.array(baselines, dtype=np.float64), np.array(gains, dtype=np.float64)
 
 
 def _read_with_wfdb(base: Path) -> RawRecord:

@@ -237,16 +237,53 @@ def test_manifest_follows_the_schema_in_schemas(workspace: Settings, ingest_para
 
 
 def test_pool_path_with_duplicates_and_small_shards(workspace: Settings, tmp_path: Path) -> None:
-    """Workers hand chunks over as part files; kept rows are copied across shard boundaries exactly."""
+    """Workers write chunks into reserved shard slots; the parent packs kept rows down past duplicates."""
     drop = tmp_path / "drop"
-    for name, ecg_id in (("a", "00001"), ("b", "00002"), ("c", "00003"), ("again", "00001"), ("d", "00004")):
+    for name, ecg_id in (
+        ("a", "00001"),
+        ("a_again", "00001"),
+        ("b", "00002"),
+        ("c", "00003"),
+        ("d", "00004"),
+    ):
         copy_record(ptbxl_record(ecg_id), drop, name)
-    params = IngestParams(workers=2, chunk_records=2, shard_max_records=3)
+    params = IngestParams(workers=2, chunk_records=2, shard_max_records=3)  # 2-record slots, 2 per shard
     summary = ingest(drop, dataset="pool", settings=workspace, params=params, progress=False)
     assert (summary.ingested, summary.duplicates) == (4, 1)
     store = _store(workspace, "pool")
-    assert store.manifest["shard"].tolist() == ["signals/shard-00000.npy"] * 3 + ["signals/shard-00001.npy"]
+    # chunks [a, a_again] [b, c] [d]: the duplicate leaves the first slot half full
+    assert store.manifest["shard"].tolist() == [
+        "signals/shard-00000.npy",
+        "signals/shard-00001.npy",
+        "signals/shard-00001.npy",
+        "signals/shard-00002.npy",
+    ]
+    assert [len(store.shard(f"signals/shard-0000{i}.npy")) for i in range(3)] == [1, 2, 1]
     for position, ecg_id in enumerate(("00001", "00002", "00003", "00004")):
         reference, _ = wfdb.rdsamp(str(ptbxl_record(ecg_id)))
         np.testing.assert_allclose(store.read([position])[0], reference.T, atol=1e-6)
-    assert not list((workspace.data_dir / "pool" / "signals").glob(".part-*"))
+
+
+def test_rejects_and_duplicates_inside_a_chunk_are_packed(workspace: Settings, tmp_path: Path) -> None:
+    """A slot with a broken record and a duplicate in the middle: kept records move down, in order."""
+    drop = tmp_path / "drop"
+    copy_record(ptbxl_record("00001"), drop, "a")
+    broken = copy_record(ptbxl_record("00002"), drop, "b_broken")
+    broken.with_suffix(".dat").write_bytes(broken.with_suffix(".dat").read_bytes()[:100])
+    copy_record(ptbxl_record("00001"), drop, "c_again")
+    copy_record(ptbxl_record("00003"), drop, "d")
+    copy_record(ptbxl_record("00004"), drop, "e")
+    summary = ingest(
+        drop,
+        dataset="packed",
+        settings=workspace,
+        params=IngestParams(workers=1, chunk_records=8),
+        progress=False,
+    )
+    assert (summary.ingested, summary.duplicates, summary.quarantined) == (3, 1, 1)
+    store = _store(workspace, "packed")
+    assert store.manifest["shard_index"].tolist() == [0, 1, 2]
+    assert len(store.shard("signals/shard-00000.npy")) == 3
+    for position, ecg_id in enumerate(("00001", "00003", "00004")):
+        reference, _ = wfdb.rdsamp(str(ptbxl_record(ecg_id)))
+        np.testing.assert_allclose(store.read([position])[0], reference.T, atol=1e-6)

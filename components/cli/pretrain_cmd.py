@@ -1,0 +1,75 @@
+"""``ecgops pretrain``: the CLI face of :func:`components.training.pretrain`.
+
+Register with ``app.command("pretrain")(pretrain_command)``. ``python -m components.cli.pretrain_cmd``
+runs the command alone (Lightning's DDP launcher re-runs exactly this command in each extra process).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=True, soft_wrap=True)
+
+
+def pretrain_command(
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset under data/ (default: params.yaml pretrain/ingest.dataset).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the last run from its checkpoint.")
+    ] = False,
+    max_epochs: Annotated[int | None, typer.Option(help="Override pretrain.max_epochs.")] = None,
+    devices: Annotated[str, typer.Option(help="Devices per node: a count or 'auto'.")] = "1",
+    strategy: Annotated[str, typer.Option(help="Lightning strategy: auto, ddp, ddp_spawn, ...")] = "auto",
+    accelerator: Annotated[str, typer.Option(help="auto, cpu, gpu, ...")] = "auto",
+    register: Annotated[bool, typer.Option(help="Record the run and the model in the registry.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Pretrain the ECG–report foundation model, publish it (safetensors + JSON) and register it."""
+    from components.training.stage import pretrain
+
+    result = pretrain(
+        dataset,
+        resume=resume,
+        max_epochs=max_epochs,
+        devices=int(devices) if devices.isdigit() else devices,
+        strategy=strategy,
+        accelerator=accelerator,
+        register=register,
+        progress=not as_json,
+    )
+    if result is None:
+        return
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
+        return
+    table = Table(title=f"pretrain on {result.dataset}", show_header=False)
+    table.add_row("model", result.model_ref or "(not registered)")
+    table.add_row("artifact", str(result.model_dir))
+    table.add_row("dataset version", result.dataset_version or "(not versioned)")
+    table.add_row("epochs / steps", f"{result.epochs} / {result.steps}")
+    if result.resumed_from_epoch is not None:
+        table.add_row("resumed after epoch", str(result.resumed_from_epoch))
+    table.add_row("train records", str(result.train_records))
+    evaluation = result.evaluation
+    metrics = evaluation["metrics"]
+    table.add_row(
+        f"zero-shot macro AUROC ({evaluation['split']}, prompts: {evaluation['language']})",
+        f"{metrics['zero_shot_macro_auroc']:.3f}",
+    )
+    for k in (1, 5, 10):
+        table.add_row(
+            f"ECG→report recall@{k}",
+            f"{metrics[f'retrieval_recall@{k}']:.3f} (chance {metrics[f'retrieval_chance@{k}']:.3f})",
+        )
+    table.add_row("time", f"{result.elapsed_s:.1f} s")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    typer.run(pretrain_command)

@@ -1,0 +1,37 @@
+"""The default report encoder: a small transformer trained from scratch on the tokenizer's ids."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from components.models.config import TextEncoderConfig
+
+
+class ScratchTextEncoder(nn.Module):
+    """``(b, n_tokens)`` ids (0 = padding) → ``(b, width)``: mean of the non-padding outputs."""
+
+    def __init__(self, cfg: TextEncoderConfig, vocab_size: int, pad_id: int = 0):
+        super().__init__()
+        self.pad_id = pad_id
+        self.token = nn.Embedding(vocab_size, cfg.width, padding_idx=pad_id)
+        self.position = nn.Parameter(torch.randn(1, cfg.max_tokens, cfg.width) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            cfg.width,
+            cfg.heads,
+            4 * cfg.width,
+            cfg.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(layer, cfg.depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(cfg.width)
+        self.output_dim = cfg.width
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        keep = tokens != self.pad_id
+        x = self.token(tokens) + self.position[:, : tokens.shape[1]]
+        x = self.norm(self.encoder(x, src_key_padding_mask=~keep))
+        weights = keep.unsqueeze(-1).to(x.dtype)
+        return (x * weights).sum(1) / weights.sum(1).clamp_min(1.0)

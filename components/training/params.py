@@ -1,0 +1,93 @@
+"""The ``pretrain:`` section of params.yaml, validated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from components.config import Params
+from components.models.config import EcgEncoderConfig, TextEncoderConfig
+
+
+class TextParams(TextEncoderConfig):
+    """Report encoder (see :class:`TextEncoderConfig`) plus where extra training text comes from."""
+
+    extra_reports_csv: Path | None = Field(
+        default=None,
+        description="PTB-XL ptbxl_database.csv: reports of training-fold patients for the tokenizer",
+    )
+    extra_train_folds: list[int] = Field(default_factory=lambda: list(range(1, 9)))
+
+    def architecture(self) -> TextEncoderConfig:
+        return TextEncoderConfig.model_validate(
+            self.model_dump(exclude={"extra_reports_csv", "extra_train_folds"})
+        )
+
+
+class AugmentParams(BaseModel):
+    """ECG augmentations applied on the fly to training batches."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    crop_fraction: float = Field(
+        default=0.8, gt=0.0, le=1.0, description="random crop length / record length"
+    )
+    scale: float = Field(default=0.2, ge=0.0, lt=1.0, description="amplitude scaling in [1-s, 1+s]")
+    wander_mv: float = Field(default=0.1, ge=0.0, description="baseline wander amplitude (mV)")
+    noise_mv: float = Field(default=0.02, ge=0.0, description="Gaussian noise standard deviation (mV)")
+    time_mask_fraction: float = Field(default=0.1, ge=0.0, lt=1.0, description="fraction of time zeroed")
+    lead_dropout: float = Field(
+        default=0.3, ge=0.0, le=1.0, description="probability of dropping leads in a record"
+    )
+    single_lead: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="probability of keeping one lead only"
+    )
+
+
+class ObjectiveParams(BaseModel):
+    """Loss weights: CLIP always; the others are optional (0 disables)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    clip: float = Field(default=1.0, gt=0.0)
+    ecg_ecg: float = Field(
+        default=0.0, ge=0.0, description="uni-modal contrastive between two augmented views"
+    )
+    ecg_ecg_temperature: float = Field(default=0.1, gt=0.0)
+    masked_reconstruction: float = Field(default=0.0, ge=0.0, description="masked signal reconstruction")
+    mask_ratio: float = Field(default=0.3, gt=0.0, lt=1.0, description="share of time patches masked for MSM")
+    init_temperature: float = Field(default=0.07, gt=0.0)
+
+
+class PretrainParams(BaseModel):
+    """``pretrain:`` in params.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str | None = Field(default=None, description="data/<dataset>; default: ingest.dataset")
+    model_name: str = "ecg-fm"
+    seed: int = 0
+    embed_dim: int = Field(default=128, ge=8)
+    ecg: EcgEncoderConfig = EcgEncoderConfig()
+    text: TextParams = TextParams()
+    augment: AugmentParams = AugmentParams()
+    objectives: ObjectiveParams = ObjectiveParams()
+    in_distribution_batches: bool = Field(default=False, description="CAPE: every batch from one site/source")
+    batch_size: int = Field(default=32, ge=2)
+    max_epochs: int = Field(default=5, ge=1)
+    lr: float = Field(default=1e-3, gt=0.0)
+    weight_decay: float = Field(default=0.01, ge=0.0)
+    warmup_steps: int = Field(default=20, ge=0)
+    num_workers: int = Field(default=0, ge=0)
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
+    prompt_language: str = Field(default="auto", description="zero-shot prompt language: auto, de, en, ...")
+    limit_train_records: int | None = Field(
+        default=None, ge=2, description="use only the first N training records"
+    )
+
+
+def pretrain_params(params: Params) -> PretrainParams:
+    """The validated ``pretrain:`` section (defaults when absent)."""
+    return PretrainParams.model_validate((params.model_extra or {}).get("pretrain") or {})

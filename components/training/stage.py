@@ -1,0 +1,357 @@
+"""The pretrain stage: store → tokenizer → Lightning fit → safetensors model → evaluation → registry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from components.config import Settings, get_settings, load_params
+from components.io.store import DatasetStore
+from components.io.versioning import current_version
+from components.models.checkpoint import save_foundation
+from components.models.config import FoundationConfig
+from components.models.tokenizer import ReportTokenizer
+from components.training.data import PretrainDataModule
+from components.training.errors import PretrainError
+from components.training.evaluate import evaluate
+from components.training.module import PretrainModule
+from components.training.params import PretrainParams, pretrain_params
+from components.training.reports import record_reports, training_patient_reports
+
+RUN_FILE, TOKENIZER_FILE, LAST_CKPT = "run.json", "tokenizer.json", "checkpoints/last.ckpt"
+
+
+@dataclass
+class PretrainResult:
+    """What a pretraining run produced."""
+
+    dataset: str
+    dataset_version: str | None
+    model_ref: str | None
+    model_dir: Path
+    run_dir: Path
+    registry_run_id: int | None
+    epochs: int
+    steps: int
+    train_records: int
+    resumed_from_epoch: int | None
+    elapsed_s: float
+    evaluation: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return data | {"model_dir": str(self.model_dir), "run_dir": str(self.run_dir)}
+
+
+def is_launched_worker() -> bool:
+    """True in the processes Lightning's DDP launcher starts besides the first (they re-run the command)."""
+    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+
+
+def run_dir_for(settings: Settings, dataset: str) -> Path:
+    """Where the (resumable) pretraining run of ``dataset`` keeps its checkpoints, logs and tokenizer."""
+    return settings.state_dir / "pretrain" / dataset
+
+
+def build_tokenizer(store: DatasetStore, params: PretrainParams) -> ReportTokenizer:
+    """Learn the report tokenizer from training-split reports (plus training-patient text, if configured)."""
+    manifest = store.manifest
+    texts = record_reports(manifest[manifest["split"] == "train"])
+    if params.text.extra_reports_csv is not None:
+        texts += training_patient_reports(params.text.extra_reports_csv, params.text.extra_train_folds)
+    texts = [t for t in texts if t]
+    if not texts:
+        raise PretrainError(f"{store.root}: no training reports (and no labels to compose them from)")
+    return ReportTokenizer.train(texts, params.text.vocab_size, params.text.max_tokens)
+
+
+def foundation_config(
+    store: DatasetStore, params: PretrainParams, tokenizer: ReportTokenizer
+) -> FoundationConfig:
+    text = params.text.architecture().model_copy(update={"vocab_size": tokenizer.vocab_size})
+    return FoundationConfig(
+        fs=store.info.fs,
+        n_samples=store.info.n_samples,
+        embed_dim=params.embed_dim,
+        ecg=params.ecg,
+        text=text,
+        init_temperature=params.objectives.init_temperature,
+        ecg_projection=params.objectives.ecg_ecg > 0,
+        reconstruction=params.objectives.masked_reconstruction > 0,
+    )
+
+
+def _precision(params: PretrainParams) -> str:
+    if params.precision != "auto":
+        return params.precision if params.precision != "32" else "32-true"
+    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+
+
+def build_trainer(
+    params: PretrainParams,
+    run_dir: Path,
+    *,
+    devices: int | str = 1,
+    strategy: str = "auto",
+    accelerator: str = "auto",
+    progress: bool = False,
+    **overrides: Any,
+) -> L.Trainer:
+    """The pretraining Trainer: epoch checkpoints for resume, CSV logs, our own per-epoch batch sampler."""
+    options: dict[str, Any] = {
+        "max_epochs": params.max_epochs,
+        "accelerator": accelerator,
+        "devices": devices,
+        "strategy": strategy,
+        "precision": _precision(params),
+        "deterministic": "warn",
+        "logger": CSVLogger(run_dir, name="logs", flush_logs_every_n_steps=1),  # a version_N per attempt
+        "callbacks": [ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, every_n_epochs=1)],
+        "use_distributed_sampler": False,
+        "reload_dataloaders_every_n_epochs": 1,
+        "num_sanity_val_steps": 0,
+        "log_every_n_steps": 10,
+        "enable_progress_bar": progress,
+        "enable_model_summary": progress,
+        "default_root_dir": run_dir,
+    }
+    return L.Trainer(**(options | overrides))
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _dataset_version(settings: Settings, registry: Any) -> str | None:
+    """The workspace's DVC dataset version, if the registry knows it."""
+    from components.registry import NotFoundError
+
+    md5 = current_version(settings)
+    if md5 is None:
+        return None
+    try:
+        return str(registry.find_dataset_version(md5).dvc_md5)
+    except NotFoundError:
+        return None
+
+
+def _start(
+    run_dir: Path,
+    store: DatasetStore,
+    params: PretrainParams,
+    settings: Settings,
+    register: bool,
+    flow_run_id: str | None,
+) -> dict[str, Any]:
+    """Fresh run: clear the run directory, learn the tokenizer, open the registry run; returns run.json."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    tokenizer = build_tokenizer(store, params)
+    (run_dir / TOKENIZER_FILE).write_text(tokenizer.to_json())
+    state: dict[str, Any] = {
+        "dataset": store.root.name,
+        "params": params.model_dump(mode="json"),
+        "manifest_sha256": _file_sha256(store.root / "manifest.parquet"),
+        "registry_run_id": None,
+        "dataset_version": None,
+    }
+    if register:
+        from components.registry import open_registry
+
+        registry = open_registry(settings.resolved_registry_url)
+        state["dataset_version"] = _dataset_version(settings, registry)
+        state["registry_run_id"] = registry.start_run(
+            "pretrain",
+            parameters={k: state[k] for k in ("dataset", "dataset_version", "manifest_sha256", "params")},
+            prefect_flow_run_id=flow_run_id,
+        )
+    (run_dir / RUN_FILE).write_text(json.dumps(state, indent=2))
+    return state
+
+
+def pretrain(
+    dataset: str | None = None,
+    *,
+    settings: Settings | None = None,
+    params: PretrainParams | None = None,
+    resume: bool = False,
+    max_epochs: int | None = None,
+    devices: int | str = 1,
+    strategy: str = "auto",
+    accelerator: str = "auto",
+    register: bool = True,
+    progress: bool = False,
+    flow_run_id: str | None = None,
+) -> PretrainResult | None:
+    """Pretrain the signal-language foundation model on ``data/<dataset>``, publish and register it.
+
+    ``resume=True`` continues the dataset's last run from its last epoch checkpoint, with the run's own
+    parameters (``max_epochs`` may extend it). Under DDP the processes Lightning launches besides the
+    first train and return None; the first one exports, evaluates, registers and returns the result.
+    ``flow_run_id`` (a Prefect flow run) is recorded on the registry run.
+    """
+    started = time.perf_counter()
+    settings = settings or get_settings()
+    params = params or pretrain_params(load_params(settings.workspace / "params.yaml"))
+    dataset = dataset or params.dataset or load_params(settings.workspace / "params.yaml").ingest.dataset
+    store = DatasetStore.open(settings.data_dir / dataset)
+    run_dir = run_dir_for(settings, dataset)
+    worker = is_launched_worker()
+
+    resumed_from: int | None = None
+    if resume or worker:
+        if not (run_dir / RUN_FILE).is_file():
+            raise PretrainError(f"no pretraining run of {dataset!r} to resume in {run_dir}")
+        state = json.loads((run_dir / RUN_FILE).read_text())
+        params = PretrainParams.model_validate(state["params"])
+        if resume and not (run_dir / LAST_CKPT).is_file():
+            raise PretrainError(f"{run_dir}: the run has no checkpoint yet; start it again without --resume")
+        if resume:
+            resumed_from = int(
+                torch.load(run_dir / LAST_CKPT, map_location="cpu", weights_only=False)["epoch"]
+            )
+    else:
+        state = _start(run_dir, store, params, settings, register, flow_run_id)
+    if max_epochs is not None:
+        params = params.model_copy(update={"max_epochs": max_epochs})
+
+    L.seed_everything(params.seed, workers=True, verbose=False)
+    tokenizer = ReportTokenizer.from_json((run_dir / TOKENIZER_FILE).read_text(), params.text.max_tokens)
+    config = foundation_config(store, params, tokenizer)
+    data = PretrainDataModule(
+        store.root,
+        tokenizer,
+        batch_size=params.batch_size,
+        seed=params.seed,
+        num_workers=params.num_workers,
+        in_distribution_batches=params.in_distribution_batches,
+        limit_train_records=params.limit_train_records,
+        excluded=validation_exclusions(settings, dataset),
+    )
+    module = PretrainModule(config.model_dump(mode="json"), params.model_dump(mode="json"))
+    trainer = build_trainer(
+        params, run_dir, devices=devices, strategy=strategy, accelerator=accelerator, progress=progress
+    )
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=str(run_dir / LAST_CKPT) if resume else None)
+        if trainer.interrupted:
+            raise PretrainError(f"pretraining was interrupted; continue it with --resume ({run_dir})")
+        if not trainer.is_global_zero:
+            return None
+        return _publish(
+            module, tokenizer, store, state, settings, run_dir, trainer, data, resumed_from, register, started
+        )
+    except BaseException as exc:
+        if register and not worker and state["registry_run_id"] is not None:
+            _mark_failed(settings, int(state["registry_run_id"]), exc)
+        raise
+
+
+def validation_exclusions(settings: Settings, dataset: str) -> frozenset[str]:
+    """Records the latest validation of ``dataset`` keeps out of training (none if never validated)."""
+    from components.validation import ReviewError, excluded_records
+
+    try:
+        return frozenset(excluded_records(dataset, settings=settings))
+    except ReviewError:
+        return frozenset()
+
+
+def _mark_failed(settings: Settings, run_id: int, exc: BaseException) -> None:
+    """Record the error on the registry run (a later --resume opens a new run that names this one)."""
+    from components.registry import open_registry
+
+    registry = open_registry(settings.resolved_registry_url)
+    if registry.get_run(run_id).status == "running":
+        registry.finish_run(run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def _publish(
+    module: PretrainModule,
+    tokenizer: ReportTokenizer,
+    store: DatasetStore,
+    state: dict[str, Any],
+    settings: Settings,
+    run_dir: Path,
+    trainer: L.Trainer,
+    data: PretrainDataModule,
+    resumed_from: int | None,
+    register: bool,
+    started: float,
+) -> PretrainResult:
+    """Export safetensors + JSON, evaluate on the test split, register model and metrics (rank 0 only)."""
+    params = module.params
+    model = module.model.to(torch.float32).cpu().eval()
+    run_id = state["registry_run_id"]
+    tag = f"run-{run_id}" if run_id is not None else time.strftime("%Y%m%dT%H%M%S")
+    model_dir = Path(settings.resolved_artifact_store) / "models" / params.model_name / tag
+    shutil.rmtree(model_dir, ignore_errors=True)
+    meta = {k: state[k] for k in ("dataset", "dataset_version", "manifest_sha256", "registry_run_id")}
+    save_foundation(model, tokenizer, model_dir, extra=meta | {"epochs": trainer.current_epoch})
+    evaluation = evaluate(model, tokenizer, store, split="test", language=params.prompt_language)
+    model_ref = None
+    if register and run_id is not None:
+        model_ref = _register(settings, params, state, model_dir, evaluation.metrics(), evaluation.n_records)
+    return PretrainResult(
+        dataset=store.root.name,
+        dataset_version=state["dataset_version"],
+        model_ref=model_ref,
+        model_dir=model_dir,
+        run_dir=run_dir,
+        registry_run_id=run_id,
+        epochs=trainer.current_epoch,
+        steps=trainer.global_step,
+        train_records=len(data.splits["train"]),
+        resumed_from_epoch=resumed_from,
+        elapsed_s=round(time.perf_counter() - started, 2),
+        evaluation=evaluation.to_dict(),
+    )
+
+
+def _register(
+    settings: Settings,
+    params: PretrainParams,
+    state: dict[str, Any],
+    model_dir: Path,
+    metrics: dict[str, float],
+    n_test: int,
+) -> str:
+    """Model row (artifact, sha256, dataset version, run) + test metrics; finishes the registry run."""
+    import math
+
+    from components.registry import MetricInfo, open_registry
+
+    registry = open_registry(settings.resolved_registry_url)
+    run_id = int(state["registry_run_id"])
+    if registry.get_run(run_id).status != "running":
+        run_id = registry.start_run("pretrain", parameters={"resumes_run": run_id, **state["params"]})
+    validation = (
+        registry.latest_validation_run(state["dataset_version"]) if state["dataset_version"] else None
+    )
+    with registry.atomic():
+        info = registry.register_model(
+            params.model_name,
+            kind="foundation",
+            artifact_uri=str(model_dir),
+            dataset_version_md5=state["dataset_version"],
+            validation_run_id=validation.id if validation else None,
+            run_id=run_id,
+        )
+        registry.record_metrics(
+            info,
+            [MetricInfo("test", "all", k, v, n=n_test) for k, v in metrics.items() if math.isfinite(v)],
+            run_id=run_id,
+        )
+    registry.finish_run(run_id)
+    return f"{info.name}@{info.version}"

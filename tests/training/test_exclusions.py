@@ -1,0 +1,21 @@
+"""What validation keeps out of training stays out of pretraining."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from components.io.store import DatasetStore
+from components.training.data import PretrainDataModule
+from components.training.params import PretrainParams
+from components.training.stage import build_tokenizer
+
+
+def test_excluded_records_are_in_no_split(demo_store: DatasetStore, tiny_params: PretrainParams) -> None:
+    manifest = demo_store.manifest
+    excluded = frozenset(manifest["record_id"].iloc[:: 7])  # every 7th record, across all splits
+    tokenizer = build_tokenizer(demo_store, tiny_params)
+    data = PretrainDataModule(demo_store.root, tokenizer, batch_size=16, seed=0, excluded=excluded)
+    data.setup("fit")
+    used = np.concatenate([records.rows for records in data.splits.values()])
+    assert not set(manifest["record_id"].iloc[used]) & excluded
+    assert len(used) == len(manifest) - len(excluded)
