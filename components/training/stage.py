@@ -239,6 +239,7 @@ def pretrain(
         limit_train_records=params.limit_train_records,
         excluded=validation_exclusions(settings, dataset),
     )
+    _check_enough_records(data, params.batch_size, devices if isinstance(devices, int) else 1)
     module = PretrainModule(config.model_dump(mode="json"), params.model_dump(mode="json"))
     trainer = build_trainer(
         params, run_dir, devices=devices, strategy=strategy, accelerator=accelerator, progress=progress
@@ -256,6 +257,19 @@ def pretrain(
         if register and not worker and state["registry_run_id"] is not None:
             _mark_failed(settings, int(state["registry_run_id"]), exc)
         raise
+
+
+def _check_enough_records(data: PretrainDataModule, batch_size: int, processes: int) -> None:
+    """Refuse, with a message saying what to do, a store too small to train or evaluate on."""
+    data.setup("fit")
+    n_train, n_test = len(data.splits["train"]), len(data.splits["test"])
+    if n_train < batch_size * processes:
+        raise PretrainError(
+            f"{n_train} usable training records are fewer than one batch of {batch_size} per process "
+            f"({processes}); ingest more data or lower pretrain.batch_size"
+        )
+    if n_test == 0:
+        raise PretrainError("the test split has no usable records: zero-shot and retrieval need some")
 
 
 def validation_exclusions(settings: Settings, dataset: str) -> frozenset[str]:

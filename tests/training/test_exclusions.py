@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from components.config import IngestParams, Settings
+from components.io.ingest import ingest
 from components.io.store import DatasetStore
 from components.training.data import PretrainDataModule
+from components.training.errors import PretrainError
 from components.training.params import PretrainParams
-from components.training.stage import build_tokenizer
+from components.training.stage import build_tokenizer, pretrain
+from tests.conftest import FIXTURES
 
 
 def test_excluded_records_are_in_no_split(demo_store: DatasetStore, tiny_params: PretrainParams) -> None:
     manifest = demo_store.manifest
-    excluded = frozenset(manifest["record_id"].iloc[:: 7])  # every 7th record, across all splits
+    excluded = frozenset(manifest["record_id"].iloc[::7])  # every 7th record, across all splits
     tokenizer = build_tokenizer(demo_store, tiny_params)
     data = PretrainDataModule(demo_store.root, tokenizer, batch_size=16, seed=0, excluded=excluded)
     data.setup("fit")
     used = np.concatenate([records.rows for records in data.splits.values()])
     assert not set(manifest["record_id"].iloc[used]) & excluded
     assert len(used) == len(manifest) - len(excluded)
+
+
+def test_a_store_too_small_to_train_is_refused_clearly(
+    workspace: Settings, ingest_params: IngestParams
+) -> None:
+    ingest(FIXTURES / "cinc", dataset="tiny", settings=workspace, params=ingest_params, progress=False)
+    with pytest.raises(PretrainError, match="fewer than one batch"):
+        pretrain("tiny", settings=workspace, register=False)
