@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -46,3 +47,17 @@ def workspace(tmp_path: Path) -> Settings:
 def ingest_params() -> IngestParams:
     """Demo parameters, one worker (tests run on 2 cores next to each other)."""
     return IngestParams(workers=1)
+
+
+def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """Environment for running ``python -m components.cli …`` against the workspace ``settings``."""
+    env = {
+        **os.environ,
+        "ECGOPS_WORKSPACE": str(settings.workspace),
+        "ECGOPS_REGISTRY_URL": settings.resolved_registry_url,
+        "ECGOPS_DVC_REMOTE_URL": settings.resolved_dvc_remote_url,
+        "ECGOPS_PATIENT_SALT": "cli-salt",
+        **extra,
+    }
+    env.pop("PREFECT_API_URL", None)  # Prefect starts its own temporary server for the test
+    return env

@@ -68,8 +68,9 @@ def read_record(base: Path) -> RawRecord:
     unknown = sorted({s.fmt for s in header.signals} - WFDB_FORMATS)
     if unknown:
         raise RecordError(f"unknown storage format {', '.join(unknown)} (WFDB defines {_format_list()})")
-    if _fast_path_applies(header):
-        return _read_with_numpy(base.parent, header)
+    groups = _fast_path_groups(header)
+    if groups is not None:
+        return _read_with_numpy(base.parent, header, groups)
     return _read_with_wfdb(base)
 
 
@@ -77,18 +78,19 @@ def _format_list() -> str:
     return ", ".join(sorted(WFDB_FORMATS, key=int))
 
 
-def _fast_path_applies(header: Header) -> bool:
-    """NumPy decoding applies when each file holds one fast format at one offset, without frames or skew."""
-    if not header.signals:
-        return False
-    for group in _signals_by_file(header).values():
-        formats = {s.fmt for s in group}
-        offsets = {s.byte_offset for s in group}
-        if len(formats) > 1 or len(offsets) > 1 or group[0].fmt not in FAST_FORMATS:
-            return False
-        if group[0].file_name.startswith("~"):
-            return False
-    return all(s.samps_per_frame == 1 and s.skew == 0 for s in header.signals)
+def _fast_path_groups(header: Header) -> dict[str, list[SignalSpec]] | None:
+    """The signals grouped by file when NumPy decoding applies (each file one fast format at one offset,
+    no frames or skew), else None."""
+    if not header.signals or not all(s.samps_per_frame == 1 and s.skew == 0 for s in header.signals):
+        return None
+    groups = _signals_by_file(header)
+    for group in groups.values():
+        first = group[0]
+        if first.fmt not in FAST_FORMATS or first.file_name.startswith("~"):
+            return None
+        if any(s.fmt != first.fmt or s.byte_offset != first.byte_offset for s in group):
+            return None
+    return groups
 
 
 def _signals_by_file(header: Header) -> dict[str, list[SignalSpec]]:
@@ -98,8 +100,7 @@ def _signals_by_file(header: Header) -> dict[str, list[SignalSpec]]:
     return groups
 
 
-def _read_with_numpy(folder: Path, header: Header) -> RawRecord:
-    groups = _signals_by_file(header)
+def _read_with_numpy(folder: Path, header: Header, groups: dict[str, list[SignalSpec]]) -> RawRecord:
     columns: dict[str, np.ndarray] = {}
     sig_len = header.sig_len
     for file_name, specs in groups.items():

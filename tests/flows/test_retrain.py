@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ import yaml
 from components.config import Settings
 from components.io.versioning import current_version
 from components.registry import open_registry
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, cli_env
 
 TINY_PRETRAIN = {
     "batch_size": 16,
@@ -31,15 +30,7 @@ TINY_PRETRAIN = {
 def test_run_flow_end_to_end(workspace: Settings, tmp_path: Path) -> None:
     """samples/ through ingest → validate → version → pretrain (a tiny model) under real Prefect."""
     (workspace.workspace / "params.yaml").write_text(yaml.safe_dump({"pretrain": TINY_PRETRAIN}))
-    env = {
-        **os.environ,
-        "ECGOPS_WORKSPACE": str(workspace.workspace),
-        "ECGOPS_REGISTRY_URL": workspace.resolved_registry_url,
-        "ECGOPS_DVC_REMOTE_URL": workspace.resolved_dvc_remote_url,
-        "ECGOPS_PATIENT_SALT": "flow-salt",
-        "PREFECT_HOME": str(tmp_path / "prefect"),
-    }
-    env.pop("PREFECT_API_URL", None)
+    env = cli_env(workspace, PREFECT_HOME=str(tmp_path / "prefect"))
     result = subprocess.run(
         [sys.executable, "-m", "components.cli", "run", "--drop", str(SAMPLES), "--json"],
         env=env,
@@ -73,15 +64,7 @@ def test_blocking_validation_fails_the_run_and_versions_nothing(workspace: Setti
     drop.mkdir()
     (drop / "r1.hea").write_text("r1 1 100 1000\nr1.dat 16 200/mV 16 0 0 0 0 I\n")
     (drop / "r1.dat").write_bytes(b"\0" * 10)
-    env = {
-        **os.environ,
-        "ECGOPS_WORKSPACE": str(workspace.workspace),
-        "ECGOPS_REGISTRY_URL": workspace.resolved_registry_url,
-        "ECGOPS_DVC_REMOTE_URL": workspace.resolved_dvc_remote_url,
-        "ECGOPS_PATIENT_SALT": "flow-salt",
-        "PREFECT_HOME": str(tmp_path / "prefect"),
-    }
-    env.pop("PREFECT_API_URL", None)
+    env = cli_env(workspace, PREFECT_HOME=str(tmp_path / "prefect"))
     result = subprocess.run(
         [sys.executable, "-m", "components.cli", "run", "--drop", str(drop)],
         env=env,

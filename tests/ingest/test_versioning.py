@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from components.config import Settings
 from components.io.datasets import ingest_and_version, restore_version
 from components.io.versioning import current_version
 from components.registry import open_registry
-from tests.conftest import FIXTURES, SAMPLES
+from tests.conftest import FIXTURES, SAMPLES, cli_env
 from tests.ingest.records import broken_drop
 
 ECGOPS = [sys.executable, "-m", "components.cli"]
@@ -63,18 +62,8 @@ def test_versions_round_trip_bit_exact(workspace: Settings) -> None:
     assert _tree_digest(workspace.data_dir) == tree_v2
 
 
-def _cli_env(settings: Settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "ECGOPS_WORKSPACE": str(settings.workspace),
-        "ECGOPS_REGISTRY_URL": settings.resolved_registry_url,
-        "ECGOPS_DVC_REMOTE_URL": settings.resolved_dvc_remote_url,
-        "ECGOPS_PATIENT_SALT": "cli-salt",
-    }
-
-
 def test_cli_ingest_json_strict_and_checkout(workspace: Settings, tmp_path: Path) -> None:
-    env = _cli_env(workspace)
+    env = cli_env(workspace)
     drop = tmp_path / "broken"
     expected = broken_drop(drop)
     result = subprocess.run(
@@ -114,7 +103,7 @@ def test_cli_ingest_json_strict_and_checkout(workspace: Settings, tmp_path: Path
 
 
 def test_cli_rejects_unknown_format_and_missing_drop(workspace: Settings, tmp_path: Path) -> None:
-    env = _cli_env(workspace)
+    env = cli_env(workspace)
     result = subprocess.run(
         [*ECGOPS, "ingest", str(SAMPLES), "--format", "edf"], env=env, capture_output=True, text=True
     )
