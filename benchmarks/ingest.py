@@ -2,8 +2,10 @@
 
 Prints JSON. Uses ../shared/data/ptb-xl when present (1,987 records), else samples/. Both are measured
 in this run on this machine, interleaved (medians of ``--repeats`` runs each), so the ratio is comparable
-across machines. Ingest time includes writing the shards durably (fsync) and the manifest. Peak RSS is
-measured in a fresh child process per size (500 records and all), to show that ingest streams.
+across machines. Ingest time includes writing the shards durably (fsync) and the manifest. Besides wall
+time, CPU time is reported (user + system, ingest including its worker processes): on a machine shared
+with other jobs wall times swing, CPU times much less. Peak RSS is measured in a fresh child process per
+size (500 records and all), to show that ingest streams.
 
     python benchmarks/ingest.py [--drop DIR] [--workers N]
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import resource
 import shutil
 import statistics
@@ -45,18 +48,31 @@ def _subset_drop(source: Path, n_records: int | None, target: Path) -> int:
     return len(chosen)
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished child processes."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def _ingest_once(drop: Path, workers: int) -> dict[str, float]:
     from components.config import IngestParams, Settings
     from components.io.ingest import ingest
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(workspace=Path(tmp), patient_salt="benchmark")  # type: ignore[arg-type]
+        cpu = _cpu_seconds()
         summary = ingest(drop, settings=settings, params=IngestParams(workers=workers), progress=False)
+        cpu = _cpu_seconds() - cpu
     peak_kib = max(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
     )
-    return {"records": summary.ingested, "seconds": summary.elapsed_s, "peak_rss_mib": peak_kib / 1024}
+    return {
+        "records": summary.ingested,
+        "seconds": summary.elapsed_s,
+        "cpu_seconds": cpu,
+        "peak_rss_mib": peak_kib / 1024,
+    }
 
 
 def _rdsamp_loop(drop: Path) -> dict[str, float]:
@@ -64,11 +80,11 @@ def _rdsamp_loop(drop: Path) -> dict[str, float]:
     import wfdb
 
     records = [drop / r for r in pd.read_csv(drop / "ptbxl_database.csv")["filename_lr"]]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for base in records:
         wfdb.rdsamp(str(base))
-    seconds = time.perf_counter() - started
-    return {"records": len(records), "seconds": seconds}
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {"records": len(records), "seconds": seconds, "cpu_seconds": cpu}
 
 
 def _child(drop: str, workers: int) -> None:
@@ -81,13 +97,14 @@ def main() -> None:
         "--drop", type=Path, default=SHARED_PTBXL if SHARED_PTBXL.is_dir() else REPO / "samples"
     )
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each; medians reported")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved runs of each; medians reported")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(args.child[0], int(args.child[1]))
         return
 
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         full = Path(tmp) / "all"
         n_all = _subset_drop(args.drop, None, full)
@@ -98,8 +115,6 @@ def main() -> None:
         for _ in range(args.repeats):  # interleaved, so both see the same machine
             runs.append(_ingest_once(full, args.workers))
             references.append(_rdsamp_loop(full))
-        ingest_seconds = statistics.median(r["seconds"] for r in runs)
-        rdsamp_seconds = statistics.median(r["seconds"] for r in references)
         memory = {}
         for name, drop in (("500", small), ("all", full)):
             out = subprocess.run(
@@ -110,8 +125,13 @@ def main() -> None:
             )
             memory[name] = json.loads(out.stdout.strip().splitlines()[-1])
 
-    ingest_rate = runs[0]["records"] / ingest_seconds
-    rdsamp_rate = references[0]["records"] / rdsamp_seconds
+    def median(rows: list[dict[str, float]], key: str) -> float:
+        return statistics.median(r[key] for r in rows)
+
+    n_records = runs[0]["records"]
+    ingest_rate = n_records / median(runs, "seconds")
+    rdsamp_rate = references[0]["records"] / median(references, "seconds")
+    ratios = [ref["seconds"] / run["seconds"] for run, ref in zip(runs, references, strict=True)]
     print(
         json.dumps(
             {
@@ -120,13 +140,25 @@ def main() -> None:
                 "records": n_all,
                 "workers": args.workers,
                 "cpus": multiprocessing.cpu_count(),
-                "ingest_records_per_s": round(ingest_rate, 1),
+                "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
                 "repeats": args.repeats,
-        "ingest_seconds_median": round(ingest_seconds, 3),
-        "rdsamp_loop_seconds_median": round(rdsamp_seconds, 3),
+                "ingest_records_per_s": round(ingest_rate, 1),
                 "rdsamp_loop_records_per_s": round(rdsamp_rate, 1),
                 "ratio_vs_rdsamp": round(ingest_rate / rdsamp_rate, 2),
                 "target_ratio": 20,
+                "ingest_seconds_median": round(median(runs, "seconds"), 3),
+                "rdsamp_loop_seconds_median": round(median(references, "seconds"), 3),
+                "ratio_per_interleaved_pair": [round(r, 1) for r in ratios],
+                "ingest_seconds": [round(r["seconds"], 3) for r in runs],
+                "rdsamp_loop_seconds": [round(r["seconds"], 3) for r in references],
+                "cpu": {
+                    "ingest_cpu_seconds_median": round(median(runs, "cpu_seconds"), 3),
+                    "rdsamp_loop_cpu_seconds_median": round(median(references, "cpu_seconds"), 3),
+                    "cpu_ratio_vs_rdsamp": round(
+                        median(references, "cpu_seconds") / median(runs, "cpu_seconds"), 2
+                    ),
+                    "ingest_cpu_us_per_record": round(1e6 * median(runs, "cpu_seconds") / n_records, 1),
+                },
                 "peak_rss_mib": {
                     "500_records": round(memory["500"]["peak_rss_mib"], 1),
                     f"{memory['all']['records']}_records": round(memory["all"]["peak_rss_mib"], 1),

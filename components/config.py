@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     dvc_remote_url: str | None = Field(default=None, description="DVC remote URL; default a local directory.")
     patient_salt: SecretStr | None = Field(default=None, description="Secret salt for patient pseudonyms.")
     user: str | None = Field(default=None, description="Who is acting, for the audit log.")
+    api_key: SecretStr | None = Field(default=None, description="Key the served API requires (not health).")
 
     @property
     def state_dir(self) -> Path:
@@ -52,6 +53,11 @@ class Settings(BaseSettings):
     @property
     def resolved_dvc_remote_url(self) -> str:
         return self.dvc_remote_url or str(self.state_dir / "dvc-remote")
+
+    @property
+    def resolved_api_key(self) -> str | None:
+        """``ECGOPS_API_KEY``: every served endpoint but the health probes requires it (None: open)."""
+        return self.api_key.get_secret_value() if self.api_key else None
 
     def resolved_patient_salt(self) -> bytes:
         """The pseudonymization salt: ``ECGOPS_PATIENT_SALT``, else a random per-workspace secret file."""

@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from components.config import IngestParams, Settings
+
+if TYPE_CHECKING:
+    from components.io.store import DatasetStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = REPO_ROOT / "samples"
@@ -25,6 +29,24 @@ def samples_dir() -> Path:
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def demo_store_root(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> Path:
+    """``data/demo`` ingested once from the 393 real PTB-XL records in samples/ (shared by test packages)."""
+    from components.io.ingest import ingest
+
+    root = tmp_path_factory.mktemp("demo-store")
+    settings = Settings(workspace=root, registry_url=f"sqlite:///{root}/r.db", patient_salt="x")  # type: ignore[arg-type]
+    ingest(samples_dir, dataset="demo", settings=settings, params=IngestParams(workers=1), progress=False)
+    return root / "data" / "demo"
+
+
+@pytest.fixture(scope="session")
+def demo_store(demo_store_root: Path) -> DatasetStore:
+    from components.io.store import DatasetStore
+
+    return DatasetStore.open(demo_store_root)
 
 
 @pytest.fixture

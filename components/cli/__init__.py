@@ -7,15 +7,28 @@ import sys
 import typer
 from rich.console import Console
 
+from components.cli.dashboard_cmd import dashboard_command
+from components.cli.evaluate_cmd import evaluate_command, gate_command
+from components.cli.finetune_cmd import finetune_command, tasks_command
 from components.cli.ingest_cmd import data_app, ingest_command
+from components.cli.package_cmd import bento_app, package_command, serve_command
 from components.cli.pretrain_cmd import pretrain_command
 from components.cli.registry_cmd import registry_app
 from components.cli.run_cmd import run_command
+from components.cli.schedule_cmd import schedule_command
+from components.cli.stage_cmd import stage_command
 from components.cli.validate_cmd import review_app, validate_command
+from components.dashboard.launch import DashboardError
+from components.evaluation.errors import EvaluationError
+from components.finetune.errors import FinetuneError, TaskError
 from components.io.sources.generic import ManifestError
 from components.io.store import StoreError
 from components.io.versioning import VersioningError
+from components.models.text_errors import TextModelError
+from components.orchestration.lock import WorkspaceBusyError
+from components.orchestration.pipeline import PipelineError
 from components.registry.errors import RegistryError
+from components.serving.errors import PackagingError
 from components.training.errors import PretrainError
 from components.validation import ReviewError
 
@@ -31,7 +44,17 @@ app.add_typer(registry_app, name="registry")
 app.command("validate")(validate_command)
 app.add_typer(review_app, name="review")
 app.command("pretrain")(pretrain_command)
+app.command("tasks")(tasks_command)
+app.command("finetune")(finetune_command)
+app.command("evaluate")(evaluate_command)
+app.command("gate")(gate_command)
 app.command("run")(run_command)
+app.command("schedule")(schedule_command)
+app.command("stage")(stage_command)
+app.command("dashboard")(dashboard_command)
+app.command("package")(package_command)
+app.add_typer(bento_app, name="bento")
+app.command("serve")(serve_command)
 
 #: errors that are the user's to fix: printed as one red line, exit code 2, no traceback
 USER_ERRORS = (
@@ -41,6 +64,14 @@ USER_ERRORS = (
     ManifestError,
     ReviewError,
     PretrainError,
+    TextModelError,
+    TaskError,
+    FinetuneError,
+    EvaluationError,
+    DashboardError,
+    PackagingError,
+    WorkspaceBusyError,
+    PipelineError,
     FileNotFoundError,
 )
 

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from components.config import Settings, get_settings
+from components.config import get_settings
 
 console = Console(stderr=True, soft_wrap=True)
-
-
-def prepare_prefect_home(settings: Settings) -> None:
-    """Keep Prefect's state (its SQLite database, the temporary server's) inside the workspace by default."""
-    home = Path(os.environ.setdefault("PREFECT_HOME", str(settings.state_dir / "prefect")))
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # a fresh Prefect home migrates its database first; on 2 busy cores that outlasts the default 20 s
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
 def run_command(
@@ -31,34 +21,80 @@ def run_command(
         bool, typer.Option("--json", help="Print the run's result as JSON on stdout.")
     ] = False,
 ) -> None:
-    """Run the retraining flow (Prefect) on a drop and say where everything landed."""
-    prepare_prefect_home(get_settings())
-    from flows.stages import retrain
+    """Run the retraining flow (Prefect) on a drop and say where everything landed.
 
-    result = retrain(str(drop), dataset)
+    Exit code 1 when validation blocked the data or a task model failed its gate.
+    """
+    from components.orchestration.errors import ValidationBlocked
+    from components.orchestration.server import prefect_api, prepare_prefect_home
+
+    settings = get_settings()
+    if not drop.is_dir():
+        raise FileNotFoundError(f"drop folder {drop} does not exist")
+    prepare_prefect_home(settings)
+    with prefect_api():
+        from flows.retrain import retrain
+
+        try:
+            result = retrain(str(drop.resolve()), dataset)
+        except ValidationBlocked as exc:
+            console.print(f"[bold red]retrain stopped:[/] {exc}")
+            raise typer.Exit(1) from exc
     if as_json:
         typer.echo(json.dumps(result, indent=2, default=str))
-        return
-    settings = get_settings()
+    else:
+        for line in report_lines(result):
+            console.print(line)
+    if any(
+        not (t["evaluation"].get("gate") or {}).get("verdict") == "pass" for t in result["tasks"].values()
+    ):
+        raise typer.Exit(1)
+
+
+def ingest_line(ingest: dict[str, Any], cached: bool) -> str:
+    """What ingest did; a cached ingest means the drop has not changed since it was read."""
+    if cached:
+        return f"drop unchanged since ingest {ingest['ingest_id']}: nothing new"
+    return (
+        f"{ingest['ingested']} new, {ingest['duplicates']} duplicates, "
+        f"{ingest['quarantined']} quarantined at ingest"
+    )
+
+
+def report_lines(result: dict[str, Any]) -> list[str]:
+    """Where the run's outputs are, and what to run next."""
     ingest, validation, version = result["ingest"], result["validation"], result["version"]
-    pretrain = result["pretrain"]
-    zero_shot = pretrain["evaluation"]["metrics"]["zero_shot_macro_auroc"]
-    paths = validation["paths"]
+    foundation = result["foundation"]
+    zero_shot = foundation["evaluation"]["metrics"].get("zero_shot_macro_auroc", float("nan"))
+    reused = [stage for stage, hit in result["cached"].items() if hit]
     lines = [
-        f"[bold green]retrain finished[/] on {drop}",
-        f"  records            {ingest['ingested']} new, {ingest['duplicates']} duplicates, "
-        f"{ingest['quarantined']} quarantined at ingest",
-        f"  store              {ingest['store']}",
+        f"[bold green]retrain finished[/] on {ingest['drop']} in {result['elapsed_s']:.0f} s "
+        f"(Prefect flow run {result['flow_run_id']})",
+        f"  records            {ingest_line(ingest, result['cached']['ingest'])}",
         f"  validation         {validation['verdict']}: {validation['n_quarantined']} records await review",
-        f"  validation report  {paths['summary_html']}",
-        f"  GX Data Docs       {paths['data_docs_index']}",
+        f"  validation report  {validation['paths']['summary_html']}",
         f"  dataset version    {version['md5']} (DVC remote {version['remote']})",
-        f"  foundation model   {pretrain['model_ref']}: zero-shot macro AUROC {zero_shot:.3f} "
-        f"on the {pretrain['evaluation']['split']} split",
-        f"  model artifact     {pretrain['model_dir']}",
-        f"  registry           {settings.resolved_registry_url}",
-        "  next               ecgops review list · ecgops registry lineage "
-        f"{pretrain['model_ref']} · ecgops registry audit",
+        f"  foundation model   {foundation['model_ref']} ({foundation['decision']['action']}): zero-shot "
+        f"macro AUROC {zero_shot:.3f} — {foundation['model_dir']}",
     ]
-    for line in lines:
-        console.print(line)
+    serve = []
+    for task, outcome in result["tasks"].items():
+        evaluation, bento = outcome["evaluation"], outcome["package"]
+        gate = evaluation.get("gate") or {}
+        lines.append(
+            f"  task {task:<13} {outcome['finetune']['model_ref']}: gate {gate.get('verdict', 'none')}"
+        )
+        if evaluation.get("report_html"):
+            lines.append(f"    evaluation report {evaluation['report_html']}")
+        if bento:
+            lines.append(f"    Bento             {bento['tag']} → {bento['uri']}")
+            promoted = outcome["promotion"].endswith("-> staging")
+            serve.append(f"ecgops serve {task}@staging" if promoted else f"ecgops serve {bento['tag']}")
+        lines.append(f"    stage             {outcome['promotion']}")
+    lines += [
+        f"  registry           {result['registry']}",
+        f"  reused             {', '.join(reused) or 'nothing (everything ran)'}",
+    ]
+    lines += [f"  serve the model    {command}" for command in serve]
+    lines.append("  next               ecgops review list · ecgops registry models · ecgops registry audit")
+    return lines

@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import cache
+from functools import lru_cache
 
 import numpy as np
 from scipy.signal import resample_poly
 
 from components.io.leads import N_LEADS, STANDARD_LEADS, lead_positions
 from components.io.sources import RecordMeta, RecordRef, complete_meta
-from components.io.wfdb_reader import RecordError, read_record
+from components.io.wfdb_reader import DigitalRecord, RecordError, read_samples
 
 #: factor from a header's units to mV
 _TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}
@@ -59,38 +59,127 @@ def prepare(
     if ref.problem is not None or ref.base is None:
         return RejectedRecord(ref, ref.problem or "record has no location")
     try:
-        raw = read_record(ref.base)
-        signal, mask = to_standard_leads(raw.signal, raw.sig_names, raw.units)
+        record = read_samples(ref.base)
+        if isinstance(record, DigitalRecord) and (plan := _direct_plan(record, target_fs)) is not None:
+            into = out if out is not None and record.digital.shape[0] == target_samples else None
+            single, mask = _standard_leads_float32(record, plan, into)
+            signal = single
+        else:
+            raw = record.physical() if isinstance(record, DigitalRecord) else record
+            signal, mask = to_standard_leads(raw.signal, raw.sig_names, raw.units)
+            single = signal.astype(np.float32)
     except RecordError as exc:
         return RejectedRecord(ref, str(exc))
-    if raw.fs <= 0 or signal.shape[1] == 0:
-        return RejectedRecord(ref, f"record holds no samples (fs={raw.fs}, length={signal.shape[1]})")
-    single = signal.astype(np.float32)
-    content_hash = hash_signal(single, mask, raw.fs)
-    resampled = single if _same_rate(raw.fs, target_fs) else resample(signal, raw.fs, target_fs)
+    if record.fs <= 0 or signal.shape[1] == 0:
+        return RejectedRecord(ref, f"record holds no samples (fs={record.fs}, length={signal.shape[1]})")
+    content_hash = hash_signal(single, mask, record.fs)
+    resampled = single if _same_rate(record.fs, target_fs) else resample(signal, record.fs, target_fs)
     n_valid = min(resampled.shape[1], target_samples)
     fixed = np.zeros((N_LEADS, target_samples), dtype=np.float32) if out is None else out
-    fixed[:, :n_valid] = resampled[:, :n_valid]
-    fixed[:, n_valid:] = 0.0
-    units = sorted(
-        {
-            u
-            for u, present in zip(raw.units, lead_positions(raw.sig_names), strict=False)
-            if present is not None
-        }
-    )
+    if resampled is not fixed:
+        fixed[:, :n_valid] = resampled[:, :n_valid]
+        fixed[:, n_valid:] = 0.0
     return PreparedRecord(
         ref=ref,
-        meta=complete_meta(ref, raw.comments),
+        meta=complete_meta(ref, record.comments),
         signal=fixed,
         lead_mask=mask,
         content_hash=content_hash,
-        fs_original=float(raw.fs),
+        fs_original=float(record.fs),
         n_samples_original=int(signal.shape[1]),
-        units_original=",".join(units),
-        storage_format=raw.storage_format,
+        units_original=_lead_units(record.sig_names, record.units),
+        storage_format=record.storage_format,
         n_valid_samples=int(n_valid),
     )
+
+
+@dataclass(frozen=True)
+class _DirectPlan:
+    """How the float32 canonical signal of a layout comes straight from its digital samples."""
+
+    channels: list[int]  # file channels that feed standard leads …
+    targets: list[int]  # … and the standard lead each one feeds
+    identity: bool  # the file holds exactly the 12 standard leads in order
+    mask: np.ndarray  # (12,) bool, read-only (callers get a copy)
+    baseline: np.ndarray  # (channels, 1) float32
+    gain: np.ndarray  # (channels, 1) float32
+
+
+def _direct_plan(record: DigitalRecord, target_fs: int) -> _DirectPlan | None:
+    """The plan when the float32 canonical signal can come straight from the digital samples, bit-identical
+    to rounding the float64 physical values: no resampling, leads already in mV, exact calibration."""
+    if not (record.float32_exact and _same_rate(record.fs, target_fs)):
+        return None
+    return _cached_direct_plan(
+        record.sig_names,
+        record.units,
+        record.digital.shape[1],
+        record.baseline.tobytes(),
+        record.gain.tobytes(),
+    )
+
+
+@lru_cache(maxsize=1024)
+def _cached_direct_plan(
+    names: tuple[str, ...], units: tuple[str, ...], n_sig: int, baseline: bytes, gain: bytes
+) -> _DirectPlan | None:
+    channels, targets, factors = _lead_plan(names, units)
+    if factors is not None:
+        return None
+    mask = np.zeros(N_LEADS, dtype=bool)
+    mask[list(targets)] = True
+    mask.flags.writeable = False
+    chosen = list(channels)
+    return _DirectPlan(
+        channels=chosen,
+        targets=list(targets),
+        identity=channels == targets == _ALL_LEADS and n_sig == N_LEADS,
+        mask=mask,
+        baseline=np.frombuffer(baseline, dtype=np.float64)[chosen].astype(np.float32)[:, None],
+        gain=np.frombuffer(gain, dtype=np.float64)[chosen].astype(np.float32)[:, None],
+    )
+
+
+def _standard_leads_float32(
+    record: DigitalRecord, plan: _DirectPlan, out: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`to_standard_leads` of ``record.physical()`` as float32, computed in float32 from the digital
+    samples (see :func:`components.io.wfdb_reader.float32_exact` for why the values are identical).
+
+    ``out`` (``(12, n_samples)`` float32), when given, receives the signal; it is written only once the
+    record has passed its checks.
+    """
+    digital = record.digital
+    n_samples = digital.shape[0]
+    invalid = digital == record.invalid_value
+    any_invalid = n_samples > 0 and bool(invalid.any())
+    if any_invalid:
+        empty = invalid.all(axis=0)[plan.channels]
+        if empty.any():
+            lead = STANDARD_LEADS[plan.targets[int(np.argmax(empty))]]
+            raise RecordError(f"lead {lead} holds no valid samples (all NaN)")
+    signal = np.zeros((N_LEADS, n_samples), dtype=np.float32) if out is None else out
+    if plan.identity:
+        np.subtract(digital.T, plan.baseline, out=signal, dtype=np.float32)
+        np.divide(signal, plan.gain, out=signal)
+        if any_invalid:
+            signal[invalid.T] = np.nan
+    else:
+        selected = np.subtract(digital.T[plan.channels], plan.baseline, dtype=np.float32)
+        np.divide(selected, plan.gain, out=selected)
+        if any_invalid:
+            selected[invalid.T[plan.channels]] = np.nan
+        if out is not None:
+            signal[:] = 0.0
+        signal[plan.targets] = selected
+    return signal, plan.mask.copy()
+
+
+@lru_cache(maxsize=1024)
+def _lead_units(names: tuple[str, ...], units: tuple[str, ...]) -> str:
+    """The distinct units of the channels that are standard leads, comma-separated."""
+    positions = lead_positions(names)
+    return ",".join(sorted({u for u, p in zip(units, positions, strict=False) if p is not None}))
 
 
 def to_standard_leads(
@@ -118,7 +207,7 @@ def to_standard_leads(
     return out, mask
 
 
-@cache
+@lru_cache(maxsize=1024)
 def _lead_plan(
     names: tuple[str, ...], units: tuple[str, ...]
 ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[float, ...] | None]:
@@ -133,6 +222,8 @@ def _lead_plan(
         if position is None or position in targets:
             continue
         unit = units[channel] if channel < len(units) else "mV"
+        if not unit:
+            raise RecordError(f"lead {STANDARD_LEADS[position]} has no units in its header")
         factor = _TO_MV.get(unit.strip().lower())
         if factor is None:
             raise RecordError(f"lead {STANDARD_LEADS[position]} is in units {unit!r}, not a voltage")
@@ -160,9 +251,14 @@ def hash_signal(signal: np.ndarray, mask: np.ndarray, fs: float) -> str:
     The same recording therefore hashes the same whatever file format, lead order or lead spelling it
     arrives in (WFDB 16/212/.mat, ``avr``/``aVR``); rate, length and lead mask are part of the hash.
     """
+    mask_text = _mask_text(np.asarray(mask, dtype=bool).tobytes())
     digest = hashlib.sha256()
-    digest.update(
-        f"fs={fs:.6f};n={signal.shape[-1]};mask={''.join('1' if m else '0' for m in mask)};".encode()
-    )
+    digest.update(f"fs={fs:.6f};n={signal.shape[-1]};mask={mask_text};".encode())
     digest.update(np.ascontiguousarray(signal, dtype="<f4").data)
     return digest.hexdigest()
+
+
+@lru_cache(maxsize=4096)
+def _mask_text(mask: bytes) -> str:
+    """``"110…"`` for a lead mask given as the bytes of a bool array."""
+    return "".join("1" if byte else "0" for byte in mask)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -203,9 +204,18 @@ class ShardWriter:
     itself (:func:`write_slot`), and :meth:`commit` keeps the ones the parent accepts, packing them
     down when records were rejected or duplicated. Signals thus travel from worker to disk once.
     Each shard's ``.npy`` header has a fixed size and is rewritten with the final count on :meth:`close`.
+    With ``flush_while_writing``, committed data is flushed to disk by a background thread as records
+    arrive, so the final fsync in :meth:`close` has little left to wait for.
     """
 
-    def __init__(self, root: Path, n_samples: int, max_records: int, slot_records: int = 1):
+    def __init__(
+        self,
+        root: Path,
+        n_samples: int,
+        max_records: int,
+        slot_records: int = 1,
+        flush_while_writing: bool = False,
+    ):
         self.root = root
         self.n_samples = n_samples
         self.slot_records = max(1, slot_records)
@@ -215,6 +225,8 @@ class ShardWriter:
         self._shards: dict[str, _Shard] = {}
         self._current: _Shard | None = None
         self._lock = threading.Lock()  # a process pool's feeder thread reserves while the parent commits
+        self._flusher = ThreadPoolExecutor(1, "shard-flush") if flush_while_writing else None
+        self._flushing: dict[int, Future[None]] = {}  # fd → its pending background flush
         (root / "signals").mkdir(parents=True, exist_ok=True)
 
     def append_batch(self, signals: np.ndarray) -> list[tuple[str, int]]:
@@ -256,10 +268,12 @@ class ShardWriter:
                 os.pwrite(shard.fd, data, self._offset(target))
             locations.append((shard.name, target))
             shard.count += 1
+        self._flush_later(shard.fd)
         return locations
 
     def close(self) -> None:
         """Finish every shard: cut it to its committed records, rewrite its header, fsync."""
+        self._stop_flushing()
         for shard in self._shards.values():
             os.ftruncate(shard.fd, self._offset(shard.count))
             os.pwrite(shard.fd, _npy_header((shard.count, N_LEADS, self.n_samples)), 0)
@@ -273,6 +287,7 @@ class ShardWriter:
 
     def discard(self) -> None:
         """Remove every shard this writer created (used when an ingest fails)."""
+        self._stop_flushing(report_errors=False)
         for shard in self._shards.values():
             os.close(shard.fd)
         self._shards.clear()
@@ -282,6 +297,23 @@ class ShardWriter:
 
     def _offset(self, record: int) -> int:
         return _NPY_HEADER_BYTES + record * self.record_bytes
+
+    def _flush_later(self, fd: int) -> None:
+        """Start writing a shard's data to disk in the background (one flush per shard at a time)."""
+        if self._flusher is None:
+            return
+        pending = self._flushing.get(fd)
+        if pending is None or pending.done():
+            self._flushing[fd] = self._flusher.submit(os.fdatasync, fd)
+
+    def _stop_flushing(self, report_errors: bool = True) -> None:
+        if self._flusher is not None:
+            self._flusher.shutdown(wait=True)
+            self._flusher = None
+        pending, self._flushing = list(self._flushing.values()), {}
+        for flush in pending:
+            if report_errors:
+                flush.result()  # an I/O error surfaces here rather than being lost
 
     def _shard_with_room(self, records: int) -> _Shard:
         if self._current is None or self._current.reserved + records > self.capacity:
@@ -328,10 +360,27 @@ def create_store(root: Path, info: StoreInfo) -> None:
     (root / "store.json").write_text(json.dumps(payload, indent=2) + "\n")
 
 
-def append_manifest(root: Path, rows: list[dict[str, Any]]) -> None:
-    """Append rows to ``manifest.parquet`` (Arrow end to end: building a pandas frame of strings was slow)."""
+def append_manifest(
+    root: Path, columns: Mapping[str, Sequence[Any]], common: Mapping[str, Any] | None = None
+) -> None:
+    """Append records to ``manifest.parquet``, given column-wise (Arrow end to end: a pandas frame of
+    strings, or Arrow built row by row, was slow).
+
+    ``common``: values every new record shares (e.g. the ingest id and time), given once.
+    """
     path = root / "manifest.parquet"
-    new = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
+    common = common or {}
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) != 1 or set(columns) | set(common) != set(MANIFEST_COLUMNS):
+        raise StoreError(f"manifest columns do not fit the schema: {sorted(columns)} + {sorted(common)}")
+    n_rows = lengths.pop()
+    arrays = [
+        pa.repeat(pa.scalar(common[field.name], type=field.type), n_rows)
+        if field.name in common
+        else pa.array(columns[field.name], type=field.type)
+        for field in MANIFEST_SCHEMA
+    ]
+    new = pa.Table.from_arrays(arrays, schema=MANIFEST_SCHEMA)
     table = pa.concat_tables([pq.read_table(path).cast(MANIFEST_SCHEMA), new]) if path.is_file() else new
     tmp = path.with_suffix(".parquet.tmp")
     pq.write_table(table, tmp, compression="zstd")

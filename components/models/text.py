@@ -1,11 +1,28 @@
-"""The default report encoder: a small transformer trained from scratch on the tokenizer's ids."""
+"""Report encoders: the default small transformer trained from scratch on the tokenizer's ids, and the factory
+that also builds Hugging Face ones (:mod:`components.models.text_hf`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
 import torch
 from torch import nn
 
 from components.models.config import TextEncoderConfig
+
+
+class TextTokenizer(Protocol):
+    """What the platform needs of a report tokenizer: the BPE
+    :class:`~components.models.tokenizer.ReportTokenizer` of a ``scratch`` encoder, or a Hugging Face
+    model's own (:class:`~components.models.text_hf.HFReportTokenizer`)."""
+
+    max_tokens: int
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """``(n, max_tokens)`` int64 token ids, padded."""
+        ...
 
 
 class ScratchTextEncoder(nn.Module):
@@ -35,3 +52,13 @@ class ScratchTextEncoder(nn.Module):
         x = self.norm(self.encoder(x, src_key_padding_mask=~keep))
         weights = keep.unsqueeze(-1).to(x.dtype)
         return (x * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
+
+def build_text_encoder(cfg: TextEncoderConfig) -> nn.Module:
+    """The report encoder ``cfg`` describes (an ``hf`` one is loaded offline, its revision checked)."""
+    if cfg.kind == "hf":
+        from components.models.text_hf import build_hf_encoder
+
+        assert cfg.model is not None  # the config's validator requires it
+        return build_hf_encoder(cfg.model, cfg.max_tokens, cfg.frozen, cfg.revision)
+    return ScratchTextEncoder(cfg, cfg.vocab_size)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from components.registry import lineage
 from components.registry import queries as q
 from components.registry.base import ModelRef
+from components.registry.browse_api import BrowseAPI
 from components.registry.data_api import DataAPI
 from components.registry.errors import InvalidArgumentError, NotFoundError
 from components.registry.model_api import ModelAPI
@@ -26,7 +27,7 @@ TargetKind = Literal["bento", "model", "dataset_version"]
 _TARGET_PREFIXES: dict[str, TargetKind] = {"bento": "bento", "model": "model", "dataset": "dataset_version"}
 
 
-class Registry(DataAPI, ModelAPI, StageAPI):
+class Registry(DataAPI, ModelAPI, StageAPI, BrowseAPI):
     """Repository over one registry database. Thread-safe; open one per process (engines do not fork)."""
 
     # ------------------------------------------------------------------ lineage

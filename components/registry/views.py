@@ -114,6 +114,26 @@ class MetricInfo:
 
 
 @dataclass(frozen=True)
+class MetricPointInfo:
+    """One metric of one model version, with the model it belongs to (a point of a metric's history)."""
+
+    model_id: int
+    model: str
+    name: str
+    version: int
+    task: str | None
+    stage: str | None
+    created_at: datetime
+    split: str
+    cohort: str
+    metric: str
+    value: float
+    ci_low: float | None
+    ci_high: float | None
+    n: int | None
+
+
+@dataclass(frozen=True)
 class GateDecisionInfo:
     id: int
     model: str
@@ -137,6 +157,27 @@ class BentoInfo:
     run_id: int | None
     created_at: datetime
     created_by: str
+
+
+@dataclass(frozen=True)
+class DeploymentSlotInfo:
+    """A task's stage: its newest model (and how it got there), how many models the stage holds, and the
+    Bento a pull would fetch."""
+
+    task: str
+    stage: str
+    model: ModelInfo
+    n_models: int
+    bento: BentoInfo | None
+    forced: bool = False
+    stage_reason: str | None = None
+    assigned_at: datetime | None = None
+    assigned_by: str | None = None
+
+    @property
+    def pull_command(self) -> str:
+        """The exact command a deployment team runs to fetch this Bento."""
+        return f"ecgops bento pull {self.task}@{self.stage}"
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from components.io.store import DatasetStore
-from components.models.tokenizer import ReportTokenizer
+from components.models.text import TextTokenizer
 from components.training.reports import record_reports
 from components.training.sampler import EpochBatchSampler
 
@@ -20,16 +21,34 @@ Batch = dict[str, torch.Tensor]
 
 
 class StoreRecords(Dataset[Batch]):
-    """Records of one split: signals gathered from the shards a batch at a time, the rest precomputed."""
+    """Records of one split: signals gathered from the shards a batch at a time, the rest precomputed.
+
+    ``text`` is each record's report as token ids (key ``tokens``) or, for a frozen report encoder, as
+    its cached embedding (key ``text_features``). With ``text_pool`` (token ids of training-patient
+    reports), every batch also carries ``extra_tokens``: as many pool rows as the batch has records,
+    drawn as a function of the batch's indices and ``seed`` (so a resumed run draws the same).
+    """
 
     def __init__(
-        self, root: Path, rows: np.ndarray, lead_masks: np.ndarray, tokens: np.ndarray, report_ids: np.ndarray
+        self,
+        root: Path,
+        rows: np.ndarray,
+        lead_masks: np.ndarray,
+        text: np.ndarray,
+        report_ids: np.ndarray,
+        *,
+        text_key: str = "tokens",
+        text_pool: np.ndarray | None = None,
+        seed: int = 0,
     ):
         self.root = root
         self.rows = rows
         self.lead_masks = torch.from_numpy(lead_masks)
-        self.tokens = torch.from_numpy(tokens)
+        self.text = torch.from_numpy(text)
+        self.text_key = text_key
         self.report_ids = torch.from_numpy(report_ids)
+        self.text_pool = torch.from_numpy(text_pool) if text_pool is not None else None
+        self.seed = seed
         self._store: DatasetStore | None = None
 
     @property
@@ -44,12 +63,18 @@ class StoreRecords(Dataset[Batch]):
 
     def __getitems__(self, indices: list[int]) -> Batch:
         idx = np.asarray(indices, dtype=np.int64)
-        return {
+        batch = {
             "signal": torch.from_numpy(self.store.read(self.rows[idx])),
             "lead_mask": self.lead_masks[idx],
-            "tokens": self.tokens[idx],
+            self.text_key: self.text[idx],
             "report_id": self.report_ids[idx],
         }
+        if self.text_pool is not None:
+            rng = np.random.default_rng([self.seed, *idx.tolist()])
+            size = len(self.text_pool)
+            draw = rng.choice(size, size=len(idx), replace=size < len(idx))
+            batch["extra_tokens"] = self.text_pool[torch.from_numpy(draw)]
+        return batch
 
     def __getitem__(self, index: int) -> Batch:
         return {k: v[0] for k, v in self.__getitems__([index]).items()}
@@ -64,12 +89,15 @@ class PretrainDataModule(L.LightningDataModule):
     """Train/val/test records of one store with their report tokens and report ids.
 
     ``excluded`` record ids (quarantined or rejected by validation) are left out of every split.
+    ``text_features`` (for a frozen report encoder) turns report texts into embeddings, used instead of
+    token ids. ``text_pool``: reports of training-split patients for the text-only objective; training
+    batches then carry ``extra_tokens`` (see :class:`StoreRecords`).
     """
 
     def __init__(
         self,
         root: Path,
-        tokenizer: ReportTokenizer,
+        tokenizer: TextTokenizer,
         *,
         batch_size: int,
         seed: int,
@@ -77,9 +105,13 @@ class PretrainDataModule(L.LightningDataModule):
         in_distribution_batches: bool = False,
         limit_train_records: int | None = None,
         excluded: frozenset[str] = frozenset(),
+        text_features: Callable[[list[str]], np.ndarray] | None = None,
+        text_pool: Sequence[str] | None = None,
     ):
         super().__init__()
         self.excluded = excluded
+        self.text_features = text_features
+        self.text_pool = text_pool
         self.root = root
         self.tokenizer = tokenizer
         self.batch_size = batch_size
@@ -97,7 +129,11 @@ class PretrainDataModule(L.LightningDataModule):
         manifest = store.manifest
         reports = record_reports(manifest)
         _, report_ids = np.unique(np.asarray(reports, dtype=object), return_inverse=True)
-        tokens = self.tokenizer.encode(reports)
+        if self.text_features is not None:
+            text, text_key = np.asarray(self.text_features(reports), dtype=np.float32), "text_features"
+        else:
+            text, text_key = self.tokenizer.encode(reports), "tokens"
+        pool = self.tokenizer.encode(sorted(set(self.text_pool))) if self.text_pool else None
         masks = store.lead_masks()
         usable = ~manifest["record_id"].isin(self.excluded).to_numpy()  # validation's exclusions
         for split in ("train", "val", "test"):
@@ -105,7 +141,14 @@ class PretrainDataModule(L.LightningDataModule):
             if split == "train" and self.limit_train_records is not None:
                 rows = rows[: self.limit_train_records]
             self.splits[split] = StoreRecords(
-                self.root, rows, masks[rows], tokens[rows], report_ids[rows].astype(np.int64)
+                self.root,
+                rows,
+                masks[rows],
+                text[rows],
+                report_ids[rows].astype(np.int64),
+                text_key=text_key,
+                text_pool=pool if split == "train" else None,
+                seed=self.seed,
             )
         train = manifest.iloc[self.splits["train"].rows]
         self.groups = _site_groups(train)

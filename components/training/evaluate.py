@@ -15,7 +15,7 @@ from components.config import SCHEMAS_DIR
 from components.io.leads import STANDARD_LEADS
 from components.io.store import DatasetStore
 from components.models.foundation import SignalLanguageModel
-from components.models.tokenizer import ReportTokenizer
+from components.models.text import TextTokenizer
 from components.training.metrics import auroc, macro_auroc, retrieval_hits
 from components.training.reports import SUPERCLASSES, record_reports, superdiagnostic_targets
 
@@ -74,7 +74,7 @@ def embed_ecgs(
 
 @torch.no_grad()
 def embed_texts(
-    model: SignalLanguageModel, tokenizer: ReportTokenizer, texts: list[str], *, batch_size: int = 256
+    model: SignalLanguageModel, tokenizer: TextTokenizer, texts: list[str], *, batch_size: int = 256
 ) -> np.ndarray:
     model.eval()
     device = next(model.parameters()).device
@@ -118,7 +118,7 @@ class Evaluation:
 
 
 def class_prompt_embeddings(
-    model: SignalLanguageModel, tokenizer: ReportTokenizer, languages: list[str]
+    model: SignalLanguageModel, tokenizer: TextTokenizer, languages: list[str]
 ) -> np.ndarray:
     """``(5, d)``: per superclass, the normalised mean of its prompts' embeddings, averaged over languages."""
     spec = prompt_spec()["languages"]
@@ -135,7 +135,7 @@ def class_prompt_embeddings(
 
 def evaluate(
     model: SignalLanguageModel,
-    tokenizer: ReportTokenizer,
+    tokenizer: TextTokenizer,
     store: DatasetStore,
     *,
     split: str = "test",

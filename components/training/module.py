@@ -7,9 +7,11 @@ from typing import Any
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 
 from components.models.config import FoundationConfig
 from components.models.foundation import SignalLanguageModel
+from components.models.text import build_text_encoder
 from components.training.augment import augment
 from components.training.objectives import clip_loss, masked_reconstruction_loss, nt_xent, patch_time_mask
 from components.training.params import PretrainParams
@@ -19,6 +21,9 @@ Batch = dict[str, torch.Tensor]
 
 class PretrainModule(L.LightningModule):
     """Wraps :class:`SignalLanguageModel`; its weights are what the pretrain stage publishes.
+
+    Losses (weights in ``objectives``): ``clip`` always; ``ecg_ecg``, ``masked_reconstruction`` and
+    ``text_text`` (SimCSE on the batch's ``extra_tokens``, training-patient reports) when weighted.
 
     Every training step draws its randomness (augmentations, masking, dropout) from a generator seeded
     with ``(seed, global step, rank)``: a run resumed from a checkpoint continues exactly as an
@@ -30,7 +35,7 @@ class PretrainModule(L.LightningModule):
         self.save_hyperparameters()
         self.cfg = FoundationConfig.model_validate(config)
         self.params = PretrainParams.model_validate(params)
-        self.model = SignalLanguageModel(self.cfg)
+        self.model = SignalLanguageModel(self.cfg, text_encoder=build_text_encoder(self.cfg.text))
 
     def _step_seed(self) -> int:
         return (self.params.seed * 1_000_003 + self.global_step * 7919 + self.global_rank) % 2**63
@@ -62,8 +67,11 @@ class PretrainModule(L.LightningModule):
             losses["masked_reconstruction"] = masked_reconstruction_loss(estimate, view, hidden, view_mask)
         else:
             pooled = model.ecg(view, view_mask)
-        ecg = torch.nn.functional.normalize(model.ecg_proj(pooled), dim=-1)
-        text = model.embed_text(batch["tokens"])
+        ecg = F.normalize(model.ecg_proj(pooled), dim=-1)
+        if "text_features" in batch:  # a frozen report encoder's cached embeddings
+            text = F.normalize(model.text_proj(batch["text_features"]), dim=-1)
+        else:
+            text = model.embed_text(batch["tokens"])
         losses["clip"] = clip_loss(
             self._gather(ecg), self._gather(text), model.logit_scale, self._gather(batch["report_id"])
         )
@@ -72,6 +80,12 @@ class PretrainModule(L.LightningModule):
             z1 = model.view_proj(pooled)
             z2 = model.view_proj(model.ecg(second, second_mask))
             losses["ecg_ecg"] = nt_xent(self._gather(z1), self._gather(z2), p.objectives.ecg_ecg_temperature)
+        if p.objectives.text_text > 0 and gen is not None and "extra_tokens" in batch:
+            # SimCSE: two passes of the same reports differ only by dropout; each is the other's positive
+            extra = batch["extra_tokens"]
+            losses["text_text"] = nt_xent(
+                model.embed_text(extra), model.embed_text(extra), p.objectives.text_text_temperature
+            )
         weights = p.objectives.model_dump()
         losses["loss"] = torch.stack([weights[name] * value for name, value in losses.items()]).sum()
         return losses
@@ -93,7 +107,13 @@ class PretrainModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         p = self.params
-        optimizer = torch.optim.AdamW(self.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+        text = self.model.text
+        pretrained = [q for q in text.parameters() if q.requires_grad] if self.cfg.text.kind == "hf" else []
+        scaled = {id(q) for q in pretrained}
+        groups = [{"params": [q for q in self.parameters() if id(q) not in scaled], "lr": p.lr}]
+        if pretrained:  # a fine-tuned Hugging Face model learns gently, or it forgets what it knew
+            groups.append({"params": pretrained, "lr": p.lr * p.text.lr_scale})
+        optimizer = torch.optim.AdamW(groups, lr=p.lr, weight_decay=p.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = min(p.warmup_steps, total // 2)
 

@@ -5,24 +5,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.config import Params
 from components.models.config import EcgEncoderConfig, TextEncoderConfig
 
 
 class TextParams(TextEncoderConfig):
-    """Report encoder (see :class:`TextEncoderConfig`) plus where extra training text comes from."""
+    """Report encoder (see :class:`TextEncoderConfig`) plus how it trains and where extra training text
+    comes from."""
 
     extra_reports_csv: Path | None = Field(
         default=None,
-        description="PTB-XL ptbxl_database.csv: reports of training-fold patients for the tokenizer",
+        description="PTB-XL ptbxl_database.csv: reports of training-fold patients for the tokenizer and "
+        "the text-only objective (objectives.text_text)",
     )
     extra_train_folds: list[int] = Field(default_factory=lambda: list(range(1, 9)))
+    lr_scale: float = Field(
+        default=0.05,
+        gt=0.0,
+        le=1.0,
+        description="hf, fine-tuned: learning rate of the pretrained model's weights / pretrain.lr",
+    )
 
     def architecture(self) -> TextEncoderConfig:
         return TextEncoderConfig.model_validate(
-            self.model_dump(exclude={"extra_reports_csv", "extra_train_folds"})
+            self.model_dump(exclude={"extra_reports_csv", "extra_train_folds", "lr_scale"})
         )
 
 
@@ -59,6 +67,12 @@ class ObjectiveParams(BaseModel):
     masked_reconstruction: float = Field(default=0.0, ge=0.0, description="masked signal reconstruction")
     mask_ratio: float = Field(default=0.3, gt=0.0, lt=1.0, description="share of time patches masked for MSM")
     init_temperature: float = Field(default=0.07, gt=0.0)
+    text_text: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="text-only contrastive (SimCSE) on training-patient reports, extra ones included",
+    )
+    text_text_temperature: float = Field(default=0.05, gt=0.0)
 
 
 class PretrainParams(BaseModel):
@@ -86,6 +100,15 @@ class PretrainParams(BaseModel):
     limit_train_records: int | None = Field(
         default=None, ge=2, description="use only the first N training records"
     )
+
+    @model_validator(mode="after")
+    def _text_objective_needs_a_trainable_encoder(self) -> PretrainParams:
+        if self.objectives.text_text > 0 and self.text.kind == "hf" and self.text.frozen:
+            raise ValueError(
+                "objectives.text_text trains the report encoder: use text.kind 'scratch' or 'hf' with "
+                "text.frozen: false"
+            )
+        return self
 
 
 def pretrain_params(params: Params) -> PretrainParams:

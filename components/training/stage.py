@@ -7,11 +7,13 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
@@ -21,6 +23,7 @@ from components.io.store import DatasetStore
 from components.io.versioning import current_version
 from components.models.checkpoint import save_foundation
 from components.models.config import FoundationConfig
+from components.models.text import TextTokenizer
 from components.models.tokenizer import ReportTokenizer
 from components.training.data import PretrainDataModule
 from components.training.errors import PretrainError
@@ -66,20 +69,45 @@ def run_dir_for(settings: Settings, dataset: str) -> Path:
 
 def build_tokenizer(store: DatasetStore, params: PretrainParams) -> ReportTokenizer:
     """Learn the report tokenizer from training-split reports (plus training-patient text, if configured)."""
-    manifest = store.manifest
-    texts = record_reports(manifest[manifest["split"] == "train"])
-    if params.text.extra_reports_csv is not None:
-        texts += training_patient_reports(params.text.extra_reports_csv, params.text.extra_train_folds)
-    texts = [t for t in texts if t]
+    texts = [t for t in _training_texts(store, params) if t]
     if not texts:
         raise PretrainError(f"{store.root}: no training reports (and no labels to compose them from)")
     return ReportTokenizer.train(texts, params.text.vocab_size, params.text.max_tokens)
 
 
+def _training_texts(store: DatasetStore, params: PretrainParams) -> list[str]:
+    """Reports of training-split records, plus those of training-fold patients of ``extra_reports_csv``."""
+    manifest = store.manifest
+    texts = record_reports(manifest[manifest["split"] == "train"])
+    if params.text.extra_reports_csv is not None:
+        texts += training_patient_reports(params.text.extra_reports_csv, params.text.extra_train_folds)
+    return texts
+
+
+def pin_text_model(params: PretrainParams) -> PretrainParams:
+    """For a Hugging Face report encoder, record its files' SHA-256 in ``text.revision`` (a set revision
+    is checked when the model loads): a resumed run or a DDP process then uses exactly the same model."""
+    if params.text.kind != "hf" or params.text.revision is not None:
+        return params
+    from components.models.text_hf import TextModelError, model_revision, resolve_model
+
+    assert params.text.model is not None
+    try:
+        revision = model_revision(resolve_model(params.text.model))
+    except TextModelError as exc:
+        raise PretrainError(str(exc)) from exc
+    return params.model_copy(update={"text": params.text.model_copy(update={"revision": revision})})
+
+
 def foundation_config(
-    store: DatasetStore, params: PretrainParams, tokenizer: ReportTokenizer
+    store: DatasetStore, params: PretrainParams, tokenizer: ReportTokenizer | None
 ) -> FoundationConfig:
-    text = params.text.architecture().model_copy(update={"vocab_size": tokenizer.vocab_size})
+    """The architecture to train (a ``scratch`` report encoder's vocabulary comes from ``tokenizer``)."""
+    text = params.text.architecture()
+    if text.kind == "scratch":
+        if tokenizer is None:
+            raise ValueError("a scratch report encoder needs its tokenizer")
+        text = text.model_copy(update={"vocab_size": tokenizer.vocab_size})
     return FoundationConfig(
         fs=store.info.fs,
         n_samples=store.info.n_samples,
@@ -90,6 +118,42 @@ def foundation_config(
         ecg_projection=params.objectives.ecg_ecg > 0,
         reconstruction=params.objectives.masked_reconstruction > 0,
     )
+
+
+def build_module(
+    store: DatasetStore, params: PretrainParams, tokenizer: ReportTokenizer | None
+) -> tuple[PretrainModule, TextTokenizer]:
+    """The LightningModule and the report tokenizer that goes with its text encoder (``tokenizer`` for a
+    ``scratch`` encoder, the model's own for a Hugging Face one)."""
+    from components.models.text_hf import TextModelError
+
+    config = foundation_config(store, params, tokenizer)
+    try:
+        module = PretrainModule(config.model_dump(mode="json"), params.model_dump(mode="json"))
+    except TextModelError as exc:
+        raise PretrainError(str(exc)) from exc
+    if config.text.kind == "hf":
+        return module, module.model.text.tokenizer  # type: ignore[return-value]
+    assert tokenizer is not None
+    return module, tokenizer
+
+
+def text_feature_cache(
+    module: PretrainModule, settings: Settings
+) -> Callable[[list[str]], np.ndarray] | None:
+    """For a frozen Hugging Face report encoder: report texts → embeddings, each text embedded once and
+    kept under ``.ecgops/text-embeddings/`` (keyed by model revision and token limit); else None."""
+    text = module.cfg.text
+    if text.kind != "hf" or not text.frozen:
+        return None
+    from components.models.text_cache import EmbeddingCache, cache_key
+    from components.models.text_hf import HFTextEncoder
+
+    assert text.revision is not None
+    cache = EmbeddingCache(settings.state_dir / "text-embeddings", cache_key(text.revision, text.max_tokens))
+    encoder = module.model.text
+    assert isinstance(encoder, HFTextEncoder)
+    return lambda texts: cache.embed(texts, encoder.encode_texts)
 
 
 def _precision(params: PretrainParams) -> str:
@@ -157,8 +221,8 @@ def _start(
     """Fresh run: clear the run directory, learn the tokenizer, open the registry run; returns run.json."""
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
-    tokenizer = build_tokenizer(store, params)
-    (run_dir / TOKENIZER_FILE).write_text(tokenizer.to_json())
+    if params.text.kind == "scratch":
+        (run_dir / TOKENIZER_FILE).write_text(build_tokenizer(store, params).to_json())
     state: dict[str, Any] = {
         "dataset": store.root.name,
         "params": params.model_dump(mode="json"),
@@ -222,13 +286,18 @@ def pretrain(
                 torch.load(run_dir / LAST_CKPT, map_location="cpu", weights_only=False)["epoch"]
             )
     else:
+        params = pin_text_model(params)
         state = _start(run_dir, store, params, settings, register, flow_run_id)
     if max_epochs is not None:
         params = params.model_copy(update={"max_epochs": max_epochs})
 
     L.seed_everything(params.seed, workers=True, verbose=False)
-    tokenizer = ReportTokenizer.from_json((run_dir / TOKENIZER_FILE).read_text(), params.text.max_tokens)
-    config = foundation_config(store, params, tokenizer)
+    scratch_tokenizer = (
+        ReportTokenizer.from_json((run_dir / TOKENIZER_FILE).read_text(), params.text.max_tokens)
+        if params.text.kind == "scratch"
+        else None
+    )
+    module, tokenizer = build_module(store, params, scratch_tokenizer)
     data = PretrainDataModule(
         store.root,
         tokenizer,
@@ -238,9 +307,10 @@ def pretrain(
         in_distribution_batches=params.in_distribution_batches,
         limit_train_records=params.limit_train_records,
         excluded=validation_exclusions(settings, dataset),
+        text_features=text_feature_cache(module, settings),
+        text_pool=_training_texts(store, params) if params.objectives.text_text > 0 else None,
     )
     _check_enough_records(data, params.batch_size, devices if isinstance(devices, int) else 1)
-    module = PretrainModule(config.model_dump(mode="json"), params.model_dump(mode="json"))
     trainer = build_trainer(
         params, run_dir, devices=devices, strategy=strategy, accelerator=accelerator, progress=progress
     )
@@ -293,7 +363,7 @@ def _mark_failed(settings: Settings, run_id: int, exc: BaseException) -> None:
 
 def _publish(
     module: PretrainModule,
-    tokenizer: ReportTokenizer,
+    tokenizer: TextTokenizer,
     store: DatasetStore,
     state: dict[str, Any],
     settings: Settings,

@@ -1,79 +1,121 @@
-"""The main job under real Prefect (its temporary local server): `ecgops run`, drop to foundation model."""
+"""The main job under a real Prefect server: a killed run resumes, two runs at once do not collide, a
+re-run reuses everything, every run leaves its artifacts, a blocking validation versions nothing.
+(A failing gate is in test_schedule.py: the scheduled run's candidate fails it.)"""
 
 from __future__ import annotations
 
+import asyncio
 import json
-import subprocess
-import sys
+import re
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
 
 import pytest
-import yaml
 
 from components.config import Settings
 from components.io.versioning import current_version
 from components.registry import open_registry
-from tests.conftest import SAMPLES, cli_env
+from tests.flows.conftest import (
+    TASK,
+    TINY,
+    Finished,
+    TrainedWorkspace,
+    flow_env,
+    new_workspace,
+    run_flow,
+    write_params,
+)
 
-TINY_PRETRAIN = {
-    "batch_size": 16,
-    "max_epochs": 1,
-    "limit_train_records": 64,
-    "embed_dim": 32,
-    "warmup_steps": 2,
-    "ecg": {"arch": "resnet", "width": 16, "depth": 2},
-    "text": {"width": 32, "depth": 1, "heads": 2, "vocab_size": 300, "max_tokens": 32},
-}
-
-
-@pytest.mark.slow
-def test_run_flow_end_to_end(workspace: Settings, tmp_path: Path) -> None:
-    """samples/ through ingest → validate → version → pretrain (a tiny model) under real Prefect."""
-    (workspace.workspace / "params.yaml").write_text(yaml.safe_dump({"pretrain": TINY_PRETRAIN}))
-    env = cli_env(workspace, PREFECT_HOME=str(tmp_path / "prefect"))
-    result = subprocess.run(
-        [sys.executable, "-m", "components.cli", "run", "--drop", str(SAMPLES), "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    outcome = json.loads(result.stdout)
-    ingest, validation, version = outcome["ingest"], outcome["validation"], outcome["version"]
-    assert (ingest["format"], ingest["ingested"], ingest["quarantined"]) == ("ptbxl", 393, 0)
-    assert validation["verdict"] in {"pass", "warn"} and not validation["blocked"], validation["failed"]
-    assert Path(validation["paths"]["summary_html"]).is_file()
-    assert version["md5"] == current_version(workspace)
-    with open_registry(workspace.resolved_registry_url) as registry:
-        assert [v.dvc_md5 for v in registry.dataset_versions("demo")] == [version["md5"]]
-        run = registry.latest_validation_run(version["md5"])
-        model = registry.model(outcome["pretrain"]["model_ref"])
-        pretrain_run = registry.get_run(outcome["pretrain"]["registry_run_id"])
-    assert run is not None and run.verdict == validation["verdict"]
-    assert model.kind == "foundation" and model.dataset_version_md5 == version["md5"]
-    assert pretrain_run.prefect_flow_run_id, "the Prefect flow-run id is recorded next to the run"
-    assert Path(outcome["pretrain"]["model_dir"], "model.safetensors").is_file()
-    assert "Finished in state Completed" in result.stderr
+pytestmark = pytest.mark.slow
 
 
-@pytest.mark.slow
-def test_blocking_validation_fails_the_run_and_versions_nothing(workspace: Settings, tmp_path: Path) -> None:
+def _winner_and_waiter(trained: TrainedWorkspace) -> tuple[Finished, Finished]:
+    for run in trained.runs:
+        assert run.returncode == 0, run.stderr[-4000:]
+        assert run.result is not None
+    waited = [run for run in trained.runs if "waiting for the workspace" in run.stderr]
+    assert len(waited) == 1, "exactly one of the two runs waited for the other"
+    [winner] = [run for run in trained.runs if run is not waited[0]]
+    return winner, waited[0]
+
+
+def _artifacts(server: str, flow_run_id: str) -> dict[str, Any]:
+    """The artifacts a flow run created, by key (from the Prefect API)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    async def read() -> dict[str, Any]:
+        async with get_client() as client:
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+            )
+        return {a.key: a for a in found}
+
+    with temporary_settings(updates={PREFECT_API_URL: server}):
+        return asyncio.run(read())
+
+
+def test_killed_run_resumes_and_concurrent_runs_share_the_workspace(
+    trained: TrainedWorkspace, prefect_server: str
+) -> None:
+    winner, waiter = _winner_and_waiter(trained)
+    outcome = winner.result
+    assert outcome is not None
+    foundation = outcome["foundation"]
+    assert foundation["decision"]["action"] == "resume", foundation["decision"]
+    assert foundation["resumed_from_epoch"] is not None
+    task = outcome["tasks"][TASK]
+    assert task["evaluation"]["gate"]["verdict"] == "pass"
+    assert task["package"]["tag"] and Path(task["package"]["uri"]).is_file()
+    assert task["promotion"].endswith("candidate -> staging")
+
+    with open_registry(trained.settings.resolved_registry_url) as registry:
+        [pretrain_run] = registry.runs(kind="pretrain")
+        assert pretrain_run.id == trained.killed_run_id and pretrain_run.status == "succeeded"
+        assert [m.ref for m in registry.models(kind="foundation")] == ["ecg-fm@1"]
+        [model] = registry.models(kind="task")
+        assert (model.ref, model.stage, model.gate_verdict) == (f"{TASK}@1", "staging", "pass")
+        assert [v.dvc_md5 for v in registry.dataset_versions()] == [current_version(trained.settings)]
+        assert len(registry.bentos()) == 1
+        runs = {kind: registry.runs(kind=kind) for kind in ("finetune", "evaluate")}
+    assert all(len(found) == 1 for found in runs.values()), runs
+    assert {r.prefect_flow_run_id for found in runs.values() for r in found} == {outcome["flow_run_id"]}
+
+    other = waiter.result
+    assert other is not None
+    assert all(other["cached"].values()), other["cached"]
+    assert other["foundation"]["model_ref"] == "ecg-fm@1"
+    assert other["tasks"][TASK]["package"]["tag"] == task["package"]["tag"]
+
+    artifacts = _artifacts(prefect_server, outcome["flow_run_id"])
+    assert {"retrain-summary", "retrain-counts", "retrain-metrics"} <= set(artifacts)
+    assert "`ecg-fm@1` — resume" in artifacts["retrain-summary"].data
+    links = {
+        key: unquote(urlparse(re.fullmatch(r"\[.*\]\((.+)\)", artifact.data)[1]).path)  # type: ignore[index]
+        for key, artifact in artifacts.items()
+        if artifact.type == "markdown" and key != "retrain-summary"
+    }
+    assert Path(links["retrain-validation-report"]).is_file()
+    assert Path(links[f"retrain-evaluation-report-{TASK}"]) == Path(task["evaluation"]["report_html"])
+    assert Path(links[f"retrain-bento-{TASK}"]) == Path(task["package"]["uri"])
+    counts = json.loads(artifacts["retrain-counts"].data)
+    assert counts[0]["ingested"] == 393
+
+
+def test_blocking_validation_fails_the_run_and_versions_nothing(tmp_path: Path, prefect_server: str) -> None:
     """A drop whose records all fail to read leaves an empty store: the 'no records' block ends the run."""
+    settings: Settings = new_workspace(tmp_path)
+    write_params(settings, TINY)
     drop = tmp_path / "unreadable"
     drop.mkdir()
     (drop / "r1.hea").write_text("r1 1 100 1000\nr1.dat 16 200/mV 16 0 0 0 0 I\n")
     (drop / "r1.dat").write_bytes(b"\0" * 10)
-    env = cli_env(workspace, PREFECT_HOME=str(tmp_path / "prefect"))
-    result = subprocess.run(
-        [sys.executable, "-m", "components.cli", "run", "--drop", str(drop)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode != 0
-    assert "failed blocking expectations" in result.stderr and "summary.html" in result.stderr
-    assert current_version(workspace) is None
-    with open_registry(workspace.resolved_registry_url) as registry:
+    run = run_flow(flow_env(settings, prefect_server, tmp_path), tmp_path / "logs", drop)
+    assert run.returncode == 1
+    assert "failed blocking expectations" in run.stderr and "summary.html" in run.stderr
+    assert current_version(settings) is None
+    with open_registry(settings.resolved_registry_url) as registry:
         assert registry.dataset_versions() == []
+        assert registry.models() == []

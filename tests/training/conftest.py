@@ -10,9 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config import IngestParams, Settings
-from components.io.ingest import ingest
-from components.io.store import DatasetStore
+from components.config import Settings
 from components.training.params import PretrainParams
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -27,20 +25,6 @@ TINY: dict[str, Any] = {
     "ecg": {"arch": "resnet", "width": 16, "depth": 2},
     "text": {"width": 32, "depth": 1, "heads": 2, "vocab_size": 300, "max_tokens": 32},
 }
-
-
-@pytest.fixture(scope="session")
-def demo_store_root(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> Path:
-    """``data/demo`` ingested once from the 393 real PTB-XL records in samples/."""
-    root = tmp_path_factory.mktemp("demo-store")
-    settings = Settings(workspace=root, registry_url=f"sqlite:///{root}/r.db", patient_salt="x")  # type: ignore[arg-type]
-    ingest(samples_dir, dataset="demo", settings=settings, params=IngestParams(workers=1), progress=False)
-    return root / "data" / "demo"
-
-
-@pytest.fixture(scope="session")
-def demo_store(demo_store_root: Path) -> DatasetStore:
-    return DatasetStore.open(demo_store_root)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -14,7 +15,7 @@ from components.models.checkpoint import load_foundation, save_foundation
 from components.training.data import PretrainDataModule
 from components.training.module import PretrainModule
 from components.training.params import PretrainParams
-from components.training.stage import build_tokenizer, foundation_config
+from components.training.stage import _training_texts, build_tokenizer, foundation_config
 
 
 def _setup(store: DatasetStore, params: PretrainParams) -> tuple[PretrainModule, PretrainDataModule]:
@@ -76,3 +77,45 @@ def test_safetensors_round_trip_gives_identical_outputs(
         assert torch.equal(model.embed_ecg(signal, mask), loaded.embed_ecg(signal, mask))
         assert torch.equal(model.embed_text(tokens), loaded.embed_text(tokens))
     assert torch.equal(model.logit_scale, loaded.logit_scale)
+
+
+def test_text_only_objective_learns_from_training_patients_reports_only(
+    demo_store: DatasetStore, tiny_params: PretrainParams, samples_dir: Path
+) -> None:
+    csv = samples_dir / "ptbxl_database.csv"
+    params = tiny_params.model_copy(
+        update={
+            "objectives": tiny_params.objectives.model_copy(update={"text_text": 1.0}),
+            "text": tiny_params.text.model_copy(update={"extra_reports_csv": csv}),
+        }
+    )
+    pool = set(_training_texts(demo_store, params))
+    table = pd.read_csv(csv)
+    reports = table["report"].str.strip()
+    held_out = table["strat_fold"] >= 9
+    only_held_out = set(reports[held_out]) - set(reports[~held_out])
+    assert only_held_out and not pool & only_held_out  # validation/test patients' text never gets in
+
+    torch.manual_seed(0)
+    tokenizer = build_tokenizer(demo_store, params)
+    data = PretrainDataModule(
+        demo_store.root, tokenizer, batch_size=16, seed=0, limit_train_records=64, text_pool=sorted(pool)
+    )
+    data.setup("fit")
+    batch = data.splits["train"].__getitems__(list(range(16)))
+    again = data.splits["train"].__getitems__(list(range(16)))
+    assert batch["extra_tokens"].shape == (16, params.text.max_tokens)
+    assert torch.equal(batch["extra_tokens"], again["extra_tokens"])  # drawn from the batch: resumable
+    assert "extra_tokens" not in data.splits["val"].__getitems__([0, 1])
+    config = foundation_config(demo_store, params, tokenizer)
+    module = PretrainModule(config.model_dump(mode="json"), params.model_dump(mode="json"))
+    optimizer = torch.optim.AdamW(module.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    history = []
+    for _ in range(12):
+        losses = module.losses(batch, gen)
+        optimizer.zero_grad()
+        losses["loss"].backward()
+        optimizer.step()
+        history.append(losses["text_text"].item())
+    assert np.mean(history[-4:]) < 0.8 * np.mean(history[:4]), history

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,11 @@ class RecordMeta:
     annotations: dict[str, Any] = field(default_factory=dict)
 
 
+#: the metadata of a reference whose metadata the reading worker completes (shared, so chunks of
+#: references sent to workers carry it once)
+NO_META = RecordMeta()
+
+
 @dataclass(frozen=True)
 class RecordRef:
     """A record of a drop: where its header is, and what the drop says about it.
@@ -36,20 +42,21 @@ class RecordRef:
 
     source: str
     source_record: str
-    base: Path | None
-    meta: RecordMeta = field(default_factory=RecordMeta)
+    base: str | None  # path of the record's header without ``.hea``
+    meta: RecordMeta = NO_META
     problem: str | None = None
     meta_from: str | None = None
     row: dict[str, Any] | None = None
 
 
 def resolve_inside(
-    drop: Path | str, relative: str, headers: set[str] | None = None
-) -> tuple[Path | None, str | None]:
+    drop: Path | str, relative: str, headers: Mapping[str, bool] | None = None
+) -> tuple[str | None, str | None]:
     """Resolve a record path given by a manifest; refuse anything that leaves the drop.
 
     ``drop`` should already be a real path (``os.path.realpath``) when called per record.
-    ``headers`` (optional) is the set of header paths known to exist, to save a stat per record.
+    ``headers`` (optional, from :func:`header_paths`) says which header files exist and which of them
+    are symbolic links, to save two stats per record.
     Paths are checked lexically and, for symbolic links, by where they really point.
     """
     root = str(drop)
@@ -60,17 +67,27 @@ def resolve_inside(
     exists = header in headers if headers is not None else os.path.isfile(header)
     if not exists:
         return None, f"manifest row points at a missing record: {relative}.hea not found"
-    if os.path.islink(header) and not os.path.realpath(header).startswith(root + os.sep):
+    is_link = headers[header] if headers is not None else os.path.islink(header)
+    if is_link and not os.path.realpath(header).startswith(root + os.sep):
         return None, f"manifest path {relative!r} links outside the drop"
-    return Path(candidate), None
+    return candidate, None
 
 
-def header_paths(folder: Path) -> set[str]:
-    """Absolute paths of every ``.hea`` file below ``folder`` (one walk instead of a stat per row)."""
-    root = os.path.realpath(folder)
-    found: set[str] = set()
-    for directory, _, files in os.walk(root):
-        found.update(os.path.join(directory, name) for name in files if name.endswith(".hea"))
+def header_paths(folder: Path) -> dict[str, bool]:
+    """Absolute path of every ``.hea`` file below ``folder`` → whether it is a symbolic link.
+
+    One walk instead of stats per row; like :func:`os.walk`, symbolic links to folders are not followed.
+    """
+    found: dict[str, bool] = {}
+    folders = [os.path.realpath(folder)]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    if not entry.is_symlink():
+                        folders.append(entry.path)
+                elif entry.name.endswith(".hea"):
+                    found[entry.path] = entry.is_symlink()
     return found
 
 

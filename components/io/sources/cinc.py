@@ -34,7 +34,7 @@ def iter_records(drop: Path) -> Iterator[RecordRef]:
         yield RecordRef(
             source="cinc",
             source_record=relative.as_posix(),
-            base=hea.with_suffix(""),
+            base=str(hea.with_suffix("")),
             meta=RecordMeta(patient_id=f"cinc:{relative.name}", site=site, label_system="SNOMED"),
             meta_from="cinc-comments",
         )

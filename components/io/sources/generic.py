@@ -31,7 +31,7 @@ class ManifestError(ValueError):
 
 def iter_records(drop: Path) -> Iterator[RecordRef]:
     """Manifest rows first (with their metadata), then headers the manifest does not name."""
-    named: set[Path] = set()
+    named: set[str] = set()
     manifest = drop / MANIFEST_CSV
     if manifest.is_file():
         table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
@@ -52,12 +52,15 @@ def iter_records(drop: Path) -> Iterator[RecordRef]:
             )
     root = drop.resolve()
     for hea in sorted(root.rglob("*.hea")):
-        base = hea.with_suffix("")
-        if base in named:
+        record = hea.with_suffix("")
+        if str(record) in named:
             continue
-        relative = base.relative_to(root).as_posix()
+        relative = record.relative_to(root).as_posix()
         yield RecordRef(
-            source="wfdb", source_record=relative, base=base, meta=RecordMeta(patient_id=f"record:{relative}")
+            source="wfdb",
+            source_record=relative,
+            base=str(record),
+            meta=RecordMeta(patient_id=f"record:{relative}"),
         )
 
 

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import ast
+import csv as _csv
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from components.io.sources.base import (
     RecordMeta,
     RecordRef,
     clean_text,
     header_paths,
+    normalise_sex,
     parse_age,
     resolve_inside,
 )
@@ -23,6 +27,8 @@ from components.io.sources.base import (
 DATABASE_CSV = "ptbxl_database.csv"
 #: PTB-XL v1.0.3 codes ages above 89 (and unknown ages) as 300
 CENSORED_AGE = 300
+#: PTB-XL's sex codes
+_SEX_CODES = {"0": "male", "1": "female"}
 #: strat_fold → split, as the PTB-XL authors recommend
 FOLD_SPLIT = {**{fold: "train" for fold in range(1, 9)}, 9: "val", 10: "test"}
 _IDENTITY_COLUMNS = (
@@ -53,6 +59,12 @@ _ANNOTATION_COLUMNS = (
     "pacemaker",
 )
 _USED_COLUMNS = frozenset(_IDENTITY_COLUMNS + _ANNOTATION_COLUMNS)
+#: columns read as text whatever they look like (a report of digits stays the report's text)
+_TEXT_COLUMNS = frozenset(
+    ("device", "report", "scp_codes", "filename_lr", "filename_hr", *_ANNOTATION_COLUMNS)
+)
+#: CSV rows turned into Python values at a time (references are produced as the workers ask for them)
+_ROWS_PER_BATCH = 512
 
 
 def looks_like(drop: Path) -> bool:
@@ -68,73 +80,111 @@ def iter_records(drop: Path, target_fs: int) -> tuple[Iterator[RecordRef], dict[
     ``records500`` is used when the target rate is above 100 Hz and it is present, else ``records100``.
     """
     csv = drop / DATABASE_CSV
-    available = set(pd.read_csv(csv, nrows=0).columns)
+    with csv.open(newline="", encoding="utf-8-sig") as handle:
+        available = set(next(_csv.reader(handle), []))
     missing = sorted(set(_IDENTITY_COLUMNS) - available)
     if missing:
         raise ValueError(f"{csv} lacks the PTB-XL columns {', '.join(missing)}")
-    table = pd.read_csv(csv, engine="pyarrow", usecols=sorted(available & _USED_COLUMNS))
+    used = sorted(available & _USED_COLUMNS)
+    options = pacsv.ConvertOptions(
+        include_columns=used, column_types={c: pa.string() for c in used if c in _TEXT_COLUMNS}
+    )
+    table = pacsv.read_csv(csv, convert_options=options)  # Arrow end to end: no pandas frame per drop
     column = "filename_hr" if target_fs > 100 and (drop / "records500").is_dir() else "filename_lr"
     if column == "filename_lr" and not (drop / "records100").is_dir():
         column = "filename_hr"
     headers = header_paths(drop)
     prefix = len(os.path.realpath(drop)) + 1
-    present = table[column].isin({path[prefix:-4] for path in headers})
-    counts = {"rows_without_signals": int((~present).sum())}
-    return _refs(drop, table[present], column, headers), counts
+    stems = pa.array(sorted(path[prefix:-4] for path in headers), type=pa.string())
+    present = pc.fill_null(pc.is_in(table[column], value_set=stems), False)
+    counts = {"rows_without_signals": len(table) - int(pc.sum(present).as_py() or 0)}
+    return _refs(drop, table.filter(present), column, headers), counts
 
 
-def _refs(drop: Path, table: pd.DataFrame, column: str, headers: set[str]) -> Iterator[RecordRef]:
+def _refs(drop: Path, table: pa.Table, column: str, headers: dict[str, bool]) -> Iterator[RecordRef]:
     root = os.path.realpath(drop)
-    for row in table.to_dict("records"):
-        relative = str(row[column])
-        base, problem = resolve_inside(root, relative, headers)
-        yield RecordRef(
-            source="ptbxl",
-            source_record=relative,
-            base=base,
-            problem=problem,
-            meta_from="ptbxl-row",
-            row={str(k): v for k, v in row.items()},
-        )
+    for start in range(0, len(table), _ROWS_PER_BATCH):
+        for row in table.slice(start, _ROWS_PER_BATCH).to_pylist():
+            relative = str(row[column])
+            base, problem = resolve_inside(root, relative, headers)
+            yield RecordRef(
+                source="ptbxl",
+                source_record=relative,
+                base=base,
+                problem=problem,
+                meta_from="ptbxl-row",
+                row=row,
+            )
 
 
 def meta_from_row(row: dict[str, Any]) -> RecordMeta:
     """Metadata of one ``ptbxl_database.csv`` row (called in the reading worker)."""
     age = parse_age(row.get("age"))
-    annotations: dict[str, object] = {"ecg_id": int(row["ecg_id"]), "strat_fold": int(row["strat_fold"])}
+    ecg_id, fold = _integer(row.get("ecg_id")), _integer(row.get("strat_fold"))
+    annotations: dict[str, object] = {
+        name: number for name, number in (("ecg_id", ecg_id), ("strat_fold", fold)) if number is not None
+    }
     if age is not None and age >= CENSORED_AGE:
         age, annotations["age_censored"] = None, "over 89 or unknown (coded 300)"
     for name in _ANNOTATION_COLUMNS:
-        value = clean_text(row.get(name))
+        raw = row.get(name)
+        value = clean_text(raw) if raw != "" else None  # most annotation cells are empty
         if value is not None:
             annotations[name] = value
     sex_code = row.get("sex")
     return RecordMeta(
         patient_id=_integral_text(row.get("patient_id")),
         age=age,
-        sex={0: "male", 1: "female"}.get(int(sex_code)) if pd.notna(sex_code) else None,
+        sex=_SEX_CODES.get(_integral_text(sex_code) or "") or normalise_sex(sex_code),
         site=_integral_text(row.get("site")),
         device=clean_text(row.get("device")),
         report=clean_text(row.get("report")),
-        labels=_scp_codes(str(row["scp_codes"])),
+        labels=_scp_codes(row.get("scp_codes")),
         label_system="SCP",
-        split=FOLD_SPLIT[int(row["strat_fold"])],
+        split=FOLD_SPLIT.get(fold) if fold is not None else None,
         annotations=annotations,
     )
 
 
-def _scp_codes(text: str) -> dict[str, float]:
-    """``"{'NORM': 100.0, 'SR': 0.0}"`` → ``{"NORM": 100.0, "SR": 0.0}`` (a Python literal in the CSV)."""
+def _scp_codes(text: object) -> dict[str, float]:
+    """``"{'NORM': 100.0, 'SR': 0.0}"`` → ``{"NORM": 100.0, "SR": 0.0}`` (a Python literal in the CSV);
+    ``{}`` for an empty cell or one that is not such a mapping."""
+    if not isinstance(text, str) or not text.strip():
+        return {}
     try:
         codes = json.loads(text.replace("'", '"'))
     except json.JSONDecodeError:
-        codes = ast.literal_eval(text)
-    return {str(code): float(likelihood) for code, likelihood in codes.items()}
+        try:
+            codes = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return {}
+    if not isinstance(codes, dict):
+        return {}
+    try:
+        return {str(code): float(likelihood) for code, likelihood in codes.items()}
+    except (TypeError, ValueError):
+        return {}
+
+
+def _integer(value: object) -> int | None:
+    """An integral CSV value (``3``, ``3.0``), else None."""
+    if type(value) is int:
+        return value
+    text = _integral_text(value)
+    return int(text) if text is not None and text.lstrip("-").isdigit() else None
 
 
 def _integral_text(value: object) -> str | None:
-    """``15709.0`` → ``'15709'`` (PTB-XL stores ids as floats)."""
-    if value is None or pd.isna(value):  # type: ignore[call-overload]
+    """``15709.0`` → ``'15709'`` (PTB-XL stores ids as floats); other text as it is, None when empty."""
+    if type(value) is float:
+        return None if value != value else str(int(value)) if value.is_integer() else str(value)
+    text = clean_text(value)
+    if text is None:
         return None
-    number = float(value)  # type: ignore[arg-type]
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if number != number:
+        return None
     return str(int(number)) if number.is_integer() else str(number)

@@ -1,0 +1,415 @@
+"""Serving speed: the real ``bentoml serve`` under 1/8/32 concurrent clients vs a bare batched forward.
+
+Builds the whole chain in a scratch workspace (ingest samples/, pretrain and fine-tune at the demo's
+model size for one epoch each — speed does not depend on training length —, gate, ``package``, ``pull``
+into an empty BENTOML_HOME) and serves the pulled Bento with an API key. Clients send real 12-lead 10 s
+records as JSON to ``/predict`` (samples/, or ../shared/data/ptb-xl records100 with ``--source shared``),
+each client one request at a time. Prints JSON: p50/p99 latency, throughput and the CPU the server and
+the clients spent per request at each concurrency; the bare in-process batched forward of the same model
+(batch = serve.max_batch_size, the server's torch threads) in the same run, alternating with the
+32-client runs over ``--rounds`` (the median ratio is the one compared with the target >= 0.7); the
+single-client p99 (target < 50 ms); then a soak at 32 clients with its errors and the server's RSS (all
+its processes) sampled every 15 s. ``--set KEY=VALUE`` overrides ``serve:`` (e.g. ``torch_threads=2``);
+``--keep DIR`` keeps the workspace and reuses its trained model when run again.
+
+The load generator runs on the same machine as the server, and the machine may be shared: the JSON
+records the load average and core count so the figures can be read in context.
+
+    python benchmarks/serving.py [--requests 400] [--rounds 3] [--soak-s 180] [--set torch_threads=2]
+                                 [--source samples|shared] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+SHARED_PTBXL = REPO.parent / "shared" / "data" / "ptb-xl"
+API_KEY = "benchmark-key"
+TASK = "ptbxl-superdiagnostic"
+CONCURRENCY = (1, 8, 32)
+
+
+def build(workspace: Path, serve_overrides: dict[str, Any], ecg: dict[str, int]) -> dict[str, Any]:
+    """Ingest → pretrain → fine-tune → gate → promote (skipped when ``workspace`` already holds the
+    production model), then package with ``serve:`` overridden and pull into an empty BENTOML_HOME."""
+    import shutil
+
+    import yaml
+
+    from components.config import Settings
+    from components.registry import open_registry
+    from components.serving.bentostore import bentoml_home
+    from components.serving.package import package
+    from components.serving.pull import pull
+
+    settings = Settings(
+        workspace=workspace,
+        registry_url=f"sqlite:///{workspace / 'registry.db'}",
+        dvc_remote_url=str(workspace / "dvc-remote"),
+        patient_salt="benchmark",  # type: ignore[arg-type]
+    )
+    model = _production_model(settings) or _train(settings, ecg)
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    repo_serve = yaml.safe_load((REPO / "params.yaml").read_text()).get("serve") or {}
+    params["serve"] = {**repo_serve, **serve_overrides}
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    with bentoml_home(workspace / "bentoml-build"):
+        packaged = package(model, settings=settings)
+    home = workspace / "bentoml-serve"
+    shutil.rmtree(home, ignore_errors=True)
+    pulled = pull(packaged.tag, settings=settings, home=home)
+    with open_registry(settings.resolved_registry_url) as registry:
+        model_dir = Path(registry.model(model).artifact_uri)
+    return {
+        "settings": settings,
+        "model_dir": model_dir,
+        "model": model,
+        "tag": pulled.tag,
+        "home": home,
+        "bento_bytes": packaged.size_bytes,
+        "serve": params["serve"],
+        "ecg": _encoder(model_dir),
+    }
+
+
+def _encoder(model_dir: Path) -> dict[str, Any]:
+    from components.models.task_model import load_task_model_config
+
+    return load_task_model_config(model_dir).ecg.model_dump()
+
+
+def _production_model(settings: Any) -> str | None:
+    from components.registry import open_registry
+
+    if not (settings.workspace / "registry.db").exists():
+        return None
+    with open_registry(settings.resolved_registry_url) as registry:
+        current = registry.model_at_stage(TASK, "production")
+    return current.ref if current is not None else None
+
+
+def _train(settings: Any, ecg: dict[str, int]) -> str:
+    """The demo's model size (unless ``ecg`` overrides the encoder), one epoch each (speed does not
+    depend on training length)."""
+    import yaml
+
+    from components.finetune.stage import finetune
+    from components.io.datasets import ingest_and_version
+    from components.registry import open_registry
+    from components.training.stage import pretrain
+
+    workspace = settings.workspace
+    subprocess.run(["git", "init", "-q", str(workspace)], check=True)
+    subprocess.run(["git", "-C", str(workspace), "config", "user.email", "bench@ecgops.invalid"], check=True)
+    subprocess.run(["git", "-C", str(workspace), "config", "user.name", "ecgops benchmark"], check=True)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["ingest"]["workers"] = 1
+    params["pretrain"]["ecg"] |= ecg
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    ingest_and_version(REPO / "samples", settings=settings, progress=False)
+    foundation = pretrain(settings=settings, max_epochs=1)
+    assert foundation is not None and foundation.model_ref is not None
+    tuned = finetune(TASK, settings=settings, from_model=foundation.model_ref, max_epochs=1)
+    assert tuned.model_ref is not None
+    with open_registry(settings.resolved_registry_url) as registry:
+        registry.record_gate_decision(
+            tuned.model_ref, policy="benchmark", verdict="pass", reasons=["benchmark"]
+        )
+        registry.promote(tuned.model_ref, "production")
+    return tuned.model_ref
+
+
+def request_bodies(source: str, limit: int) -> list[bytes]:
+    """JSON bodies of real 12-lead 10 s records at 100 Hz."""
+    from components.io.wfdb_reader import read_record
+
+    root = SHARED_PTBXL if source == "shared" and SHARED_PTBXL.is_dir() else REPO / "samples"
+    headers = sorted((root / "records100").rglob("*.hea"))[:limit]
+    bodies = []
+    for header in headers:
+        raw = read_record(header.with_suffix(""))
+        body = {"signal": raw.signal.T.tolist(), "fs": raw.fs, "leads": list(raw.sig_names)}
+        bodies.append(json.dumps(body).encode())
+    return bodies
+
+
+class BareForward:
+    """``predict_proba`` of the same model on canonical batches in this process, with the server's
+    number of torch threads: the throughput the served API is compared with."""
+
+    def __init__(self, model_dir: Path, settings: Any, batch_size: int, threads: int) -> None:
+        import torch
+
+        from components.io.store import DatasetStore
+        from components.models.task_model import load_task_model
+
+        torch.set_num_threads(threads)
+        self.threads = threads
+        self.batch_size = batch_size
+        self.model = load_task_model(model_dir)
+        store = DatasetStore.open(settings.data_dir / "demo")
+        rows = np.arange(min(len(store.manifest), 256))
+        self.signals, self.masks = store.read(rows), store.lead_masks()[rows]
+        self.model.predict_proba(self.signals[:batch_size], self.masks[:batch_size])  # warm-up
+
+    def run(self, seconds: float) -> dict[str, float]:
+        done, started, cpu_started = 0, time.perf_counter(), time.process_time()
+        n = len(self.signals) - len(self.signals) % self.batch_size
+        while time.perf_counter() - started < seconds:
+            start = done % n
+            chunk = slice(start, start + self.batch_size)
+            self.model.predict_proba(self.signals[chunk], self.masks[chunk], batch_size=self.batch_size)
+            done += self.batch_size
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        return {
+            "records_per_s": round(done / elapsed, 1),
+            "cpu_ms_per_record": round(1000 * cpu / done, 2),
+            "batch_size": self.batch_size,
+            "torch_threads": self.threads,
+            "seconds": round(elapsed, 1),
+        }
+
+
+async def drive(
+    url: str, bodies: list[bytes], clients: int, *, requests: int | None, seconds: float | None
+) -> dict:
+    """``clients`` concurrent clients, each sending one request at a time until ``requests`` in total
+    were sent or ``seconds`` passed; latency percentiles, throughput and errors."""
+    import aiohttp
+
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    sent = 0
+    deadline = time.perf_counter() + seconds if seconds else None
+    headers = {"X-API-Key": API_KEY, "Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=clients)
+
+    async def client(session: aiohttp.ClientSession, index: int) -> None:
+        nonlocal sent
+        i = index
+        while True:
+            if deadline is not None and time.perf_counter() >= deadline:
+                return
+            if requests is not None:
+                if sent >= requests:
+                    return
+                sent += 1
+            began = time.perf_counter()
+            try:
+                async with session.post(
+                    f"{url}/predict", data=bodies[i % len(bodies)], headers=headers
+                ) as reply:
+                    await reply.read()
+                    if reply.status != 200:
+                        errors[str(reply.status)] = errors.get(str(reply.status), 0) + 1
+                        continue
+            except aiohttp.ClientError as exc:
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                continue
+            latencies.append(time.perf_counter() - began)
+            i += clients
+
+    started = time.perf_counter()
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(client(session, k) for k in range(clients)))
+    elapsed = time.perf_counter() - started
+    ms = sorted(1000 * x for x in latencies)
+    return {
+        "clients": clients,
+        "requests": len(ms),
+        "errors": errors,
+        "seconds": round(elapsed, 2),
+        "records_per_s": round(len(ms) / elapsed, 1),
+        "latency_ms": {
+            "p50": round(statistics.median(ms), 2) if ms else None,
+            "p99": round(float(np.percentile(ms, 99)), 2) if ms else None,
+            "max": round(ms[-1], 2) if ms else None,
+        },
+    }
+
+
+def _tree(pid: int) -> list[Any]:
+    import psutil
+
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def server_rss_mb(pid: int) -> float:
+    """Resident memory of the server and all its processes (MB)."""
+    return round(sum(p.memory_info().rss for p in _tree(pid) if p.is_running()) / 1e6, 1)
+
+
+def server_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the server's processes have used so far."""
+    total = 0.0
+    for process in _tree(pid):
+        times = process.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def measured(pid: int, run: Any) -> dict[str, Any]:
+    """``run()``'s result plus the CPU the server and this client process spent per request."""
+    server_before, client_before = server_cpu_s(pid), time.process_time()
+    result = run()
+    server_cpu, client_cpu = server_cpu_s(pid) - server_before, time.process_time() - client_before
+    n = max(1, result["requests"])
+    return result | {
+        "server_cpu_ms_per_request": round(1000 * server_cpu / n, 2),
+        "client_cpu_ms_per_request": round(1000 * client_cpu / n, 2),
+    }
+
+
+def soak(pid: int, url: str, bodies: list[bytes], seconds: float, every_s: float = 15.0) -> dict[str, Any]:
+    """32 clients for ``seconds``; errors, and the server's RSS sampled every ``every_s`` seconds."""
+    samples: list[tuple[float, float]] = []
+    done = threading.Event()
+    started = time.perf_counter()
+
+    def sample() -> None:
+        while True:
+            samples.append((round(time.perf_counter() - started), server_rss_mb(pid)))
+            if done.wait(every_s):
+                return
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    result = asyncio.run(drive(url, bodies, 32, requests=None, seconds=seconds))
+    done.set()
+    sampler.join()
+    samples.append((round(time.perf_counter() - started), server_rss_mb(pid)))
+    half = [mb for t, mb in samples if t >= seconds / 2]
+    return result | {
+        "rss_mb_before": samples[0][1],
+        "rss_mb_after": samples[-1][1],
+        "rss_mb_growth_second_half": round(half[-1] - half[0], 1) if half else None,
+        "rss_mb_samples": samples,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=400, help="requests per concurrency level")
+    parser.add_argument("--bare-s", type=float, default=10.0, help="seconds of bare forward per round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating bare / 32-client rounds")
+    parser.add_argument("--soak-s", type=float, default=180.0, help="seconds of the 32-client soak (0: skip)")
+    parser.add_argument("--records", type=int, default=393, help="distinct records the clients cycle through")
+    parser.add_argument("--source", choices=("samples", "shared"), default="samples")
+    parser.add_argument("--ecg-width", type=int, help="encoder width instead of the demo's (pretrain.ecg)")
+    parser.add_argument("--ecg-depth", type=int, help="encoder depth instead of the demo's (pretrain.ecg)")
+    parser.add_argument(
+        "--keep", type=Path, help="build in this directory and keep it (reused when run again)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override serve: (e.g. torch_threads=2)",
+    )
+    args = parser.parse_args()
+
+    import yaml
+
+    from components.serving.launch import running_server
+    from components.serving.params import ServeParams
+
+    scratch = tempfile.TemporaryDirectory(prefix="ecgops-bench-serving-") if args.keep is None else None
+    workspace = args.keep or Path(scratch.name)  # type: ignore[union-attr]
+    workspace.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
+    overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    ecg = {k: v for k, v in (("width", args.ecg_width), ("depth", args.ecg_depth)) if v is not None}
+    built = build(workspace, overrides, ecg)
+    bodies = request_bodies(args.source, args.records)
+    serve = ServeParams.model_validate(built["serve"])
+    result: dict[str, Any] = {
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "load_average_at_start": [round(x, 2) for x in load_before],
+            "note": "load generator and server share this machine; other engineers' jobs may run too",
+        },
+        "model": {
+            "ref": built["model"],
+            "bento": built["tag"],
+            "bento_bytes": built["bento_bytes"],
+            "ecg_encoder": built["ecg"],
+        },
+        "serve": built["serve"],
+        "records": {
+            "source": args.source,
+            "distinct": len(bodies),
+            "mean_body_kb": round(np.mean([len(b) for b in bodies]) / 1024, 1),
+        },
+    }
+    threads = serve.torch_threads or len(os.sched_getaffinity(0))
+    bare = BareForward(built["model_dir"], built["settings"], serve.max_batch_size, threads)
+    log = workspace / "bentoml-serve.log"
+    with running_server(built["tag"], bentoml_home=built["home"], api_key=API_KEY, log=log) as server:
+        pid = server.process.pid
+        asyncio.run(drive(server.url, bodies, 8, requests=64, seconds=None))  # warm-up
+
+        def served(clients: int) -> dict[str, Any]:
+            return measured(
+                pid,
+                lambda: asyncio.run(drive(server.url, bodies, clients, requests=args.requests, seconds=None)),
+            )
+
+        result["served"] = {str(c): served(c) for c in CONCURRENCY if c != 32}
+        rounds = []
+        for _ in range(args.rounds):  # alternate: the machine is shared, its load drifts
+            forward, at_32 = bare.run(args.bare_s), served(32)
+            rounds.append(
+                {
+                    "bare": forward,
+                    "served_32": at_32,
+                    "ratio": at_32["records_per_s"] / forward["records_per_s"],
+                }
+            )
+        middle = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]
+        result["served"]["32"] = middle["served_32"]
+        result["bare_forward"] = middle["bare"]
+        result["rounds_32_vs_bare"] = [
+            {
+                "bare": r["bare"]["records_per_s"],
+                "served_32": r["served_32"]["records_per_s"],
+                "ratio": round(r["ratio"], 3),
+            }
+            for r in rounds
+        ]
+        p99_single = result["served"]["1"]["latency_ms"]["p99"]
+        result["targets"] = {
+            "served_32_vs_bare_median": round(middle["ratio"], 3),
+            "served_32_vs_bare_ok": middle["ratio"] >= 0.7,
+            "single_client_p99_ms": p99_single,
+            "single_client_p99_ok": p99_single is not None and p99_single < 50.0,
+        }
+        if args.soak_s > 0:
+            result["soak"] = soak(server.process.pid, server.url, bodies, args.soak_s)
+    result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(result, indent=2))
+    if scratch is not None:
+        scratch.cleanup()
+
+
+if __name__ == "__main__":
+    main()

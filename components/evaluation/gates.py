@@ -1,0 +1,395 @@
+"""Gate policies (``schemas/gates/<name>.yaml``, versioned) and the decision engine.
+
+A policy states absolute floors (macro and per-class AUROC, on the point estimate or the lower CI bound),
+a minimum test size, a calibration ceiling, non-inferiority against the production model (the paired
+difference's lower CI bound must not fall below −δ), the largest allowed subgroup gap, an
+external-cohort floor and the data checks (the training data version passed validation). The engine
+turns a policy and an :class:`EvaluationReport` plus registry facts into a verdict with one reason per
+check — failures first — which is what the registry records and promotion consults.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from components.config import SCHEMAS_DIR
+from components.evaluation.compute import EvaluationReport
+from components.evaluation.errors import EvaluationError
+
+GATES_DIR = SCHEMAS_DIR / "gates"
+Bound = Literal["point", "ci_low"]
+
+
+class FloorPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bound: Bound = Field(default="ci_low", description="which value must reach the floor")
+    macro_auroc: float | None = Field(default=None, ge=0.0, le=1.0)
+    per_class_auroc: float | dict[str, float] | None = Field(
+        default=None, description="one floor for every label, or a floor per label"
+    )
+    undefined_class: Literal["fail", "skip"] = Field(
+        default="fail", description="a label whose AUROC cannot be estimated (no positives in the test set)"
+    )
+
+
+class CalibrationPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_ece: float | None = Field(
+        default=None, gt=0.0, le=1.0, description="macro expected calibration error"
+    )
+
+
+class NonInferiorityPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    margin: float = Field(ge=0.0, le=1.0, description="δ: candidate − production macro AUROC, lower CI ≥ −δ")
+
+
+class SubgroupPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    attributes: list[Literal["sex", "age", "site", "device"]] = ["sex", "age", "site", "device"]
+    max_gap: float = Field(gt=0.0, le=1.0, description="largest − smallest subgroup macro AUROC")
+    min_records: int = Field(default=30, ge=1, description="smaller groups are reported, not gated")
+
+
+class ExternalPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    macro_auroc: float = Field(ge=0.0, le=1.0, description="floor on each external cohort's macro AUROC")
+    bound: Bound = "point"
+    min_positives: int = Field(default=5, ge=1, description="labels with fewer positives do not count")
+    required: bool = Field(default=False, description="fail when no external cohort was evaluated")
+
+
+class DataPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    require_validation: bool = Field(default=True, description="the training data version was validated")
+    allowed_verdicts: list[Literal["pass", "warn", "fail"]] = ["pass", "warn"]
+
+
+class GatePolicy(BaseModel):
+    """A versioned promotion gate for one or more tasks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    version: int = Field(ge=1)
+    tasks: list[str] = Field(min_length=1, description="tasks this policy may gate")
+    description: str = ""
+    min_test_records: int = Field(default=1, ge=1)
+    floors: FloorPolicy = FloorPolicy()
+    calibration: CalibrationPolicy = CalibrationPolicy()
+    non_inferiority: NonInferiorityPolicy | None = None
+    subgroups: SubgroupPolicy | None = None
+    external: ExternalPolicy | None = None
+    data: DataPolicy = DataPolicy()
+
+    @property
+    def ref(self) -> str:
+        """How the registry names the policy: ``name@vN``."""
+        return f"{self.name}@v{self.version}"
+
+
+def load_policy(name: str, gates_dir: Path = GATES_DIR) -> GatePolicy:
+    """``schemas/gates/<name>.yaml`` (or a path to one), validated; errors name the file and key."""
+    from components.finetune.errors import TaskError
+    from components.finetune.tasks import explain
+
+    path = Path(name) if Path(name).suffix in (".yaml", ".yml") else gates_dir / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in gates_dir.glob("*.yaml"))) or "(none)"
+        raise TaskError(f"unknown gate policy {name!r}: no {path}; known: {known}")
+    try:
+        policy = GatePolicy.model_validate(yaml.safe_load(path.read_text()))
+    except ValidationError as exc:
+        raise TaskError(f"{path}: {explain(exc)}") from None
+    except yaml.YAMLError as exc:
+        raise TaskError(f"{path}: not valid YAML: {exc}") from None
+    if policy.name != path.stem:
+        raise TaskError(f"{path}: name {policy.name!r} must match the file name {path.stem!r}")
+    return policy
+
+
+@dataclass(frozen=True)
+class ValidationFact:
+    """A validation run of a dataset version, as the registry has it."""
+
+    validation_run_id: int
+    dataset_version: str
+    verdict: str
+
+
+@dataclass(frozen=True)
+class RegistryFacts:
+    """What the gate needs from the registry besides the evaluation."""
+
+    training_validation: ValidationFact | None
+    dataset_version: str | None
+    production: str | None  # the task's production model now
+    is_production: bool = False
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    check: str
+    passed: bool
+    message: str
+
+    @property
+    def reason(self) -> str:
+        return f"{'PASS' if self.passed else 'FAIL'} ({self.check}) {self.message}"
+
+
+@dataclass
+class GateOutcome:
+    policy: str
+    checks: list[GateCheck] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> Literal["pass", "fail"]:
+        return "pass" if all(c.passed for c in self.checks) else "fail"
+
+    @property
+    def reasons(self) -> list[str]:
+        """Every check as one line, failures first."""
+        return [c.reason for c in sorted(self.checks, key=lambda c: c.passed)]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"policy": self.policy, "verdict": self.verdict, "reasons": self.reasons}
+
+
+def _value(bound: str) -> str:
+    return "point estimate" if bound == "point" else "lower 95 % CI bound"
+
+
+def _floors(policy: GatePolicy, report: EvaluationReport) -> list[GateCheck]:
+    floors, test, out = policy.floors, report.test, []
+    if floors.macro_auroc is not None:
+        est = test.macro["auroc"]
+        value = est.bound(floors.bound)
+        ok = math.isfinite(value) and value >= floors.macro_auroc
+        out.append(
+            GateCheck(
+                "floor.macro_auroc",
+                ok,
+                f"macro AUROC {est.text()}: {_value(floors.bound)} "
+                f"{value:.3f} {'≥' if ok else '<'} floor {floors.macro_auroc:.3f}",
+            )
+        )
+    per_class = floors.per_class_auroc
+    if per_class is None:
+        return out
+    for label in report.labels:
+        floor = per_class.get(label) if isinstance(per_class, dict) else per_class
+        if floor is None:
+            continue
+        est = test.per_label[label]["auroc"]
+        if not est.defined:
+            out.append(
+                GateCheck(
+                    f"floor.auroc.{label}",
+                    floors.undefined_class == "skip",
+                    f"AUROC of {label} cannot be estimated ({test.positives.get(label, 0)} positives "
+                    f"among {test.n_records} test records)",
+                )
+            )
+            continue
+        value = est.bound(floors.bound)
+        ok = math.isfinite(value) and value >= floor
+        shown = f"{value:.3f}" if math.isfinite(value) else "n/a (no CI)"
+        out.append(
+            GateCheck(
+                f"floor.auroc.{label}",
+                ok,
+                f"{label} AUROC {est.text()}: {_value(floors.bound)} {shown} "
+                f"{'≥' if ok else '<'} floor {floor:.3f}",
+            )
+        )
+    return out
+
+
+def _non_inferiority(policy: GatePolicy, report: EvaluationReport, facts: RegistryFacts) -> list[GateCheck]:
+    rule = policy.non_inferiority
+    if rule is None:
+        return []
+    if facts.production is None:
+        return [
+            GateCheck("non_inferiority", True, "no production model for the task: nothing to compare with")
+        ]
+    if facts.is_production:
+        return [GateCheck("non_inferiority", True, f"{report.model} is the production model itself")]
+    comparison = report.comparison
+    if comparison is None or comparison.production != facts.production:
+        compared = comparison.production if comparison else "none"
+        why = report.comparison_note or "evaluate the model again"
+        return [
+            GateCheck(
+                "non_inferiority",
+                False,
+                f"no paired comparison with the production model {facts.production} (compared with: "
+                f"{compared}); {why}",
+            )
+        ]
+    low = comparison.difference.bound("ci_low")
+    ok = math.isfinite(low) and low >= -rule.margin
+    return [
+        GateCheck(
+            "non_inferiority",
+            ok,
+            f"macro AUROC difference vs {facts.production} on {comparison.n_records} paired records "
+            f"{comparison.difference.text()}: lower bound {low:.3f} {'≥' if ok else '<'} "
+            f"−δ = {-rule.margin:.3f} "
+            f"(candidate {comparison.candidate_macro_auroc.text()}, production "
+            f"{comparison.production_macro_auroc.text()})",
+        )
+    ]
+
+
+def _subgroups(policy: GatePolicy, report: EvaluationReport) -> list[GateCheck]:
+    rule = policy.subgroups
+    if rule is None:
+        return []
+    out = []
+    for attribute in rule.attributes:
+        groups = [
+            s
+            for s in report.test.subgroups
+            if s.attribute == attribute and s.n_records >= rule.min_records and s.macro_auroc.defined
+        ]
+        if len(groups) < 2:
+            out.append(
+                GateCheck(
+                    f"subgroup_gap.{attribute}",
+                    True,
+                    f"{attribute}: fewer than two groups of ≥ {rule.min_records} records to compare",
+                )
+            )
+            continue
+        low = min(groups, key=lambda s: s.macro_auroc.value)
+        high = max(groups, key=lambda s: s.macro_auroc.value)
+        gap = high.macro_auroc.value - low.macro_auroc.value
+        ok = gap <= rule.max_gap
+        out.append(
+            GateCheck(
+                f"subgroup_gap.{attribute}",
+                ok,
+                f"{attribute}: macro AUROC gap {gap:.3f} {'≤' if ok else '>'} {rule.max_gap:.3f} "
+                f"({low.group} {low.macro_auroc.value:.3f}, n={low.n_records} vs "
+                f"{high.group} {high.macro_auroc.value:.3f}, n={high.n_records})",
+            )
+        )
+    return out
+
+
+def _external(policy: GatePolicy, report: EvaluationReport) -> list[GateCheck]:
+    rule = policy.external
+    if rule is None:
+        return []
+    if not report.external:
+        return [
+            GateCheck(
+                "external",
+                not rule.required,
+                "no external cohort was evaluated" + (" (the policy requires one)" if rule.required else ""),
+            )
+        ]
+    out = []
+    for cohort in report.external:
+        eligible = [
+            lab
+            for lab in report.labels
+            if cohort.positives.get(lab, 0) >= rule.min_positives
+            and cohort.n_records - cohort.positives.get(lab, 0) >= rule.min_positives
+            and cohort.per_label[lab]["auroc"].defined
+        ]
+        if not eligible:
+            out.append(
+                GateCheck(
+                    f"external.{cohort.name}",
+                    not rule.required,
+                    f"external cohort {cohort.name}: no label with ≥ {rule.min_positives} positives and "
+                    f"negatives among {cohort.n_records} records; the floor cannot be checked",
+                )
+            )
+            continue
+        values = [cohort.per_label[lab]["auroc"].bound(rule.bound) for lab in eligible]
+        value = float(sum(values) / len(values))
+        ok = math.isfinite(value) and value >= rule.macro_auroc
+        out.append(
+            GateCheck(
+                f"external.{cohort.name}",
+                ok,
+                f"external cohort {cohort.name} ({cohort.n_records} records): macro AUROC over "
+                f"{', '.join(eligible)} — {_value(rule.bound)} {value:.3f} {'≥' if ok else '<'} "
+                f"floor {rule.macro_auroc:.3f}",
+            )
+        )
+    return out
+
+
+def _data(policy: GatePolicy, facts: RegistryFacts) -> list[GateCheck]:
+    rule = policy.data
+    if not rule.require_validation:
+        return []
+    if facts.dataset_version is None:
+        return [GateCheck("data.validation", False, "the training data has no registered dataset version")]
+    fact = facts.training_validation
+    if fact is None:
+        return [
+            GateCheck(
+                "data.validation",
+                False,
+                f"training dataset version {facts.dataset_version[:12]} has no recorded validation run",
+            )
+        ]
+    ok = fact.verdict in rule.allowed_verdicts
+    return [
+        GateCheck(
+            "data.validation",
+            ok,
+            f"training dataset version {fact.dataset_version[:12]}: validation run {fact.validation_run_id} "
+            f"verdict {fact.verdict} ({'allowed' if ok else 'not allowed'}: "
+            f"{', '.join(rule.allowed_verdicts)})",
+        )
+    ]
+
+
+def decide(policy: GatePolicy, report: EvaluationReport, facts: RegistryFacts) -> GateOutcome:
+    """Apply ``policy`` to an evaluation; every check contributes a reason."""
+    if report.task not in policy.tasks:
+        raise EvaluationError(f"gate policy {policy.ref} is for tasks {policy.tasks}, not {report.task}")
+    n = report.test.n_records
+    checks = [
+        GateCheck(
+            "min_test_records",
+            n >= policy.min_test_records,
+            f"{n} test records ({report.test.n_patients} patients) "
+            f"{'≥' if n >= policy.min_test_records else '<'} {policy.min_test_records}",
+        )
+    ]
+    checks += _floors(policy, report)
+    if policy.calibration.max_ece is not None:
+        ece = report.test.macro["ece"]
+        ok = ece.defined and ece.value <= policy.calibration.max_ece
+        checks.append(
+            GateCheck(
+                "calibration",
+                ok,
+                f"macro ECE {ece.text()} {'≤' if ok else '>'} {policy.calibration.max_ece:.3f}",
+            )
+        )
+    checks += _non_inferiority(policy, report, facts)
+    checks += _subgroups(policy, report)
+    checks += _external(policy, report)
+    checks += _data(policy, facts)
+    return GateOutcome(policy.ref, checks)

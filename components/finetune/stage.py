@@ -1,0 +1,551 @@
+"""The finetune stage: task + store + foundation → Lightning fit → thresholds → task model → registry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from components.config import Params, Settings, get_settings, load_params
+from components.evaluation.metrics import auroc, macro
+from components.finetune.data import FinetuneDataModule, SignalReader, SplitData, predict_rows
+from components.finetune.errors import FinetuneError
+from components.finetune.foundation import FoundationChoice, resolve_foundation
+from components.finetune.labels import TaskRecords, select_records, task_targets
+from components.finetune.module import FinetuneModule
+from components.finetune.params import FinetuneParams, finetune_params
+from components.finetune.sampling import sample_fraction
+from components.finetune.tasks import TaskSpec, load_task, task_from_dict
+from components.finetune.thresholds import tune_thresholds
+from components.io.store import DatasetStore
+from components.io.versioning import current_version
+from components.models.checkpoint import load_foundation
+from components.models.config import EcgEncoderConfig
+from components.models.task_model import TaskModelConfig, save_task_model
+from components.training.params import pretrain_params
+from components.training.stage import validation_exclusions
+
+RUN_FILE, LAST_CKPT = "run.json", "checkpoints/last.ckpt"
+
+
+@dataclass
+class FinetuneResult:
+    """What a fine-tuning run produced."""
+
+    task: str
+    mode: str
+    label_fraction: float
+    dataset: str
+    dataset_version: str | None
+    foundation: str | None
+    model_ref: str | None
+    model_dir: Path
+    run_dir: Path
+    registry_run_id: int | None
+    epochs: int
+    best_epoch: int | None
+    steps: int
+    train_records: int
+    train_patients: int
+    val_records: int
+    train_positives: dict[str, int]
+    thresholds: dict[str, float]
+    val_metrics: dict[str, float]
+    resumed_from_epoch: int | None
+    elapsed_s: float
+    excluded: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"model_dir": str(self.model_dir), "run_dir": str(self.run_dir)}
+
+
+def run_dir_for(settings: Settings, task: str, dataset: str, mode: str, fraction: float) -> Path:
+    """Where a (resumable) fine-tuning run keeps its checkpoints, logs and ``run.json``."""
+    return settings.state_dir / "finetune" / task / dataset / f"{mode}-{fraction:g}"
+
+
+def records_digest(record_ids: Any) -> str:
+    """SHA-256 of a sorted set of record ids (which records a split held)."""
+    return hashlib.sha256("\n".join(sorted(str(r) for r in record_ids)).encode()).hexdigest()
+
+
+def _precision(params: FinetuneParams) -> str:
+    if params.precision != "auto":
+        return params.precision if params.precision != "32" else "32-true"
+    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+
+
+@dataclass
+class _Data:
+    store: DatasetStore
+    splits: SplitData
+    train_patients: int
+    added_for_labels: dict[str, str]
+    test_digest: str
+    excluded: dict[str, dict[str, int]]
+
+
+def _select(
+    store: DatasetStore, spec: TaskSpec, params: FinetuneParams, fraction: float, excluded: frozenset[str]
+) -> _Data:
+    """Train (label fraction of the patients), validation and test records of the task."""
+    manifest = store.manifest
+    masks = store.lead_masks()
+    table = task_targets(manifest, spec)
+    parts = {
+        split: select_records(manifest, masks, spec, split=split, excluded_ids=excluded, table=table)
+        for split in ("train", "val", "test")
+    }
+    train = parts["train"]
+    patients = manifest["patient_key"].to_numpy()[train.rows]
+    sample = sample_fraction(
+        patients,
+        train.targets,
+        fraction,
+        seed=params.seed,
+        labels=spec.label_names,
+        ensure_positive_per_label=params.ensure_positive_per_label,
+    )
+    kept = TaskRecords("train", train.rows[sample.keep], train.targets[sample.keep], train.excluded)
+    if len(kept) < 2:
+        raise FinetuneError(
+            f"task {spec.name}: {len(kept)} labelled training record(s) in {store.root} at label fraction "
+            f"{fraction:g} (left out: {train.excluded or 'none'}); ingest more data or raise the fraction"
+        )
+    if len(parts["val"]) == 0:
+        raise FinetuneError(
+            f"task {spec.name}: no labelled validation records in {store.root} (left out: "
+            f"{parts['val'].excluded or 'none'}); checkpoint selection and thresholds need some"
+        )
+    test_ids = manifest["record_id"].to_numpy()[parts["test"].rows]
+    return _Data(
+        store,
+        SplitData(kept, parts["val"], masks),
+        sample.n_patients,
+        sample.added_for_labels,
+        records_digest(test_ids),
+        {split: part.excluded for split, part in parts.items()},
+    )
+
+
+def _architecture(
+    spec: TaskSpec,
+    store: DatasetStore,
+    foundation: FoundationChoice | None,
+    params: FinetuneParams,
+    all_params: Params,
+) -> tuple[EcgEncoderConfig, int, int]:
+    """Encoder architecture, rate and samples of the task model; refuses a foundation of another rate."""
+    if foundation is not None:
+        fcfg = foundation.config
+        if spec.fs is not None and spec.fs != fcfg.fs:
+            raise FinetuneError(
+                f"task {spec.name} runs at {spec.fs} Hz but foundation {foundation.ref or foundation.path} "
+                f"was pretrained at {fcfg.fs} Hz; pretrain at the task's rate or change the task's fs"
+            )
+        if spec.duration_s is not None and abs(spec.duration_s - fcfg.n_samples / fcfg.fs) > 1e-6:
+            raise FinetuneError(
+                f"task {spec.name} reads {spec.duration_s:g} s but foundation "
+                f"{foundation.ref or foundation.path} reads {fcfg.n_samples / fcfg.fs:g} s"
+            )
+        return fcfg.ecg, fcfg.fs, fcfg.n_samples
+    fs = spec.fs or store.info.fs
+    duration = spec.duration_s or store.info.duration_s
+    ecg = params.scratch_ecg or pretrain_params(all_params).ecg
+    return ecg, fs, round(duration * fs)
+
+
+def _dataset_version(settings: Settings) -> tuple[str | None, int | None]:
+    """The workspace's DVC dataset version (if registered) and its latest validation run id."""
+    from components.registry import NotFoundError, open_registry
+
+    md5 = current_version(settings)
+    if md5 is None:
+        return None, None
+    with open_registry(settings.resolved_registry_url) as registry:
+        try:
+            version = registry.find_dataset_version(md5).dvc_md5
+        except NotFoundError:
+            return None, None
+        validation = registry.latest_validation_run(version)
+    return version, validation.id if validation else None
+
+
+def _start(
+    run_dir: Path,
+    spec: TaskSpec,
+    dataset: str,
+    mode: str,
+    fraction: float,
+    params: FinetuneParams,
+    all_params: Params,
+    from_model: str | None,
+    settings: Settings,
+    register: bool,
+    flow_run_id: str | None,
+) -> dict[str, Any]:
+    """Fresh run: choose the foundation, build the model config, open the registry run; returns run.json."""
+    store = DatasetStore.open(settings.data_dir / dataset)
+    foundation = resolve_foundation(from_model, settings) if (mode != "scratch" or from_model) else None
+    if register and foundation is not None and foundation.ref is None and mode != "scratch":
+        raise FinetuneError(
+            f"--from {foundation.path} is not a registered foundation model; "
+            "register it, pass its registry reference, or use --no-register"
+        )
+    ecg, fs, n_samples = _architecture(spec, store, foundation, params, all_params)
+    config = TaskModelConfig(
+        task=spec.name,
+        labels=spec.label_names,
+        leads=spec.leads,
+        required_leads=spec.required_leads,
+        fs=fs,
+        n_samples=n_samples,
+        ecg=ecg,
+        mode=mode,  # type: ignore[arg-type]
+    )
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    version, validation_run_id = _dataset_version(settings) if register else (None, None)
+    state: dict[str, Any] = {
+        "task": spec.name,
+        "task_spec": spec.model_dump(mode="json"),
+        "dataset": dataset,
+        "mode": mode,
+        "label_fraction": fraction,
+        "params": params.model_dump(mode="json"),
+        "config": config.model_dump(mode="json"),
+        "foundation": foundation.ref if foundation and mode != "scratch" else None,
+        "foundation_path": str(foundation.path) if foundation and mode != "scratch" else None,
+        "architecture_from": str(foundation.ref or foundation.path) if foundation else "params",
+        "dataset_version": version,
+        "validation_run_id": validation_run_id,
+        "flow_run_id": flow_run_id,
+        "registry_run_id": None,
+    }
+    if register:
+        from components.registry import open_registry
+
+        with open_registry(settings.resolved_registry_url) as registry:
+            state["registry_run_id"] = registry.start_run(
+                "finetune",
+                parameters={
+                    k: state[k]
+                    for k in (
+                        "task",
+                        "dataset",
+                        "dataset_version",
+                        "mode",
+                        "label_fraction",
+                        "foundation",
+                        "params",
+                    )
+                }
+                | {"task_version": spec.version, "task_sha256": spec.digest()},
+                prefect_flow_run_id=flow_run_id,
+            )
+    (run_dir / RUN_FILE).write_text(json.dumps(state, indent=2))
+    return state
+
+
+def finetune(
+    task: str,
+    *,
+    dataset: str | None = None,
+    from_model: str | None = None,
+    mode: str | None = None,
+    label_fraction: float | None = None,
+    settings: Settings | None = None,
+    params: FinetuneParams | None = None,
+    resume: bool = False,
+    register: bool = True,
+    flow_run_id: str | None = None,
+    progress: bool = False,
+    max_epochs: int | None = None,
+    accelerator: str = "auto",
+) -> FinetuneResult:
+    """Fine-tune a task model from a foundation model (or from scratch) on ``data/<dataset>``.
+
+    ``from_model``: a foundation reference or directory (default: the newest registered foundation).
+    ``mode``: ``linear_probe`` | ``finetune`` | ``scratch``; ``label_fraction``: share of the training
+    patients (patient-level, seeded). The best validation epoch is kept, decision thresholds are tuned
+    on the validation split, and the model is written as safetensors + JSON under
+    ``<artifact store>/models/<task>/run-<id>`` and registered as a task model (parent: the foundation;
+    dataset version and validation run of the data it trained on; ``flow_run_id`` on the run).
+    ``resume=True`` continues the same (task, dataset, mode, fraction) run from its last checkpoint.
+    """
+    started = time.perf_counter()
+    settings = settings or get_settings()
+    all_params = load_params(settings.workspace / "params.yaml")
+    params = params or finetune_params(all_params)
+    dataset = dataset or params.dataset or all_params.ingest.dataset
+    spec = load_task(task)
+    mode = mode or params.mode
+    if mode not in ("linear_probe", "finetune", "scratch"):
+        raise FinetuneError(f"unknown mode {mode!r}: use linear_probe, finetune or scratch")
+    fraction = params.label_fraction if label_fraction is None else label_fraction
+    if not 0.0 < fraction <= 1.0:
+        raise FinetuneError(f"--label-fraction must be in (0, 1], got {fraction:g}")
+    run_dir = run_dir_for(settings, spec.name, dataset, mode, fraction)
+
+    resumed_from: int | None = None
+    if resume:
+        if not (run_dir / LAST_CKPT).is_file():
+            raise FinetuneError(f"no fine-tuning run to resume in {run_dir}; start it without --resume")
+        state = json.loads((run_dir / RUN_FILE).read_text())
+        params = FinetuneParams.model_validate(state["params"])
+        spec = task_from_dict(state["task_spec"])
+        resumed_from = int(torch.load(run_dir / LAST_CKPT, map_location="cpu", weights_only=False)["epoch"])
+    else:
+        state = _start(
+            run_dir,
+            spec,
+            dataset,
+            mode,
+            fraction,
+            params,
+            all_params,
+            from_model,
+            settings,
+            register,
+            flow_run_id,
+        )
+    if max_epochs is not None:
+        params = params.model_copy(update={"max_epochs": max_epochs})
+    try:
+        return _train(
+            state,
+            spec,
+            params,
+            settings,
+            run_dir,
+            resume,
+            resumed_from,
+            register,
+            progress,
+            accelerator,
+            started,
+        )
+    except BaseException as exc:
+        if register and state.get("registry_run_id") is not None:
+            _mark_failed(settings, int(state["registry_run_id"]), exc)
+        raise
+
+
+def _train(
+    state: dict[str, Any],
+    spec: TaskSpec,
+    params: FinetuneParams,
+    settings: Settings,
+    run_dir: Path,
+    resume: bool,
+    resumed_from: int | None,
+    register: bool,
+    progress: bool,
+    accelerator: str,
+    started: float,
+) -> FinetuneResult:
+    L.seed_everything(params.seed, workers=True, verbose=False)
+    dataset = state["dataset"]
+    store = DatasetStore.open(settings.data_dir / dataset)
+    data = _select(
+        store, spec, params, float(state["label_fraction"]), validation_exclusions(settings, dataset)
+    )
+    digest = records_digest(store.manifest["record_id"].to_numpy()[data.splits.train.rows])
+    if resume and state.get("train_records_sha256") not in (None, digest):
+        raise FinetuneError(
+            f"the training records of data/{dataset} changed since the run started in {run_dir}; "
+            "start it again without --resume"
+        )
+    if not resume:
+        state["train_records_sha256"] = digest
+        (run_dir / RUN_FILE).write_text(json.dumps(state, indent=2))
+    config = TaskModelConfig.model_validate(state["config"])
+    module = FinetuneModule(config.model_dump(mode="json"), params.model_dump(mode="json"))
+    if not resume and state["foundation_path"] is not None:
+        foundation, _ = load_foundation(Path(state["foundation_path"]))
+        module.model.encoder.load_state_dict(foundation.ecg.state_dict())
+    reader = SignalReader(store.root, config.fs, config.n_samples)
+    datamodule = FinetuneDataModule(
+        reader,
+        data.splits,
+        batch_size=params.batch_size,
+        seed=params.seed,
+        min_steps_per_epoch=params.min_steps_per_epoch,
+        num_workers=params.num_workers,
+    )
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="best",
+        monitor="val/selection",
+        mode="max",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    steps_per_epoch = max(len(data.splits.train) // datamodule.batch_size, params.min_steps_per_epoch)
+    trainer = L.Trainer(
+        max_epochs=params.max_epochs,
+        accelerator=accelerator,
+        devices=1,
+        precision=_precision(params),  # type: ignore[arg-type]
+        deterministic="warn",
+        logger=CSVLogger(run_dir, name="logs", flush_logs_every_n_steps=1),
+        callbacks=[checkpoint],
+        reload_dataloaders_every_n_epochs=1,
+        num_sanity_val_steps=0,
+        log_every_n_steps=max(1, min(10, steps_per_epoch)),
+        enable_progress_bar=progress,
+        enable_model_summary=progress,
+        default_root_dir=run_dir,
+    )
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(run_dir / LAST_CKPT) if resume else None)
+    if trainer.interrupted:
+        raise FinetuneError(f"fine-tuning was interrupted; continue it with --resume ({run_dir})")
+    best_epoch = None
+    if checkpoint.best_model_path and Path(checkpoint.best_model_path).is_file():
+        best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
+        module.load_state_dict(best["state_dict"])
+        best_epoch = int(best["epoch"])
+    model = module.model.to(torch.float32).cpu().eval()
+
+    val = data.splits.val
+    proba = predict_rows(model, reader, val.rows, data.splits.lead_masks)
+    choices = tune_thresholds(
+        val.targets,
+        proba,
+        spec.label_names,
+        rule=params.threshold_rule,
+        target_sensitivity=params.target_sensitivity,
+    )
+    per_label = {
+        name: float(auroc(val.targets[:, j], proba[:, j])) for j, name in enumerate(spec.label_names)
+    }
+    val_metrics = {"macro_auroc": float(macro(np.array(list(per_label.values()))))}
+    val_metrics |= {f"auroc_{name}": v for name, v in per_label.items()}
+    train = data.splits.train
+    meta = {
+        "task_version": spec.version,
+        "task_sha256": spec.digest(),
+        "task_spec": spec.model_dump(mode="json"),
+        "foundation": state["foundation"],
+        "architecture_from": state["architecture_from"],
+        "dataset": dataset,
+        "dataset_version": state["dataset_version"],
+        "validation_run_id": state["validation_run_id"],
+        "registry_run_id": state["registry_run_id"],
+        "flow_run_id": state["flow_run_id"],
+        "label_fraction": state["label_fraction"],
+        "fraction_seed": params.seed,
+        "fraction_added_patients_for_labels": sorted(data.added_for_labels),
+        "train_records": len(train),
+        "train_patients": data.train_patients,
+        "val_records": len(val),
+        "train_positives": train.positives(spec.label_names),
+        "val_positives": val.positives(spec.label_names),
+        "excluded": data.excluded,
+        "test_records_sha256": data.test_digest,
+        "threshold_rule": params.threshold_rule,
+        "threshold_notes": {c.label: c.note for c in choices if c.note},
+        "val_metrics": {k: v for k, v in val_metrics.items() if math.isfinite(v)},
+        "epochs": trainer.current_epoch,
+        "best_epoch": best_epoch,
+        "params": params.model_dump(mode="json"),
+    }
+    model.cfg = model.cfg.model_copy(update={"thresholds": [c.threshold for c in choices], "meta": meta})
+    run_id = state["registry_run_id"]
+    tag = (
+        f"run-{run_id}"
+        if run_id is not None
+        else f"unregistered-{time.strftime('%Y%m%dT%H%M%S')}-{uuid4().hex[:6]}"
+    )
+    model_dir = Path(settings.resolved_artifact_store) / "models" / spec.name / tag
+    shutil.rmtree(model_dir, ignore_errors=True)
+    save_task_model(model, model_dir)
+    model_ref = None
+    if register and run_id is not None:
+        model_ref = _register(settings, spec, state, model_dir, val_metrics, model.cfg.thresholds, len(val))
+    return FinetuneResult(
+        task=spec.name,
+        mode=config.mode,
+        label_fraction=float(state["label_fraction"]),
+        dataset=dataset,
+        dataset_version=state["dataset_version"],
+        foundation=state["foundation"],
+        model_ref=model_ref,
+        model_dir=model_dir,
+        run_dir=run_dir,
+        registry_run_id=run_id,
+        epochs=trainer.current_epoch,
+        best_epoch=best_epoch,
+        steps=trainer.global_step,
+        train_records=len(train),
+        train_patients=data.train_patients,
+        val_records=len(val),
+        train_positives=train.positives(spec.label_names),
+        thresholds={c.label: round(c.threshold, 6) for c in choices},
+        val_metrics=val_metrics,
+        resumed_from_epoch=resumed_from,
+        elapsed_s=round(time.perf_counter() - started, 2),
+        excluded=data.excluded,
+    )
+
+
+def _mark_failed(settings: Settings, run_id: int, exc: BaseException) -> None:
+    from components.registry import open_registry
+
+    with open_registry(settings.resolved_registry_url) as registry:
+        if registry.get_run(run_id).status == "running":
+            registry.finish_run(run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def _register(
+    settings: Settings,
+    spec: TaskSpec,
+    state: dict[str, Any],
+    model_dir: Path,
+    val_metrics: dict[str, float],
+    thresholds: list[float],
+    n_val: int,
+) -> str:
+    """Task model row (parent foundation, data version, validation run, run) + validation metrics."""
+    from components.registry import MetricInfo, open_registry
+
+    with open_registry(settings.resolved_registry_url) as registry:
+        run_id = int(state["registry_run_id"])
+        if registry.get_run(run_id).status != "running":
+            run_id = registry.start_run(
+                "finetune", parameters={"resumes_run": run_id}, prefect_flow_run_id=state["flow_run_id"]
+            )
+        metrics = [
+            MetricInfo("val", "all", k, v, n=n_val) for k, v in val_metrics.items() if math.isfinite(v)
+        ]
+        metrics += [
+            MetricInfo("val", "all", f"threshold_{name}", t, n=n_val)
+            for name, t in zip(spec.label_names, thresholds, strict=True)
+        ]
+        with registry.atomic():
+            info = registry.register_model(
+                spec.name,
+                kind="task",
+                task=spec.name,
+                artifact_uri=str(model_dir),
+                parent=state["foundation"],
+                dataset_version_md5=state["dataset_version"],
+                validation_run_id=state["validation_run_id"],
+                run_id=run_id,
+            )
+            registry.record_metrics(info.ref, metrics, run_id=run_id)
+        registry.finish_run(run_id)
+    return info.ref

@@ -1,0 +1,64 @@
+"""An in-memory signal → the canonical form the models read: ``(12, n)`` float32 mV + lead mask.
+
+The same steps as ingest (:mod:`components.io.prepare`): lead mapping and units → mV with
+:func:`~components.io.prepare.to_standard_leads`, polyphase resampling with
+:func:`~components.io.prepare.resample`, then :func:`cut_or_pad` to the target length. Serving imports
+this, so a request is turned into exactly what the model was trained and evaluated on. ``prepare`` is
+imported as a module (not its names), so ``prepare.py`` can import :func:`cut_or_pad` from here in turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+import components.io.prepare as ingest_steps
+from components.io.leads import N_LEADS
+
+
+@dataclass(frozen=True)
+class CanonicalSignal:
+    """One record in canonical form."""
+
+    signal: np.ndarray  # (12, target samples) float32, mV, standard lead order, absent leads zero
+    lead_mask: np.ndarray  # (12,) bool
+    n_valid_samples: int  # samples taken from the record; the rest is zero padding
+
+
+def cut_or_pad(
+    signal: np.ndarray, target_samples: int, out: np.ndarray | None = None
+) -> tuple[np.ndarray, int]:
+    """``(12, t)`` → ``(12, target_samples)`` float32: the first samples, zero-padded; and how many are real.
+
+    ``out`` (``(12, target_samples)`` float32) is filled in place when given, as ingest does with its
+    reused batch buffers.
+    """
+    n_valid = min(signal.shape[1], target_samples)
+    fixed = np.zeros((N_LEADS, target_samples), dtype=np.float32) if out is None else out
+    fixed[:, :n_valid] = signal[:, :n_valid]
+    fixed[:, n_valid:] = 0.0
+    return fixed, n_valid
+
+
+def canonicalize(
+    signal: np.ndarray,
+    fs: float,
+    lead_names: Sequence[str],
+    units: str | Sequence[str] = "mV",
+    *,
+    target_fs: int,
+    target_samples: int,
+) -> CanonicalSignal:
+    """``(leads, samples)`` physical values at ``fs`` → :class:`CanonicalSignal` at ``target_fs``.
+
+    ``units`` is one unit for every lead or one per lead (mV, uV, V, ...). Names that are not ECG leads
+    are ignored, as in ingest; raises :class:`~components.io.wfdb_reader.RecordError` when no lead is
+    present, a unit is not a voltage, or a lead holds no valid sample.
+    """
+    names = tuple(lead_names)
+    unit_list = (units,) * len(names) if isinstance(units, str) else tuple(units)
+    standard, mask = ingest_steps.to_standard_leads(np.asarray(signal).T, names, unit_list)
+    fixed, n_valid = cut_or_pad(ingest_steps.resample(standard, fs, target_fs), target_samples)
+    return CanonicalSignal(fixed, mask, n_valid)

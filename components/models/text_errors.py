@@ -1,0 +1,5 @@
+"""The report-encoder error users see (kept free of heavy imports, so the CLI can name it cheaply)."""
+
+
+class TextModelError(RuntimeError):
+    """A report model that cannot be found, loaded or verified offline; the message says what to do."""

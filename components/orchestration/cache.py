@@ -1,0 +1,219 @@
+"""Prefect task caching keyed on what a stage's result depends on: inputs (dataset version, drop, model),
+the stage's ``params.yaml`` section, and the stage's code version — never on run ids or timestamps.
+
+A cached result is only used while what it points at still exists (``still_valid``); otherwise the task
+runs again and overwrites the cache record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from prefect.cache_policies import CachePolicy
+from prefect.context import TaskRunContext
+from prefect.futures import PrefectFuture
+from prefect.states import State
+from prefect.tasks import Task
+
+from components.config import Settings, get_settings, load_params
+from components.orchestration import fingerprints as fp
+
+R = TypeVar("R")
+KeyInputs = Callable[[Settings, dict[str, Any]], dict[str, Any]]
+
+
+@dataclass
+class StageCache(CachePolicy):
+    """Cache key = stage + workspace + the stage's code version + what ``inputs`` extracts."""
+
+    stage: str = ""
+    inputs: KeyInputs | None = None
+
+    def compute_key(
+        self,
+        task_ctx: TaskRunContext,
+        inputs: dict[str, Any],
+        flow_parameters: dict[str, Any],
+        **kwargs: Any,
+    ) -> str | None:
+        return self.key(get_settings(), inputs)
+
+    def key(self, settings: Settings, inputs: dict[str, Any]) -> str:
+        """The cache key of a task run with ``inputs`` in the workspace of ``settings``."""
+        assert self.inputs is not None, "a StageCache needs an inputs function"
+        return fp.digest(
+            {
+                "stage": self.stage,
+                "code": fp.code_version(self.stage),
+                **fp.workspace_identity(settings),
+                **self.inputs(settings, inputs),
+            }
+        )
+
+
+def params_section(settings: Settings, name: str) -> dict[str, Any]:
+    """A section of the workspace's params.yaml as plain data (defaults filled in where modelled)."""
+    return load_params(settings.workspace / "params.yaml").section(name)
+
+
+def dataset_name(settings: Settings, dataset: str | None) -> str:
+    return dataset or load_params(settings.workspace / "params.yaml").ingest.dataset
+
+
+def ingest_inputs(settings: Settings, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The drop's files and the ingest parameters. A cached ingest only counts while the store is still
+    in the state that ingest left it in (see :func:`ingest_still_current`)."""
+    return {
+        "drop": fp.drop_fingerprint(Path(inputs["drop"])),
+        "dataset": dataset_name(settings, inputs.get("dataset")),
+        "params": params_section(settings, "ingest"),
+    }
+
+
+def ingest_still_current(summary: dict[str, Any]) -> bool:
+    """True while the store is as the cached ingest left it, so every record of the drop is in it."""
+    return bool(summary.get("store_after")) and summary["store_after"] == fp.store_state(
+        get_settings(), summary["dataset"]
+    )
+
+
+def validate_inputs(settings: Settings, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The store's content, the validation policy and the steward decisions."""
+    from components.validation import load_policy
+
+    dataset = inputs["dataset"]
+    return {
+        "dataset": dataset,
+        "store": fp.store_state(settings, dataset),
+        "policy": load_policy().fingerprint,
+        "decisions": fp.steward_decisions_fingerprint(settings, dataset),
+    }
+
+
+def version_inputs(settings: Settings, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Everything under ``data/`` and the validation run to record (``data.dvc`` is this task's output:
+    a cached version counts while ``data.dvc`` still records it)."""
+    validation = inputs.get("validation")
+    return {
+        "dataset": inputs["dataset"],
+        "data": fp.data_state(settings),
+        "validation_run": getattr(validation, "run_name", None),
+        "remote": settings.resolved_dvc_remote_url,
+    }
+
+
+def training_exclusions(settings: Settings, dataset: str) -> str:
+    """Digest of the records the latest validation keeps out of training."""
+    from components.training.stage import validation_exclusions
+
+    return fp.digest(sorted(validation_exclusions(settings, dataset)))
+
+
+def pretrain_inputs(settings: Settings, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The dataset version, the records excluded from it, and the pretraining parameters."""
+    from components.training.params import pretrain_params
+
+    return {
+        "dataset": inputs["dataset"],
+        "dataset_version": inputs["dataset_version"],
+        "excluded": training_exclusions(settings, inputs["dataset"]),
+        "params": pretrain_params(load_params(settings.workspace / "params.yaml")).model_dump(mode="json"),
+    }
+
+
+def model_identity(settings: Settings, model_ref: str) -> dict[str, str]:
+    """A registered model as a key part: its reference and the sha256 of its artifact."""
+    from components.registry import open_registry
+
+    with open_registry(settings.resolved_registry_url) as registry:
+        info = registry.model(model_ref)
+    return {"ref": info.ref, "sha256": info.sha256}
+
+
+def finetune_inputs(settings: Settings, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The task, the foundation model, the dataset version and its exclusions, the fine-tune parameters."""
+    return {
+        "task": inputs["task"],
+        "foundation": model_identity(settings, inputs["foundation_ref"]),
+        "dataset": inputs["dataset"],
+        "dataset_version": inputs["dataset_version"],
+        "excluded": training_exclusions(settings, inputs["dataset"]),
+        "params": params_section(settings, "finetune"),
+    }
+
+
+def evaluate_inputs(settings: Settings, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The model, the evaluation parameters, the external cohorts' stores, and the production model the
+    candidate is compared with (the gate depends on it)."""
+    from components.evaluation.params import evaluate_params
+    from components.registry import open_registry
+
+    params = evaluate_params(load_params(settings.workspace / "params.yaml"))
+    model = model_identity(settings, inputs["model_ref"])
+    with open_registry(settings.resolved_registry_url) as registry:
+        task = registry.model(model["ref"]).task
+        production = registry.model_at_stage(task, "production") if task else None
+    return {
+        "model": model,
+        "params": params.model_dump(mode="json"),
+        "external": {name: fp.store_state(settings, name) for name in params.external},
+        # the model the candidate is compared with; none when it is the production model itself
+        "production": (
+            model_identity(settings, production.ref)
+            if production and production.ref != model["ref"]
+            else None
+        ),
+    }
+
+
+def package_inputs(settings: Settings, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The model that is packaged."""
+    return {"model": model_identity(settings, inputs["model_ref"])}
+
+
+def stage_cache(stage: str, inputs: KeyInputs) -> StageCache:
+    return StageCache(stage=stage, inputs=inputs)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A task's result and whether it came from the cache."""
+
+    value: Any
+    cached: bool
+
+
+def outcome_of(state: State[Any]) -> Outcome:
+    """The result of a finished task run (raises its exception when it failed)."""
+    return Outcome(state.result(), state.name == "Cached")
+
+
+def run_task(task: Task[..., Any], *args: Any, still_valid: Callable[[Any], bool] | None = None) -> Outcome:
+    """Run ``task`` on the flow's task runner (threads or Dask) and wait; a cached result that is no
+    longer valid is recomputed (its cache record overwritten)."""
+    [outcome] = run_all(task, [args], still_valid=still_valid)
+    return outcome
+
+
+def run_all(
+    task: Task[..., Any], calls: list[tuple[Any, ...]], *, still_valid: Callable[[Any], bool] | None = None
+) -> list[Outcome]:
+    """Submit ``task`` once per argument tuple to the flow's task runner (threads or Dask) and wait for
+    all, in order; like :func:`run_task`, invalid cached results are recomputed."""
+    futures: list[PrefectFuture[Any]] = [task.submit(*args) for args in calls]
+    for future in futures:
+        future.wait()
+    outcomes = [outcome_of(future.state) for future in futures]
+    stale = [
+        i
+        for i, outcome in enumerate(outcomes)
+        if outcome.cached and still_valid and not still_valid(outcome.value)
+    ]
+    if stale:
+        refreshed = run_all(task.with_options(refresh_cache=True), [calls[i] for i in stale])
+        for i, outcome in zip(stale, refreshed, strict=True):
+            outcomes[i] = outcome
+    return outcomes

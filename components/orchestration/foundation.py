@@ -1,0 +1,137 @@
+"""Whether ``retrain`` pretrains a new foundation model, resumes an interrupted pretraining, or reuses one.
+
+Resume comes first: a pretraining run of the same data and parameters that was interrupted (its registry
+run never finished) continues from its last checkpoint under the same registry run, so a killed and
+restarted ``retrain`` leaves no second run or model behind. Then the policy in ``params.yaml``
+(``orchestration.foundation``) decides between pretraining and reusing the dataset's newest foundation
+model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from components.config import Settings
+from components.orchestration.fingerprints import file_digest
+from components.orchestration.params import OrchestrationParams
+
+if TYPE_CHECKING:
+    from components.registry import ModelInfo, Registry
+    from components.training.params import PretrainParams
+
+Action = Literal["pretrain", "resume", "reuse"]
+
+
+@dataclass(frozen=True)
+class FoundationDecision:
+    """What to do about the foundation model, and why (shown in the run summary)."""
+
+    action: Action
+    reason: str
+    model_ref: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decide_foundation(
+    settings: Settings,
+    dataset: str,
+    dataset_version: str,
+    policy: OrchestrationParams,
+    params: PretrainParams,
+) -> FoundationDecision:
+    """The decision for ``dataset`` at ``dataset_version`` under ``policy`` with pretrain ``params``."""
+    from components.registry import open_registry
+
+    with open_registry(settings.resolved_registry_url) as registry:
+        interrupted = _interrupted_run(settings, dataset, params, registry)
+        if interrupted is not None:
+            return interrupted
+        current = current_foundation(registry, dataset, params.model_name)
+        if current is None:
+            return FoundationDecision("pretrain", f"no foundation model for dataset {dataset} yet")
+        if policy.foundation == "reuse":
+            return FoundationDecision("reuse", "orchestration.foundation is reuse", current.ref)
+        if policy.foundation == "always":
+            return FoundationDecision("pretrain", "orchestration.foundation is always")
+        if _pretrain_params(registry, current) != params.model_dump(mode="json"):
+            return FoundationDecision("pretrain", f"pretrain parameters differ from those of {current.ref}")
+        if current.dataset_version_md5 == dataset_version:
+            return FoundationDecision(
+                "reuse",
+                f"{current.ref} was pretrained on this dataset version with these parameters",
+                current.ref,
+            )
+        growth = _growth(registry, current.dataset_version_md5, dataset_version)
+        if growth is None or growth >= policy.pretrain_growth:
+            shown = "unknown" if growth is None else f"{growth:.0%}"
+            return FoundationDecision(
+                "pretrain",
+                f"the dataset grew by {shown} since {current.ref} (threshold {policy.pretrain_growth:.0%})",
+            )
+        return FoundationDecision(
+            "reuse",
+            f"the dataset grew by {growth:.0%} since {current.ref}, below the "
+            f"{policy.pretrain_growth:.0%} that warrants pretraining again",
+            current.ref,
+        )
+
+
+def current_foundation(registry: Registry, dataset: str, name: str) -> ModelInfo | None:
+    """The newest foundation model ``name`` trained on ``dataset`` whose artifact is still there."""
+    for info in registry.models(name=name, kind="foundation"):
+        if info.dataset == dataset and Path(info.artifact_uri).is_dir():
+            return info
+    return None
+
+
+def _pretrain_params(registry: Registry, info: ModelInfo) -> dict[str, Any] | None:
+    """The pretraining parameters a model was trained with, from its registry run."""
+    if info.run_id is None:
+        return None
+    parameters = registry.get_run(info.run_id).parameters
+    if "params" in parameters:
+        return dict(parameters["params"])
+    return {k: v for k, v in parameters.items() if k != "resumes_run"}
+
+
+def _growth(registry: Registry, before: str | None, now: str) -> float | None:
+    """Relative growth in records between two registered dataset versions (None if unknown)."""
+    if before is None:
+        return None
+    n_before = registry.find_dataset_version(before).n_records
+    n_now = registry.find_dataset_version(now).n_records
+    return (n_now - n_before) / n_before if n_before else None
+
+
+def _interrupted_run(
+    settings: Settings, dataset: str, params: PretrainParams, registry: Registry
+) -> FoundationDecision | None:
+    """Resume the dataset's last pretraining run if it is this data and these parameters and it never
+    finished."""
+    from components.training.stage import LAST_CKPT, RUN_FILE, run_dir_for
+
+    run_dir = run_dir_for(settings, dataset)
+    if not (run_dir / RUN_FILE).is_file():
+        return None
+    state = json.loads((run_dir / RUN_FILE).read_text())
+    run_id = state.get("registry_run_id")
+    same = state.get("params") == params.model_dump(mode="json") and state.get(
+        "manifest_sha256"
+    ) == file_digest(settings.data_dir / dataset / "manifest.parquet")
+    if run_id is None or not same:
+        return None
+    run = registry.get_run(int(run_id))
+    if run.status == "succeeded":
+        return None
+    if (run_dir / LAST_CKPT).is_file():
+        return FoundationDecision(
+            "resume", f"pretraining run {run.id} was interrupted; continuing from its last checkpoint"
+        )
+    if run.status == "running":
+        registry.finish_run(run.id, status="failed", error="interrupted before its first checkpoint")
+    return None

@@ -1,0 +1,219 @@
+"""The stages of ``dvc.yaml``: the same stage functions as the Prefect flow, with fixed output paths.
+
+DVC needs each stage's outputs at paths it can hash and cache, so every stage also writes under
+``pipeline/`` in the workspace: the training exclusions, a copy of each registered model artifact, the
+evaluation reports, the exported Bentos, and metrics (JSON) and plots (CSV) for ``dvc metrics`` /
+``dvc plots`` / ``dvc exp show``. The registry still records everything, as for ``ecgops run``.
+Metrics files hold no timings or run ids, so a reproduction can be compared with the original.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from components.config import Settings, load_params
+
+PIPELINE_DIR = "pipeline"
+
+
+class PipelineError(RuntimeError):
+    """A DVC stage cannot run as asked; the message says what to do."""
+
+
+def pipeline_dir(settings: Settings) -> Path:
+    return settings.workspace / PIPELINE_DIR
+
+
+def _write_json(path: Path, payload: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    return path
+
+
+def _replace_dir(source: Path, target: Path) -> Path:
+    """``target`` becomes an exact copy of ``source``."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, target)
+    return target
+
+
+def _dataset(settings: Settings) -> str:
+    return load_params(settings.workspace / "params.yaml").ingest.dataset
+
+
+def register_checked_out_version(settings: Settings, dataset: str) -> str:
+    """The dataset version ``data.dvc`` records, registered if this registry does not know it yet (a
+    fresh clone): the stages' runs and models then name the data they came from."""
+    from components.io.datasets import register_version
+    from components.io.versioning import DataVersion, current_version, git_revision
+    from components.registry import NotFoundError, open_registry
+
+    md5 = current_version(settings)
+    if md5 is None:
+        raise PipelineError(
+            f"{settings.workspace} has no data.dvc: ingest a drop first (`ecgops ingest DROP`)"
+        )
+    with open_registry(settings.resolved_registry_url) as registry:
+        try:
+            return registry.find_dataset_version(md5).dvc_md5
+        except NotFoundError:
+            pass
+    version = DataVersion(md5, changed=False, remote="", git_rev=git_revision(settings.workspace))
+    register_version(dataset, version, None, settings)
+    return md5
+
+
+def validate_stage(settings: Settings) -> dict[str, Any]:
+    """Validate the checked-out dataset version; writes the training exclusions and the verdict."""
+    from components.validation import excluded_records, validate
+
+    dataset = _dataset(settings)
+    md5 = register_checked_out_version(settings, dataset)
+    result = validate(dataset, settings=settings, dataset_version_md5=md5)
+    out = pipeline_dir(settings)
+    _write_json(out / "validation" / "excluded.json", sorted(excluded_records(dataset, settings=settings)))
+    metrics = {
+        "verdict": result.verdict,
+        "records": result.n_records,
+        "quarantined": result.n_quarantined,
+        "rejected": result.n_rejected,
+        "accepted": result.n_accepted,
+        "failed": {s: [e.id for e in result.failed(s)] for s in ("block", "quarantine", "warn")},
+    }
+    _write_json(out / "metrics" / "validation.json", metrics)
+    return result.to_dict()
+
+
+def pretrain_stage(settings: Settings) -> dict[str, Any]:
+    """Pretrain (devices from ``compute:``); the model goes to ``pipeline/foundation``."""
+    from components.orchestration.launch import pretrain_with
+    from components.orchestration.params import compute_params
+
+    dataset = _dataset(settings)
+    register_checked_out_version(settings, dataset)
+    compute = compute_params(load_params(settings.workspace / "params.yaml"))
+    result = pretrain_with(settings, dataset, compute)
+    out = pipeline_dir(settings)
+    _replace_dir(Path(result["model_dir"]), out / "foundation")
+    _write_json(out / "metrics" / "pretrain.json", result["evaluation"]["metrics"])
+    _loss_curve(Path(result["run_dir"]), out / "plots" / "pretrain_loss.csv")
+    return result
+
+
+def _loss_curve(run_dir: Path, target: Path) -> None:
+    """Per-epoch training loss and validation CLIP loss from the Lightning CSV logs of the last attempt."""
+    logs = sorted((run_dir / "logs").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name[8:]))
+    epochs: dict[int, dict[str, str]] = {}
+    for log in logs:
+        with log.open() as handle:
+            for row in csv.DictReader(handle):
+                entry = epochs.setdefault(int(row["epoch"]), {})
+                for source, name in (("train/loss_epoch", "train_loss"), ("val/clip", "val_clip")):
+                    if row.get(source):
+                        entry[name] = row[source]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["epoch", "train_loss", "val_clip"])
+        writer.writeheader()
+        for epoch in sorted(epochs):
+            writer.writerow({"epoch": epoch, **epochs[epoch]})
+
+
+def registered_ref(settings: Settings, directory: Path, stage: str) -> str:
+    """The registry reference of the model whose artifact ``directory`` is a copy of."""
+    from components.registry import open_registry
+    from components.registry.artifacts import sha256_of
+
+    if not directory.is_dir():
+        raise PipelineError(f"{directory} is missing: run `dvc repro {stage}` first")
+    digest = sha256_of(directory)
+    with open_registry(settings.resolved_registry_url) as registry:
+        for info in registry.models():
+            if info.sha256 == digest:
+                return info.ref
+    raise PipelineError(
+        f"the model in {directory} is not in the registry at {settings.resolved_registry_url}: "
+        f"reproduce it here with `dvc repro --force {stage}`"
+    )
+
+
+def _tasks(settings: Settings) -> list[str]:
+    from components.finetune.params import finetune_params
+
+    return finetune_params(load_params(settings.workspace / "params.yaml")).tasks
+
+
+def finetune_stage(settings: Settings) -> dict[str, Any]:
+    """Fine-tune each of ``finetune.tasks`` from ``pipeline/foundation``; models to ``pipeline/models``."""
+    from components.finetune.stage import finetune
+
+    out = pipeline_dir(settings)
+    foundation = registered_ref(settings, out / "foundation", "pretrain")
+    results: dict[str, Any] = {}
+    shutil.rmtree(out / "models", ignore_errors=True)
+    for task in _tasks(settings):
+        result = finetune(task, dataset=_dataset(settings), from_model=foundation, settings=settings)
+        _replace_dir(result.model_dir, out / "models" / task)
+        results[task] = result.to_dict()
+    _write_json(out / "metrics" / "finetune.json", {t: r["val_metrics"] for t, r in results.items()})
+    return results
+
+
+def evaluate_stage(settings: Settings) -> dict[str, Any]:
+    """Evaluate each model of ``pipeline/models`` (metrics, gate verdict); reports to ``pipeline/reports``."""
+    from components.evaluation.stage import evaluate
+
+    out = pipeline_dir(settings)
+    results: dict[str, Any] = {}
+    shutil.rmtree(out / "reports", ignore_errors=True)
+    for task in _tasks(settings):
+        ref = registered_ref(settings, out / "models" / task, "finetune")
+        result = evaluate(ref, settings=settings)
+        _replace_dir(result.report_dir, out / "reports" / task)
+        results[task] = result.to_dict()
+    metrics = {
+        task: {"macro_auroc": r["macro_auroc"], "gate": r["verdict"], "reasons": r["reasons"]}
+        for task, r in results.items()
+    }
+    _write_json(out / "metrics" / "evaluation.json", metrics)
+    return results
+
+
+def package_stage(settings: Settings) -> dict[str, Any]:
+    """Package each model whose gate passed; Bentos to ``pipeline/bentos``, refusals recorded beside."""
+    from components.registry import open_registry
+    from components.serving.artifacts import fetch_file
+    from components.serving.package import package
+
+    out = pipeline_dir(settings)
+    shutil.rmtree(out / "bentos", ignore_errors=True)
+    (out / "bentos").mkdir(parents=True)
+    results: dict[str, Any] = {}
+    for task in _tasks(settings):
+        ref = registered_ref(settings, out / "models" / task, "finetune")
+        with open_registry(settings.resolved_registry_url) as registry:
+            gate = registry.latest_gate_decision(ref)
+        verdict = gate.verdict if gate else None
+        results[task] = {"model": ref, "gate": verdict, "packaged": verdict == "pass"}
+        if verdict == "pass":
+            bento = package(ref, settings=settings)
+            fetch_file(bento.uri, out / "bentos" / Path(bento.uri).name)
+            results[task] |= {"tag": bento.tag, "uri": bento.uri, "sha256": bento.sha256}
+        _write_json(
+            out / "bentos" / f"{task}.json", {k: results[task][k] for k in ("model", "gate", "packaged")}
+        )
+    return results
+
+
+STAGES = {
+    "validate": validate_stage,
+    "pretrain": pretrain_stage,
+    "finetune": finetune_stage,
+    "evaluate": evaluate_stage,
+    "package": package_stage,
+}

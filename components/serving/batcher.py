@@ -1,0 +1,115 @@
+"""Adaptive batching: concurrent requests share one batched forward of the model.
+
+Requests queue up while the model works; when it is free it takes everything waiting (up to
+``max_batch_size``) in one forward. One client gets a batch of one at once; many clients get large
+batches without any tuning. ``wait_ms`` > 0 lets the first record of a batch wait that long for
+company when the model is idle (trading latency for throughput). The forward runs on one worker thread,
+so the event loop keeps parsing requests meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+Forward = Callable[[np.ndarray, np.ndarray], np.ndarray]
+BatchObserver = Callable[[int, float], None]
+
+
+class OverloadedError(RuntimeError):
+    """More records are waiting than the queue holds; the client should retry later (503)."""
+
+
+@dataclass
+class _Job:
+    signal: np.ndarray
+    mask: np.ndarray
+    future: asyncio.Future[np.ndarray]
+    enqueued: float
+
+
+class AdaptiveBatcher:
+    """Collects single records from coroutines, runs ``forward`` on stacked batches, hands rows back."""
+
+    def __init__(
+        self,
+        forward: Forward,
+        *,
+        max_batch_size: int = 32,
+        wait_ms: float = 0.0,
+        max_queue: int = 1024,
+        observe: BatchObserver | None = None,
+    ) -> None:
+        self.forward = forward
+        self.max_batch_size = max_batch_size
+        self.wait_s = wait_ms / 1000.0
+        self.max_queue = max_queue
+        self.observe = observe
+        self._queue: deque[_Job] = deque()
+        self._wake: asyncio.Event | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecgops-forward")
+
+    async def submit(self, signal: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The model's output row for one canonical record ``(12, t)`` with its ``(12,)`` mask."""
+        if len(self._queue) >= self.max_queue:
+            raise OverloadedError(
+                f"{len(self._queue)} records are already waiting for the model; retry later"
+            )
+        loop = asyncio.get_running_loop()
+        if self._worker is None or self._worker.done() or self._worker.get_loop() is not loop:
+            self._wake = asyncio.Event()
+            self._worker = loop.create_task(self._run())
+        job = _Job(signal, mask, loop.create_future(), time.perf_counter())
+        self._queue.append(job)
+        assert self._wake is not None
+        self._wake.set()
+        return await job.future
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                if self.wait_s > 0 and len(self._queue) < self.max_batch_size:
+                    delay = self._queue[0].enqueued + self.wait_s - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                jobs = [self._queue.popleft() for _ in range(min(self.max_batch_size, len(self._queue)))]
+                jobs = [job for job in jobs if not job.future.done()]  # clients that gave up
+                if jobs:
+                    await self._dispatch(loop, jobs)
+
+    async def _dispatch(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
+        signals = np.stack([job.signal for job in jobs])
+        masks = np.stack([job.mask for job in jobs])
+        started = time.perf_counter()
+        try:
+            out = await loop.run_in_executor(self._executor, self.forward, signals, masks)
+        except Exception as exc:
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+            return
+        if self.observe is not None:
+            self.observe(len(jobs), time.perf_counter() - started)
+        for job, row in zip(jobs, out, strict=True):
+            if not job.future.done():
+                job.future.set_result(row)
+
+    def close(self) -> None:
+        """Stop the worker; waiting requests are cancelled."""
+        if self._worker is not None:
+            self._worker.cancel()
+        for job in self._queue:
+            job.future.cancel()
+        self._queue.clear()
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,173 @@
+"""A request's signal → the canonical input of a model, or a :class:`RequestError` saying what is wrong.
+
+The checks come first (shape, finiteness, lead names, the leads the model needs, length, rate), then
+:func:`components.io.canonical.canonicalize` — the training code — does lead mapping, units → mV,
+resampling and cutting/padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from components.io.canonical import CanonicalSignal, canonicalize
+from components.io.leads import STANDARD_LEADS, standard_lead
+from components.io.wfdb_reader import RecordError
+from components.serving.errors import RequestError
+from components.serving.params import ServeParams
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a model reads, for checking requests against it."""
+
+    what: str  # named in messages, e.g. "task superdiagnostic"
+    fs: int
+    n_samples: int
+    leads: tuple[str, ...]  # leads the model reads
+    needed_leads: tuple[str, ...]  # leads every request must carry (empty: at least one of `leads`)
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.fs
+
+
+@dataclass(frozen=True)
+class PreparedInput:
+    """A checked request in canonical form, and what was done to it."""
+
+    canonical: CanonicalSignal
+    fs: float
+    n_samples: int
+    leads_present: tuple[str, ...]
+    leads_used: tuple[str, ...]
+
+
+def as_signal_array(signal: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    """``leads × samples`` float64; :class:`RequestError` for ragged rows or a non-numeric array."""
+    if isinstance(signal, np.ndarray):
+        if signal.dtype.kind not in "iuf":
+            raise RequestError(f"the signal must hold numbers, not {signal.dtype} values")
+        array = signal.astype(np.float64, copy=False)
+    else:
+        lengths = {len(row) for row in signal}
+        if len(lengths) > 1:
+            first = len(signal[0])
+            bad = next(i for i, row in enumerate(signal) if len(row) != first)
+            raise RequestError(
+                f"the signal is ragged: row 0 has {first} samples but row {bad} has {len(signal[bad])}; "
+                "every lead needs the same number of samples"
+            )
+        array = np.asarray(signal, dtype=np.float64)
+    if array.ndim != 2:
+        raise RequestError(f"the signal must be 2-D (leads × samples), got shape {list(array.shape)}")
+    return array
+
+
+def prepare_input(
+    signal: Sequence[Sequence[float]] | np.ndarray,
+    fs: float,
+    leads: Sequence[str],
+    units: str | Sequence[str],
+    spec: InputSpec,
+    limits: ServeParams,
+    *,
+    other_channels: bool = False,
+) -> PreparedInput:
+    """Check a ``leads × samples`` signal against ``spec`` and turn it into the model's canonical input.
+
+    ``other_channels=True`` (WFDB records) ignores channels that are not ECG leads, as ingest does, and
+    lets the first of two channels of one lead win; otherwise every name must be a distinct lead.
+    """
+    array = as_signal_array(signal)
+    _check_shape(array, leads)
+    rows, present = _lead_rows(leads, other_channels)
+    _check_finite(array, leads, rows)
+    _check_leads(present, spec)
+    _check_rate_and_length(array.shape[1], fs, spec, limits)
+    try:
+        canonical = canonicalize(array, fs, leads, units, target_fs=spec.fs, target_samples=spec.n_samples)
+    except RecordError as exc:
+        raise RequestError(str(exc)) from exc
+    used = tuple(lead for lead in STANDARD_LEADS if lead in present and lead in spec.leads)
+    ordered = tuple(lead for lead in STANDARD_LEADS if lead in present)
+    return PreparedInput(canonical, float(fs), int(array.shape[1]), ordered, used)
+
+
+def _check_shape(array: np.ndarray, leads: Sequence[str]) -> None:
+    n_rows, n_samples = array.shape
+    if n_rows != len(leads):
+        hint = ""
+        if n_samples == len(leads):
+            hint = " (it looks transposed: send one row per lead, i.e. leads × samples)"
+        raise RequestError(
+            f"the signal has {n_rows} rows but {len(leads)} lead names were given{hint}; "
+            "signal must be leads × samples with one name per row"
+        )
+    if n_samples == 0:
+        raise RequestError("the signal holds no samples")
+
+
+def _check_finite(array: np.ndarray, leads: Sequence[str], rows: list[int]) -> None:
+    bad = ~np.isfinite(array[rows])
+    if not bad.any():
+        return
+    row, col = (int(i[0]) for i in np.nonzero(bad))
+    raise RequestError(
+        f"the signal holds {int(bad.sum())} non-finite values (NaN or infinity); the first is lead "
+        f"{leads[rows[row]]!r} at sample {col}: send finite numbers only"
+    )
+
+
+def _lead_rows(leads: Sequence[str], other_channels: bool) -> tuple[list[int], tuple[str, ...]]:
+    """Rows that feed a standard lead, and those leads; :class:`RequestError` for bad names."""
+    names = [standard_lead(name) for name in leads]
+    unknown = [raw for raw, name in zip(leads, names, strict=True) if name is None]
+    if unknown and not other_channels:
+        raise RequestError(
+            f"unknown lead name(s) {unknown}; use the standard leads {', '.join(STANDARD_LEADS)} "
+            "(spellings such as 'avr', 'D1' or 'lead II' are recognised)"
+        )
+    seen: dict[str, str] = {}
+    rows: list[int] = []
+    for row, (raw, name) in enumerate(zip(leads, names, strict=True)):
+        if name is None:
+            continue
+        if name in seen:
+            if other_channels:
+                continue
+            raise RequestError(f"lead {name} is given twice ({seen[name]!r} and {raw!r})")
+        seen[name] = raw
+        rows.append(row)
+    if not rows:
+        raise RequestError(f"no standard ECG lead among the channels {list(leads)}")
+    return rows, tuple(seen)
+
+
+def _check_leads(present: Sequence[str], spec: InputSpec) -> None:
+    if spec.needed_leads:
+        missing = [lead for lead in spec.needed_leads if lead not in present]
+        if missing:
+            raise RequestError(
+                f"{spec.what} needs the leads {list(spec.needed_leads)}; the request lacks {missing} "
+                f"(it has {sorted(present, key=STANDARD_LEADS.index)})"
+            )
+    elif not set(present) & set(spec.leads):
+        raise RequestError(f"{spec.what} reads the leads {list(spec.leads)}; the request has none of them")
+
+
+def _check_rate_and_length(n_samples: int, fs: float, spec: InputSpec, limits: ServeParams) -> None:
+    if not (limits.min_fs_hz <= fs <= limits.max_fs_hz):
+        raise RequestError(
+            f"sampling rate {fs:g} Hz is outside the accepted range "
+            f"{limits.min_fs_hz:g}-{limits.max_fs_hz:g} Hz"
+        )
+    needed = limits.min_duration_s if limits.min_duration_s is not None else spec.duration_s
+    duration = n_samples / fs
+    if duration + 1e-9 < needed:
+        raise RequestError(
+            f"the signal is too short: {n_samples} samples at {fs:g} Hz is {duration:.2f} s; "
+            f"{spec.what} needs at least {needed:g} s"
+        )

@@ -1,0 +1,116 @@
+"""Request and response bodies of the served API (pydantic; BentoML turns them into the OpenAPI schema).
+
+Inputs are strict (numbers must be JSON numbers); whatever JSON cannot express is checked in
+:mod:`components.serving.inputs`. Outputs have no optional fields, so the generated schema is exact.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, Strict
+
+#: one sample value: a JSON number (strings such as "1.5" are refused, not guessed at)
+Sample = Annotated[float, Strict()]
+
+
+class SignalRequest(BaseModel):
+    """One ECG as JSON: ``signal[i]`` holds the samples of lead ``leads[i]``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signal: list[list[Sample]] = Field(
+        min_length=1,
+        description="leads × samples, physical values in `units` (one row per lead, all rows equally long)",
+    )
+    fs: Annotated[float, Strict()] = Field(description="sampling rate in Hz; any rate is resampled")
+    leads: list[str] = Field(
+        min_length=1,
+        description="lead name of each row: I, II, III, aVR, aVL, aVF, V1-V6 (common spellings accepted)",
+    )
+    units: str = Field(default="mV", max_length=16, description="unit of every value: mV, uV or V")
+
+
+class ZeroShotRequest(SignalRequest):
+    """An ECG plus free-text label prompts to score it against."""
+
+    prompts: list[str] = Field(
+        min_length=1,
+        description="free-text label prompts, e.g. 'normal ECG', 'anterior myocardial infarction'",
+    )
+
+
+class ModelIdentity(BaseModel):
+    """Which model answered, and what it was trained on."""
+
+    name: str
+    version: int
+    ref: str = Field(description="name@version in the ecgops registry")
+    task: str
+    bento: str = Field(description="tag of the Bento serving it")
+    dataset_version: str = Field(description="DVC md5 of the training data ('' if unknown)")
+    foundation: str = Field(description="the foundation model it was fine-tuned from")
+
+
+class InputSummary(BaseModel):
+    """What the service did with the input."""
+
+    fs: float = Field(description="sampling rate of the request (Hz)")
+    n_samples: int = Field(description="samples per lead in the request")
+    model_fs: int = Field(description="rate the model reads (Hz); the request was resampled to it")
+    model_samples: int = Field(description="samples per lead the model reads (longer input is cut)")
+    leads_present: list[str] = Field(description="standard leads the request carried")
+    leads_used: list[str] = Field(description="leads the model read (present and part of the model)")
+
+
+class PredictResponse(BaseModel):
+    """Per-label probabilities and decisions at the stored (validation-tuned) thresholds."""
+
+    labels: list[str]
+    probabilities: dict[str, float]
+    decisions: dict[str, bool]
+    thresholds: dict[str, float]
+    positive_labels: list[str] = Field(description="labels whose probability reached their threshold")
+    model: ModelIdentity
+    input: InputSummary
+
+
+class EmbedResponse(BaseModel):
+    """The foundation model's unit-norm ECG embedding (the space reports are embedded in too)."""
+
+    embedding: list[float]
+    dim: int
+    foundation: str
+    input: InputSummary
+
+
+class ZeroShotResponse(BaseModel):
+    """Cosine similarity of the ECG with each prompt, and a softmax over the prompts."""
+
+    prompts: list[str]
+    similarities: list[float]
+    probabilities: list[float] = Field(description="softmax of the similarities at the model's temperature")
+    best: str = Field(description="the prompt with the highest similarity")
+    foundation: str
+    input: InputSummary
+
+
+class ModelCard(BaseModel):
+    """What a deployment team needs to know about the served model."""
+
+    model: ModelIdentity
+    labels: list[str]
+    thresholds: dict[str, float]
+    leads: list[str] = Field(description="leads the model reads")
+    required_leads: list[str] = Field(description="leads every request must carry")
+    fs: int
+    duration_s: float
+    mode: str = Field(description="linear_probe, finetune or scratch")
+    gate: dict[str, str] = Field(description="the gate decision the model was packaged under")
+    forced: bool = Field(description="packaged although the gate did not pass (audited)")
+    metrics: dict[str, float] = Field(description="evaluation metrics recorded in the registry")
+    git_revision: str
+    packaged_at: str
+    packaged_by: str
+    intended_use: str
+    limitations: list[str]

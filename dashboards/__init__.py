@@ -1,0 +1,1 @@
+"""The Streamlit app for data stewards and deployment teams (``ecgops dashboard``)."""

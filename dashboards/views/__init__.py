@@ -1,0 +1,1 @@
+"""The pages of the dashboard (run by ``dashboards/app.py`` through ``st.navigation``)."""

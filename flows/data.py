@@ -1,0 +1,124 @@
+"""Data stage flows: ingest, validate, version. Each calls :mod:`components`; caching, retries and the
+artifacts are the only things added here."""
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_link_artifact, create_table_artifact
+
+from components.config import get_settings
+from components.orchestration.cache import (
+    Outcome,
+    ingest_inputs,
+    ingest_still_current,
+    run_task,
+    stage_cache,
+    validate_inputs,
+    version_inputs,
+)
+from components.orchestration.errors import ValidationBlocked
+from components.orchestration.params import io_retries
+from components.orchestration.runners import worker_identity
+from components.orchestration.summary import INGEST_COUNTS
+from components.validation import ValidationResult
+
+
+@task(name="ingest", cache_policy=stage_cache("ingest", ingest_inputs))
+def ingest_task(drop: str, dataset: str | None) -> dict[str, Any]:
+    """Read the drop into the canonical store (the flow retries it: it is I/O)."""
+    from components.io.ingest import ingest
+    from components.orchestration.fingerprints import store_state
+
+    summary = ingest(Path(drop), dataset=dataset, progress=False).to_dict()
+    store_after = store_state(get_settings(), summary["dataset"])
+    return summary | {"store_after": store_after, "ran_on": worker_identity()}
+
+
+@task(name="validate", cache_policy=stage_cache("validate", validate_inputs))
+def validate_task(dataset: str) -> ValidationResult:
+    """Quality features + GX suites + steward reports over the store."""
+    from components.validation import validate
+
+    return validate(dataset)
+
+
+@task(name="version", cache_policy=stage_cache("version", version_inputs))
+def version_task(dataset: str, validation: ValidationResult | None) -> dict[str, Any]:
+    """DVC add + push, register the version, and record the validation run against it."""
+    from components.io.datasets import version_dataset
+    from components.registry import open_registry
+    from components.validation import record_validation
+
+    settings = get_settings()
+    data_version = version_dataset(dataset, settings)
+    if validation is not None:
+        with open_registry(settings.resolved_registry_url) as registry:
+            record_validation(validation, data_version.md5, registry)
+    run_id = validation.validation_run_id if validation else None
+    return data_version.to_dict() | {"validation_run_id": run_id, "ran_on": worker_identity()}
+
+
+def _report_exists(result: ValidationResult) -> bool:
+    return result.summary_html.is_file() and result.quarantine_path.is_file()
+
+
+def _version_current(version: dict[str, Any]) -> bool:
+    from components.io.versioning import current_version
+
+    return current_version(get_settings()) == version["md5"]
+
+
+@flow(name="ingest")
+def ingest_flow(drop: str, dataset: str | None = None) -> Outcome:
+    """Stage flow: a hospital drop in, new records in the canonical store."""
+    outcome = run_task(
+        ingest_task.with_options(**io_retries()), drop, dataset, still_valid=ingest_still_current
+    )
+    summary = outcome.value
+    create_table_artifact(
+        key="ingest-counts",
+        table=[{k: summary[k] for k in INGEST_COUNTS}],
+        description=f"Ingest of {drop} into {summary['dataset']}",
+    )
+    if summary["quarantine_reasons"]:
+        create_table_artifact(
+            key="ingest-quarantine",
+            table=summary["quarantine_reasons"][:500],
+            description="Records quarantined at ingest, with reasons",
+        )
+    return outcome
+
+
+@flow(name="validate")
+def validate_flow(dataset: str) -> Outcome:
+    """Stage flow: validate the store; a blocking failure fails the flow with the steward report linked."""
+    outcome = run_task(validate_task, dataset, still_valid=_report_exists)
+    result: ValidationResult = outcome.value
+    report = result.summary_html.as_uri()
+    create_link_artifact(
+        key="validation-report",
+        link=report,
+        link_text="steward summary",
+        description=f"Validation of {dataset}: {result.verdict}",
+    )
+    create_table_artifact(
+        key="validation-expectations",
+        table=[
+            {"id": e.id, "severity": e.severity, "success": e.success, "unexpected": e.unexpected_count}
+            for e in result.expectations
+        ],
+        description="Expectations and their outcome",
+    )
+    if result.blocked:
+        failed = [e.id for e in result.failed("block")]
+        raise ValidationBlocked(f"dataset {dataset} failed blocking expectations {failed}; report: {report}")
+    return outcome
+
+
+@flow(name="version")
+def version_flow(dataset: str, validation: ValidationResult | None = None) -> Outcome:
+    """Stage flow: the validated store becomes a DVC dataset version in the registry."""
+    return run_task(
+        version_task.with_options(**io_retries()), dataset, validation, still_valid=_version_current
+    )

@@ -1,0 +1,119 @@
+"""Release stage flows: evaluate (metrics + gate verdict), package the models that passed, promote them."""
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_link_artifact, create_table_artifact
+from prefect.runtime import flow_run
+
+from components.config import get_settings
+from components.orchestration.cache import Outcome, evaluate_inputs, package_inputs, run_all, stage_cache
+from components.orchestration.params import io_retries, workspace_params
+from components.orchestration.runners import worker_identity
+from components.orchestration.summary import headline_metrics, metric_rows
+
+
+def _gate(model_ref: str) -> dict[str, Any] | None:
+    from components.registry import open_registry
+
+    with open_registry(get_settings().resolved_registry_url) as registry:
+        gate = registry.latest_gate_decision(model_ref)
+    if gate is None:
+        return None
+    return {"verdict": gate.verdict, "policy": gate.policy, "reasons": list(gate.reasons), "id": gate.id}
+
+
+def _gate_recorded(result: dict[str, Any]) -> bool:
+    return _gate(result["model_ref"]) is not None
+
+
+@task(name="evaluate", cache_policy=stage_cache("evaluate", evaluate_inputs))
+def evaluate_task(model_ref: str, flow_run_id: str | None) -> dict[str, Any]:
+    """Metrics with CIs, subgroups, external cohort, comparison with production, and the gate verdict."""
+    from components.evaluation.stage import evaluate
+
+    result = evaluate(model_ref, settings=get_settings(), flow_run_id=flow_run_id).to_dict()
+    return result | {"model_ref": model_ref, "gate": _gate(model_ref), "ran_on": worker_identity()}
+
+
+@flow(name="evaluate")
+def evaluate_flow(models: dict[str, str], flow_run_id: str | None = None) -> dict[str, Outcome]:
+    """Stage flow: evaluate each task model (in parallel on the task runner); the gate decides."""
+    run_id = flow_run_id or flow_run.get_id()
+    calls = [(ref, run_id) for ref in models.values()]
+    outcomes = dict(zip(models, run_all(evaluate_task, calls, still_valid=_gate_recorded), strict=True))
+    rows = []
+    for outcome in outcomes.values():
+        result = outcome.value
+        rows += metric_rows(result["model_ref"], headline_metrics(result))
+        if result.get("report_html"):
+            create_link_artifact(
+                key=f"evaluation-report-{result['model_ref'].split('@')[0].lower()}",
+                link=Path(result["report_html"]).resolve().as_uri(),
+                link_text=f"evaluation report of {result['model_ref']}",
+                description=f"gate: {(result['gate'] or {}).get('verdict')}",
+            )
+    create_table_artifact(key="evaluation-metrics", table=rows, description="Test metrics of the task models")
+    return outcomes
+
+
+def _bento_exists(result: dict[str, Any]) -> bool:
+    from components.registry import NotFoundError, open_registry
+
+    with open_registry(get_settings().resolved_registry_url) as registry:
+        try:
+            registry.verify_bento(result["tag"])
+        except (NotFoundError, OSError):
+            return False
+    return True
+
+
+@task(name="package", cache_policy=stage_cache("package", package_inputs))
+def package_task(model_ref: str) -> dict[str, Any]:
+    """Build the Bento, export it to the artifact store and register it (refused unless the gate passed)."""
+    from components.serving.package import package
+
+    return package(model_ref, settings=get_settings()).to_dict() | {"ran_on": worker_identity()}
+
+
+@flow(name="package")
+def package_flow(models: dict[str, str]) -> dict[str, Outcome]:
+    """Stage flow: a Bento per task model (only models whose gate passed are given here)."""
+    calls = [(ref,) for ref in models.values()]
+    retrying = package_task.with_options(**io_retries())
+    outcomes = dict(zip(models, run_all(retrying, calls, still_valid=_bento_exists), strict=True))
+    for outcome in outcomes.values():
+        bento = outcome.value
+        create_link_artifact(
+            key=f"bento-{bento['task'].lower()}",
+            link=bento["uri"] if "://" in bento["uri"] else Path(bento["uri"]).resolve().as_uri(),
+            link_text=f"Bento {bento['tag']}",
+            description=f"sha256 {bento['sha256']}",
+        )
+    return outcomes
+
+
+@task(name="promote")
+def promote_task(model_ref: str, stage: str, flow_run_id: str | None) -> str:
+    """Move a model whose gate passed from candidate to ``stage`` (audited); other stages stay as they are."""
+    from components.registry import open_registry
+
+    with open_registry(get_settings().resolved_registry_url) as registry:
+        current = registry.model(model_ref).stage
+        if current != "candidate":
+            return f"{model_ref} stays in {current}"
+        change = registry.promote(model_ref, stage, reason=f"retrain flow run {flow_run_id}: gate passed")
+    return f"{change.model}: {change.from_stage} -> {change.to_stage}"
+
+
+@flow(name="promote")
+def promote_flow(models: dict[str, str], flow_run_id: str | None = None) -> dict[str, str]:
+    """Stage flow: promote packaged models whose gate passed (to ``orchestration.promote_to``)."""
+    orchestration, _ = workspace_params()
+    if orchestration.promote_to == "none":
+        return {
+            task: f"{ref} stays a candidate (orchestration.promote_to: none)" for task, ref in models.items()
+        }
+    run_id = flow_run_id or flow_run.get_id()
+    return {task: promote_task(ref, orchestration.promote_to, run_id) for task, ref in models.items()}

@@ -1,0 +1,126 @@
+"""Training stage flows: pretrain (or reuse / resume the foundation model) and fine-tune each task."""
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_table_artifact
+from prefect.runtime import flow_run
+
+from components.config import get_settings
+from components.orchestration.cache import (
+    Outcome,
+    finetune_inputs,
+    pretrain_inputs,
+    run_all,
+    run_task,
+    stage_cache,
+)
+from components.orchestration.params import workspace_params
+from components.orchestration.runners import worker_identity
+from components.orchestration.summary import foundation_from_registry, metric_rows
+
+
+def _model_exists(result: dict[str, Any]) -> bool:
+    from components.registry import NotFoundError, open_registry
+
+    if not result.get("model_ref"):
+        return False
+    with open_registry(get_settings().resolved_registry_url) as registry:
+        try:
+            registry.model(result["model_ref"])
+        except NotFoundError:
+            return False
+    return Path(result["model_dir"]).is_dir()
+
+
+@task(name="foundation-decision")
+def foundation_decision_task(dataset: str, dataset_version: str) -> dict[str, Any]:
+    """Pretrain, resume an interrupted pretraining, or reuse a foundation model (params.yaml policy)."""
+    from components.config import load_params
+    from components.orchestration.foundation import decide_foundation
+    from components.training.params import pretrain_params
+
+    settings = get_settings()
+    orchestration, _ = workspace_params()
+    params = pretrain_params(load_params(settings.workspace / "params.yaml"))
+    return decide_foundation(settings, dataset, dataset_version, orchestration, params).to_dict()
+
+
+@task(name="pretrain", cache_policy=stage_cache("pretrain", pretrain_inputs))
+def pretrain_task(
+    dataset: str, dataset_version: str, resume: bool, flow_run_id: str | None
+) -> dict[str, Any]:
+    """Signal-language pretraining with the compute settings of params.yaml (DDP when several devices)."""
+    from components.orchestration.launch import pretrain_with
+
+    _, compute = workspace_params()
+    result = pretrain_with(get_settings(), dataset, compute, resume=resume, flow_run_id=flow_run_id)
+    return result | {"ran_on": worker_identity()}
+
+
+@flow(name="pretrain")
+def pretrain_flow(dataset: str, dataset_version: str, flow_run_id: str | None = None) -> Outcome:
+    """Stage flow: the foundation model — pretrained, resumed after a crash, or reused per the policy."""
+    decision = foundation_decision_task(dataset, dataset_version)
+    if decision["action"] == "reuse":
+        outcome = Outcome(foundation_from_registry(get_settings(), decision["model_ref"]), cached=True)
+    else:
+        outcome = run_task(
+            pretrain_task,
+            dataset,
+            dataset_version,
+            decision["action"] == "resume",
+            flow_run_id or flow_run.get_id(),
+            still_valid=_model_exists,
+        )
+    result = outcome.value | {"decision": decision}
+    create_table_artifact(
+        key="pretrain-metrics",
+        table=metric_rows(result["model_ref"], result["evaluation"]["metrics"]),
+        description=f"Foundation model {result['model_ref']} ({decision['action']}: {decision['reason']})",
+    )
+    return Outcome(result, outcome.cached)
+
+
+@task(name="finetune", cache_policy=stage_cache("finetune", finetune_inputs))
+def finetune_task(
+    task: str, dataset: str, dataset_version: str, foundation_ref: str, flow_run_id: str | None
+) -> dict[str, Any]:
+    """Fine-tune one task from the foundation model; resumes the task's interrupted run, if any."""
+    from components.finetune.stage import finetune
+    from components.orchestration.resume import finetune_decision
+
+    settings = get_settings()
+    decision = finetune_decision(settings, task, dataset, dataset_version, foundation_ref)
+    _, compute = workspace_params()
+    result = finetune(
+        task,
+        dataset=dataset,
+        from_model=foundation_ref,
+        settings=settings,
+        resume=decision.action == "resume",
+        flow_run_id=flow_run_id,
+        accelerator=compute.accelerator,
+    )
+    return result.to_dict() | {"decision": decision.reason, "ran_on": worker_identity()}
+
+
+@flow(name="finetune")
+def finetune_flow(
+    tasks: list[str], dataset: str, dataset_version: str, foundation_ref: str, flow_run_id: str | None = None
+) -> dict[str, Outcome]:
+    """Stage flow: one task model per configured task, fine-tuned in parallel on the task runner."""
+    run_id = flow_run_id or flow_run.get_id()
+    calls = [(t, dataset, dataset_version, foundation_ref, run_id) for t in tasks]
+    outcomes = dict(zip(tasks, run_all(finetune_task, calls, still_valid=_model_exists), strict=True))
+    create_table_artifact(
+        key="finetune-metrics",
+        table=[
+            row
+            for outcome in outcomes.values()
+            for row in metric_rows(outcome.value["model_ref"], outcome.value["val_metrics"], split="val")
+        ],
+        description="Task models and their validation metrics",
+    )
+    return outcomes

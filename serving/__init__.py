@@ -1,0 +1,1 @@
+"""The BentoML service of ecgops (``serving.service``); built into Bentos by ``ecgops package``."""

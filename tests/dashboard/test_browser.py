@@ -1,0 +1,206 @@
+"""End to end in a real headless browser: `ecgops run` on samples/, `ecgops dashboard`, Debian's Chromium.
+
+The workspace is what the demo produces with the orchestration tests' tiny parameters (ingest → validate →
+version → pretrain; fine-tuning is left to the flow's own tests); three task models are added through the
+registry API (linear probes on the foundation model's embeddings, see ``populate``) so that metrics move
+across versions and a production Bento exists. The test walks every page like a user, records a
+steward decision in the form and checks that it reached the registry, saving a screenshot of each page
+under its tmp_path.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from components.config import Settings
+from components.io.store import DatasetStore
+from components.models.checkpoint import load_foundation
+from components.registry import open_registry
+from components.training.evaluate import embed_ecgs
+from components.training.reports import superdiagnostic_targets
+from components.validation import list_quarantined
+from tests.conftest import SAMPLES, cli_env
+from tests.dashboard import populate
+from tests.dashboard.conftest import new_workspace
+from tests.flows.conftest import TINY
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium")
+SERVER_START_TIMEOUT_S = 90.0
+UI_TIMEOUT_MS = 60_000
+OVERRIDE_REASON = "e2e: the tiny demo model goes to production by override so deployment has a Bento"
+
+
+@dataclass(frozen=True)
+class Demo:
+    settings: Settings
+    env: dict[str, str]
+    foundation: str
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    """`ecgops run --drop samples` with the orchestration tests' tiny pretraining (no task fine-tuned by
+    the flow: that is the flow's own tests' business), then probe task models on its foundation model."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("dashboard-e2e")
+    settings = new_workspace(root / "workspace")
+    params = copy.deepcopy(TINY)
+    params["finetune"]["tasks"] = []
+    params["pretrain"] |= {"max_epochs": 1, "limit_train_records": 64}
+    (settings.workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    env = cli_env(settings, PREFECT_HOME=str(root / "prefect"), ECGOPS_USER="e2e-steward")
+    result = subprocess.run(
+        [sys.executable, "-m", "components.cli", "run", "--drop", str(SAMPLES), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout)
+    md5 = outcome["version"]["md5"]
+    with open_registry(settings.resolved_registry_url) as reg:
+        [foundation] = reg.models(kind="foundation")
+        validation = reg.latest_validation_run(md5)
+        foundation_dir = reg.verify_artifact(foundation.ref)
+    assert validation is not None
+
+    model, _ = load_foundation(foundation_dir)
+    store = DatasetStore.open(settings.data_dir / "demo")
+    _, features = embed_ecgs(model, store, np.arange(len(store)))
+    data = populate.TaskData(
+        features, superdiagnostic_targets(store.manifest), store.manifest["split"].to_numpy()
+    )
+    populate.register_probe_models(
+        settings,
+        data,
+        name="superdiag-probe",
+        parent=foundation.ref,
+        dataset_version_md5=md5,
+        validation_run_id=validation.id,
+        override_reason=OVERRIDE_REASON,
+    )
+    return Demo(settings, env, foundation.ref)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def dashboard_url(demo: Demo) -> Iterator[str]:
+    """`ecgops dashboard --port N` serving the demo workspace; stopped after the test."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "components.cli", "dashboard", "--port", str(port)],
+        env=demo.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while True:
+            assert server.poll() is None, server.communicate()[0][-3000:]
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the dashboard did not come up"
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def test_a_user_walks_every_page_and_records_a_steward_decision(
+    demo: Demo, dashboard_url: str, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    assert CHROMIUM, "Debian's chromium is needed: apt-get install -y chromium (.ci/run installs it)"
+
+    settings = demo.settings
+    waiting = list_quarantined("demo", settings=settings, status="quarantined")
+    assert len(waiting) > 0, "the demo quarantines records for the steward"
+    record_id = str(waiting.loc[0, "record_id"])
+    note = "e2e: limb leads checked against the paper ECG"
+
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        page = browser.new_page(viewport={"width": 1500, "height": 2000})
+        page.set_default_timeout(UI_TIMEOUT_MS)
+        try:
+            page.goto(dashboard_url)
+            main = page.get_by_test_id("stMain")
+            expect(main.get_by_role("heading", name="Data quality")).to_be_visible()
+            expect(main.get_by_role("heading", name="Quarantine")).to_be_visible()
+            expect(main.get_by_text(record_id).first).to_be_visible()
+            expect(main.get_by_role("img").first).to_be_visible()  # the 12-lead plot
+            page.screenshot(path=tmp_path / "1-data-quality.png", full_page=True)
+
+            form = page.get_by_test_id("stForm")
+            form.get_by_text("accept", exact=True).click()
+            form.get_by_label("note (why)").fill(note)
+            form.get_by_role("button", name="Record decision").click()
+            expect(main.get_by_text(f"accept {record_id} recorded by e2e-steward")).to_be_visible()
+            page.screenshot(path=tmp_path / "2-steward-decision.png", full_page=True)
+
+            sidebar = page.get_by_test_id("stSidebar")
+            sidebar.get_by_role("link", name="Datasets").click()
+            expect(main.get_by_role("heading", name="Versions of demo")).to_be_visible()
+            expect(main.get_by_text("Label distribution")).to_be_visible()
+            page.screenshot(path=tmp_path / "3-datasets.png", full_page=True)
+
+            sidebar.get_by_role("link", name="Models").click()
+            expect(main.get_by_role("heading", name="Registry")).to_be_visible()
+            main.get_by_role("tab", name="Lineage").click()
+            expect(main.locator("svg .node").first).to_be_visible()  # Graphviz rendered in the browser
+            expect(main.locator("svg").get_by_text(demo.foundation).first).to_be_visible()
+            page.screenshot(path=tmp_path / "4-models-lineage.png", full_page=True)
+
+            sidebar.get_by_role("link", name="Deployments").click()
+            expect(main.get_by_role("heading", name="Bentos per task and stage")).to_be_visible()
+            expect(main.get_by_text("ecgops bento pull superdiagnostic@production")).to_be_visible()
+            expect(main.get_by_role("heading", name="Audit log")).to_be_visible()
+            page.screenshot(path=tmp_path / "5-deployments.png", full_page=True)
+        finally:
+            browser.close()
+
+    with open_registry(settings.resolved_registry_url) as reg:
+        decision = reg.steward_decisions("demo")[record_id]
+        audit = reg.audit(action="steward.decided", entity_id=f"demo/{record_id}")
+    assert (decision.decision, decision.note, decision.reviewer) == ("accept", note, "e2e-steward")
+    assert audit and audit[0].reason == note
+    listing = list_quarantined("demo", settings=settings)
+    assert listing.set_index("record_id").at[record_id, "status"] == "accepted"
+    for name in ("1-data-quality", "2-steward-decision", "3-datasets", "4-models-lineage", "5-deployments"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000

@@ -1,0 +1,111 @@
+"""Serving fixtures: one workspace with a tiny foundation model and real task models, packaged once.
+
+Session-scoped: ingest samples/ (git + DVC), pretrain the TINY foundation, fine-tune (linear probe,
+one epoch) the 12-lead and the lead-I superdiagnostic tasks, record passing gates, package both into a
+build ``BENTOML_HOME``, promote them to production and pull them into an empty ``BENTOML_HOME`` the
+servers run from.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.config import Settings
+from components.finetune.stage import finetune
+from components.io.datasets import ingest_and_version
+from components.registry import ModelInfo, open_registry
+from components.serving.bentostore import bentoml_home
+from components.serving.package import PackageResult, package
+from components.serving.pull import PullResult, pull
+from components.training.stage import pretrain
+from tests.training.conftest import TINY
+
+API_KEY = "serving-test-key"
+#: small enough that a 3 MiB body is refused, large enough for a 12-lead 10 s record at 500 Hz as JSON
+MAX_BODY = 2 * 1024 * 1024
+#: concurrent test requests wait this long for each other, so the served batching is exercised for sure
+BATCH_WAIT_MS = 25.0
+TASK = "ptbxl-superdiagnostic"
+LEAD_I_TASK = "ptbxl-superdiagnostic-lead-i"
+
+
+@dataclass(frozen=True)
+class Packaged:
+    model: ModelInfo
+    package: PackageResult
+    pulled: PullResult
+
+
+@pytest.fixture(scope="session")
+def serving_settings(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> Settings:
+    """A git + DVC workspace with samples/ ingested and versioned and a TINY foundation model."""
+    root = tmp_path_factory.mktemp("serving-ws")
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run(["git", "-C", str(root), "config", "user.email", "test@ecgops.invalid"], check=True)
+    subprocess.run(["git", "-C", str(root), "config", "user.name", "ecgops test"], check=True)
+    serve = {"max_body_bytes": MAX_BODY, "batch_wait_ms": BATCH_WAIT_MS}
+    params = {"ingest": {"workers": 1}, "pretrain": TINY, "serve": serve}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    settings = Settings(
+        workspace=root,
+        registry_url=f"sqlite:///{root / 'registry.db'}",
+        dvc_remote_url=str(root / "dvc-remote"),
+        patient_salt="serving-salt",  # type: ignore[arg-type]
+    )
+    ingest_and_version(samples_dir, settings=settings, progress=False)
+    result = pretrain(settings=settings)
+    assert result is not None and result.model_ref is not None
+    return settings
+
+
+@pytest.fixture(scope="session")
+def foundation_ref(serving_settings: Settings) -> str:
+    with open_registry(serving_settings.resolved_registry_url) as registry:
+        return registry.models(kind="foundation", limit=1)[0].ref
+
+
+@pytest.fixture(scope="session")
+def build_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The BENTOML_HOME Bentos are built in (the packaging machine's)."""
+    return tmp_path_factory.mktemp("bentoml-build")
+
+
+@pytest.fixture(scope="session")
+def serve_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty BENTOML_HOME the Bentos are pulled into (the deployment machine's)."""
+    return tmp_path_factory.mktemp("bentoml-serve")
+
+
+def _gated_package_pull(settings: Settings, foundation: str, build: Path, serve: Path, task: str) -> Packaged:
+    tuned = finetune(task, settings=settings, from_model=foundation, mode="linear_probe", max_epochs=1)
+    assert tuned.model_ref is not None
+    with open_registry(settings.resolved_registry_url) as registry:
+        model = registry.model(tuned.model_ref)
+        registry.record_gate_decision(
+            model.ref, policy="serving-test", verdict="pass", reasons=["floors met"]
+        )
+    with bentoml_home(build):
+        packaged = package(model.ref, settings=settings)
+    with open_registry(settings.resolved_registry_url) as registry:
+        registry.promote(model.ref, "production")
+    pulled = pull(f"{task}@production", settings=settings, home=serve)
+    return Packaged(model, packaged, pulled)
+
+
+@pytest.fixture(scope="session")
+def twelve_lead(
+    serving_settings: Settings, foundation_ref: str, build_home: Path, serve_home: Path
+) -> Packaged:
+    """The 12-lead superdiagnostic model: gated, packaged, in production, pulled."""
+    return _gated_package_pull(serving_settings, foundation_ref, build_home, serve_home, TASK)
+
+
+@pytest.fixture(scope="session")
+def lead_i(serving_settings: Settings, foundation_ref: str, build_home: Path, serve_home: Path) -> Packaged:
+    """The lead-I superdiagnostic model: gated, packaged, in production, pulled."""
+    return _gated_package_pull(serving_settings, foundation_ref, build_home, serve_home, LEAD_I_TASK)
