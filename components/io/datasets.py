@@ -60,6 +60,9 @@ def register_version(dataset: str, data_version: DataVersion, parent: str | None
         "remote": data_version.remote,
     }
     with open_registry(settings.resolved_registry_url) as registry:
+        known = {v.dvc_md5 for v in registry.dataset_versions(dataset)}
+        # data.dvc may name a version this registry never saw (a fresh clone, another dataset's version)
+        lineage_parent = parent if parent in known and parent != data_version.md5 else None
         registry.record_dataset_version(
             dataset,
             data_version.md5,
@@ -68,7 +71,7 @@ def register_version(dataset: str, data_version: DataVersion, parent: str | None
             n_quarantined=len(store.quarantine),
             n_patients=int(manifest["patient_key"].nunique()),
             statistics=statistics,
-            parent_md5=parent if parent != data_version.md5 else None,
+            parent_md5=lineage_parent,
         )
 
 

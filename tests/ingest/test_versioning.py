@@ -112,3 +112,14 @@ def test_cli_rejects_unknown_format_and_missing_drop(workspace: Settings, tmp_pa
         [*ECGOPS, "ingest", str(tmp_path / "nope")], env=env, capture_output=True, text=True
     )
     assert result.returncode == 2 and "drop folder not found" in result.stderr
+
+
+def test_a_version_the_registry_never_saw_is_not_claimed_as_parent(workspace: Settings, tmp_path: Path) -> None:
+    """A fresh clone's data.dvc names a version its new registry does not know: versioning still works."""
+    first = ingest_and_version(FIXTURES / "cinc", settings=workspace, progress=False)
+    fresh = workspace.model_copy(update={"registry_url": f"sqlite:///{tmp_path / 'fresh-registry.db'}"})
+    second = ingest_and_version(SAMPLES, settings=fresh, progress=False)
+    assert second.version["md5"] != first.version["md5"]
+    with open_registry(fresh.resolved_registry_url) as registry:
+        (recorded,) = registry.dataset_versions("demo")
+    assert recorded.dvc_md5 == second.version["md5"] and recorded.parent_md5 is None
