@@ -114,7 +114,7 @@ def test_cli_rejects_unknown_format_and_missing_drop(workspace: Settings, tmp_pa
     assert result.returncode == 2 and "drop folder not found" in result.stderr
 
 
-def test_a_version_the_registry_never_saw_is_not_claimed_as_parent(workspace: Settings, tmp_path: Path) -> None:
+def test_an_unknown_version_is_not_claimed_as_parent(workspace: Settings, tmp_path: Path) -> None:
     """A fresh clone's data.dvc names a version its new registry does not know: versioning still works."""
     first = ingest_and_version(FIXTURES / "cinc", settings=workspace, progress=False)
     fresh = workspace.model_copy(update={"registry_url": f"sqlite:///{tmp_path / 'fresh-registry.db'}"})
