@@ -111,6 +111,7 @@ def main() -> None:
     from components.io.store import DatasetStore
     from components.models.task_model import load_task_model
 
+    wall_started = time.perf_counter()
     fractions = [float(f) for f in args.fractions.split(",")]
     ft_params = finetune_params(load_params(args.params)).model_copy(
         update={"min_steps_per_epoch": args.min_steps_per_epoch}
@@ -217,6 +218,7 @@ def main() -> None:
                 "seeds": 1,
             },
             "total_finetune_seconds": round(sum(r["seconds"] for r in runs.values()), 1),
+            "benchmark_wall_seconds": round(time.perf_counter() - wall_started, 1),
             "bootstrap_rounds": args.rounds,
         },
         "runs": runs,

@@ -33,7 +33,7 @@ from components.evaluation.model_card import CardContext
 from components.evaluation.params import EvaluateParams, evaluate_params
 from components.evaluation.predict import predictions, score, select_cohort
 from components.evaluation.report import ReportFiles, report_dir_for, write_report
-from components.finetune.stage import records_digest
+from components.finetune.labels import records_digest
 from components.finetune.tasks import TaskSpec, load_task, task_from_dict
 from components.io.store import DatasetStore
 from components.models.task_model import TaskModel, load_task_model

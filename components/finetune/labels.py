@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,6 +15,12 @@ from components.finetune.mapping import load_mapping
 from components.finetune.tasks import TaskSpec
 from components.finetune.vocab import CLASS_TOKEN, SUBCLASS_TOKEN, vocabulary
 from components.io.leads import STANDARD_LEADS
+
+
+def records_digest(record_ids: Iterable[object]) -> str:
+    """SHA-256 of a sorted set of record ids (which records a split held)."""
+    ids = sorted(str(r) for r in record_ids)
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
 
 
 def record_codes(labels_json: object) -> dict[str, float]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
@@ -23,7 +22,7 @@ from components.evaluation.metrics import auroc, macro
 from components.finetune.data import FinetuneDataModule, SignalReader, SplitData, predict_rows
 from components.finetune.errors import FinetuneError
 from components.finetune.foundation import FoundationChoice, resolve_foundation
-from components.finetune.labels import TaskRecords, select_records, task_targets
+from components.finetune.labels import TaskRecords, records_digest, select_records, task_targets
 from components.finetune.module import FinetuneModule
 from components.finetune.params import FinetuneParams, finetune_params
 from components.finetune.sampling import sample_fraction
@@ -74,11 +73,6 @@ class FinetuneResult:
 def run_dir_for(settings: Settings, task: str, dataset: str, mode: str, fraction: float) -> Path:
     """Where a (resumable) fine-tuning run keeps its checkpoints, logs and ``run.json``."""
     return settings.state_dir / "finetune" / task / dataset / f"{mode}-{fraction:g}"
-
-
-def records_digest(record_ids: Any) -> str:
-    """SHA-256 of a sorted set of record ids (which records a split held)."""
-    return hashlib.sha256("\n".join(sorted(str(r) for r in record_ids)).encode()).hexdigest()
 
 
 def _precision(params: FinetuneParams) -> str:
