@@ -84,7 +84,8 @@ def test_killed_run_resumes_to_the_same_model(tmp_path: Path, demo_store_root: P
     last = run_dir_for(killed, "demo") / LAST_CKPT
     proc = subprocess.Popen(
         cli("--dataset", "demo", "--json"),
-        env=cli_env(killed),
+        # the same intra-op thread count as this process, so float reductions match bit for bit
+        env=cli_env(killed) | {"OMP_NUM_THREADS": str(torch.get_num_threads())},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
