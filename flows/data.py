@@ -12,35 +12,55 @@ from components.orchestration.cache import (
     Outcome,
     ingest_inputs,
     ingest_still_current,
+    run_here,
     run_task,
     stage_cache,
     validate_inputs,
     version_inputs,
 )
 from components.orchestration.errors import ValidationBlocked
-from components.orchestration.params import io_retries
-from components.orchestration.runners import worker_identity
+from components.orchestration.params import io_retries, workspace_params
+from components.orchestration.runners import TaskShards, on_dask, worker_identity
 from components.orchestration.summary import INGEST_COUNTS
 from components.validation import ValidationResult
 
 
 @task(name="ingest", cache_policy=stage_cache("ingest", ingest_inputs))
-def ingest_task(drop: str, dataset: str | None) -> dict[str, Any]:
-    """Read the drop into the canonical store (the flow retries it: it is I/O)."""
+def ingest_task(drop: str, dataset: str | None, sharded: bool = False) -> dict[str, Any]:
+    """Read the drop into the canonical store (the flow retries it: it is I/O). ``sharded``: this runs
+    in the flow's process and the records are prepared in shards on the flow's Dask task runner."""
     from components.io.ingest import ingest
     from components.orchestration.fingerprints import store_state
 
-    summary = ingest(Path(drop), dataset=dataset, progress=False).to_dict()
+    shards = TaskShards("ingest") if sharded else None
+    summary = ingest(
+        Path(drop),
+        dataset=dataset,
+        progress=False,
+        shard_map=shards,
+        shard_records=workspace_params()[1].shard_records,
+    ).to_dict()
     store_after = store_state(get_settings(), summary["dataset"])
-    return summary | {"store_after": store_after, "ran_on": worker_identity()}
+    return summary | {
+        "store_after": store_after,
+        "ran_on": worker_identity(),
+        "shards": shards.ran_on if shards else [],
+    }
 
 
 @task(name="validate", cache_policy=stage_cache("validate", validate_inputs))
-def validate_task(dataset: str) -> ValidationResult:
-    """Quality features + GX suites + steward reports over the store."""
+def validate_task(dataset: str, sharded: bool = False) -> ValidationResult:
+    """Quality features + GX suites + steward reports over the store. ``sharded``: this runs in the
+    flow's process and the features are extracted in shards on the flow's Dask task runner."""
     from components.validation import validate
 
-    return validate(dataset)
+    if not sharded:
+        return validate(dataset)
+    shards = TaskShards("validate")
+    result = validate(dataset, shard_map=shards, shard_records=workspace_params()[1].shard_records)
+    result.feature_shards = shards.ran_on
+    result.write_json()
+    return result
 
 
 @task(name="version", cache_policy=stage_cache("version", version_inputs))
@@ -72,9 +92,11 @@ def _version_current(version: dict[str, Any]) -> bool:
 @flow(name="ingest")
 def ingest_flow(drop: str, dataset: str | None = None) -> Outcome:
     """Stage flow: a hospital drop in, new records in the canonical store."""
-    outcome = run_task(
-        ingest_task.with_options(**io_retries()), drop, dataset, still_valid=ingest_still_current
-    )
+    ingest = ingest_task.with_options(**io_retries())
+    if on_dask():  # this process writes the store; the shards' records are prepared on the cluster
+        outcome = run_here(ingest, drop, dataset, True, still_valid=ingest_still_current)
+    else:
+        outcome = run_task(ingest, drop, dataset, still_valid=ingest_still_current)
     summary = outcome.value
     create_table_artifact(
         key="ingest-counts",
@@ -93,7 +115,10 @@ def ingest_flow(drop: str, dataset: str | None = None) -> Outcome:
 @flow(name="validate")
 def validate_flow(dataset: str) -> Outcome:
     """Stage flow: validate the store; a blocking failure fails the flow with the steward report linked."""
-    outcome = run_task(validate_task, dataset, still_valid=_report_exists)
+    if on_dask():  # the GX suites and reports run here once; the features in shards on the cluster
+        outcome = run_here(validate_task, dataset, True, still_valid=_report_exists)
+    else:
+        outcome = run_task(validate_task, dataset, still_valid=_report_exists)
     result: ValidationResult = outcome.value
     report = result.summary_html.as_uri()
     create_link_artifact(

@@ -161,11 +161,12 @@ class DatasetStore:
             self._shards[name] = array
         return self._shards[name]
 
-    def lead_masks(self) -> np.ndarray:
-        """``(n, 12)`` bool lead-presence masks in manifest order."""
-        if len(self.manifest) == 0:
+    def lead_masks(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """``(n, 12)`` bool lead-presence masks in manifest order (of the rows ``start:stop``)."""
+        masks = self.manifest["lead_mask"].iloc[start:stop]
+        if len(masks) == 0:
             return np.zeros((0, N_LEADS), dtype=bool)
-        return np.stack([np.asarray(m, dtype=bool) for m in self.manifest["lead_mask"]])
+        return np.stack([np.asarray(m, dtype=bool) for m in masks])
 
     def read(self, rows: np.ndarray | list[int]) -> np.ndarray:
         """Signals of the given manifest row positions as a ``(k, 12, samples)`` float32 array."""
@@ -179,13 +180,15 @@ class DatasetStore:
         return out
 
     def iter_batches(
-        self, batch_records: int = 1024
+        self, batch_records: int = 1024, start: int = 0, stop: int | None = None
     ) -> Iterator[tuple[pd.DataFrame, np.ndarray, np.ndarray]]:
-        """Yield ``(manifest slice, signals (b, 12, samples), masks (b, 12))`` in manifest order."""
-        masks = self.lead_masks()
-        for start in range(0, len(self.manifest), batch_records):
-            rows = np.arange(start, min(start + batch_records, len(self.manifest)))
-            yield self.manifest.iloc[rows], self.read(rows), masks[rows]
+        """Yield ``(manifest slice, signals (b, 12, samples), masks (b, 12))`` in manifest order, for
+        the rows ``start:stop`` (all by default)."""
+        end = len(self.manifest) if stop is None else min(stop, len(self.manifest))
+        masks = self.lead_masks(start, end)
+        for first in range(start, end, batch_records):
+            rows = np.arange(first, min(first + batch_records, end))
+            yield self.manifest.iloc[rows], self.read(rows), masks[rows - start]
 
 
 @dataclass

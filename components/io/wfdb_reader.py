@@ -21,7 +21,7 @@ from components.io.wfdb_header import Header, HeaderError, Layout, read_bytes, r
 
 #: bytes per sample (212 packs two 12-bit samples into three bytes)
 _BYTES_PER_SAMPLE: dict[str, float] = {"16": 2, "61": 2, "160": 2, "80": 1, "24": 3, "32": 4, "212": 1.5}
-#: the digital value WFDB uses for "no sample" in each format
+#: the digital value WFDB uses for "no sample" in each format (each format's smallest value)
 _INVALID_SAMPLE: dict[str, int] = {
     "16": -(2**15),
     "61": -(2**15),
@@ -81,6 +81,10 @@ class DigitalRecord:
     units: tuple[str, ...]
     comments: tuple[str, ...]
     storage_format: str
+
+    def has_invalid_samples(self) -> bool:
+        """Whether any sample holds the "no sample" value (cheaply: it is the format's smallest value)."""
+        return self.digital.size > 0 and int(self.digital.min()) <= self.invalid_value
 
     def physical(self) -> RawRecord:
         """``(digital - baseline) / gain`` in float64, invalid samples as NaN (as wfdb does)."""

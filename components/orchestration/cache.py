@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
@@ -195,6 +195,16 @@ def run_task(task: Task[..., Any], *args: Any, still_valid: Callable[[Any], bool
     """Run ``task`` on the flow's task runner (threads or Dask) and wait; a cached result that is no
     longer valid is recomputed (its cache record overwritten)."""
     [outcome] = run_all(task, [args], still_valid=still_valid)
+    return outcome
+
+
+def run_here(task: Task[..., Any], *args: Any, still_valid: Callable[[Any], bool] | None = None) -> Outcome:
+    """Run ``task`` in this process (the flow's), not on the task runner: for a stage that submits its
+    own shards to the task runner and writes their results itself. Caching as in :func:`run_task`."""
+    outcome = outcome_of(cast("State[Any]", task(*args, return_state=True)))
+    if outcome.cached and still_valid and not still_valid(outcome.value):
+        refreshed = task.with_options(refresh_cache=True)(*args, return_state=True)
+        outcome = outcome_of(cast("State[Any]", refreshed))
     return outcome
 
 

@@ -46,6 +46,13 @@ class ComputeParams(BaseModel):
         default=None, description="scheduler of an existing Dask cluster; none starts a local one"
     )
     dask_workers: int = Field(default=2, ge=1, description="processes of the local Dask cluster")
+    shard_records: int = Field(
+        default=2048,
+        ge=1,
+        description="with dask: records per shard of one dataset's ingest and validation (one Prefect "
+        "task each); ingest rounds it to whole ingest.chunk_records chunks, validation to whole "
+        "feature batches when it is larger than one",
+    )
     accelerator: str = Field(default="auto", description="Lightning accelerator: auto, cpu, gpu, ...")
     devices: int = Field(default=1, ge=1, description="devices per node; more than one trains with DDP")
     strategy: str = Field(default="auto", description="Lightning strategy: auto, ddp, ddp_spawn, fsdp, ...")

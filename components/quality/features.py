@@ -1,8 +1,14 @@
-"""The feature table of a dataset: per-record signal aggregates + metadata, and per-lead detail."""
+"""The feature table of a dataset: per-record signal aggregates + metadata, and per-lead detail.
+
+Signal features are computed record by record (vectorized over a batch, but no value depends on the
+other records of the batch), so they can be computed over ranges of records in different processes and
+concatenated: :func:`signal_tables` on each range, then :func:`combine`. Metadata features look at the
+whole manifest (duplicates, patients) and are computed once, in :func:`combine`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Set
+from collections.abc import Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -34,7 +40,7 @@ class SignalSource(Protocol):
     def manifest(self) -> pd.DataFrame: ...
 
     def iter_batches(
-        self, batch_records: int = ...
+        self, batch_records: int = ..., start: int = ..., stop: int | None = ...
     ) -> Iterator[tuple[pd.DataFrame, np.ndarray, np.ndarray]]: ...
 
 
@@ -85,23 +91,59 @@ def _tables(feats: BatchFeatures) -> tuple[pd.DataFrame, pd.DataFrame]:
     return records, leads
 
 
-def extract_features(
-    source: SignalSource, params: SignalFeatureParams, vocabularies: Mapping[str, Set[str]]
-) -> FeatureTables:
-    """Signal and metadata features of every record of ``source``, batch by batch."""
+def signal_tables(
+    source: SignalSource, params: SignalFeatureParams, start: int = 0, stop: int | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-record and per-lead signal features of the records ``start:stop`` of ``source`` (row order)."""
     fs = float(source.info.fs)
     parts = [
         _tables(batch_features(signals, fs, masks, rows["n_valid_samples"].to_numpy(), params))
-        for rows, signals, masks in source.iter_batches(params.batch_records)
+        for rows, signals, masks in source.iter_batches(params.batch_records, start, stop)
     ]
     if not parts:
         empty = np.zeros((0, len(LEADS), source.info.n_samples), dtype=np.float32)
         parts.append(
             _tables(batch_features(empty, fs, np.zeros((0, len(LEADS)), bool), np.zeros(0, int), params))
         )
-    meta = metadata_features(source.manifest, vocabularies)
+    if len(parts) == 1:
+        return parts[0]
+    return (
+        pd.concat([p[0] for p in parts], ignore_index=True),
+        pd.concat([p[1] for p in parts], ignore_index=True),
+    )
+
+
+def record_ranges(n_records: int, shard_records: int, batch_records: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges covering ``n_records`` rows, for :func:`signal_tables` on shards.
+
+    Shards of at least a batch are cut at multiples of ``batch_records``, so they see the very batches
+    an unsharded run sees."""
+    size = max(1, shard_records)
+    if size >= batch_records:
+        size -= size % batch_records
+    return [(start, min(start + size, n_records)) for start in range(0, n_records, size)]
+
+
+def combine(
+    manifest: pd.DataFrame,
+    signal_parts: Iterable[tuple[pd.DataFrame, pd.DataFrame]],
+    vocabularies: Mapping[str, Set[str]],
+) -> FeatureTables:
+    """The feature tables from the signal tables of consecutive record ranges (in order) and the
+    metadata features of the whole ``manifest``."""
+    parts = list(signal_parts)
+    meta = metadata_features(manifest, vocabularies)
     signal = pd.concat([p[0] for p in parts], ignore_index=True)
     leads = pd.concat([p[1] for p in parts], ignore_index=True)
+    if len(signal) != len(meta):
+        raise ValueError(f"signal features of {len(signal)} records for a manifest of {len(meta)}")
     records = pd.concat([meta.reset_index(drop=True), signal], axis=1)
     leads.insert(0, "record_id", meta["record_id"].to_numpy())
     return FeatureTables(records=records, leads=leads)
+
+
+def extract_features(
+    source: SignalSource, params: SignalFeatureParams, vocabularies: Mapping[str, Set[str]]
+) -> FeatureTables:
+    """Signal and metadata features of every record of ``source``, batch by batch, in this process."""
+    return combine(source.manifest, [signal_tables(source, params)], vocabularies)

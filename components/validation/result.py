@@ -39,6 +39,8 @@ class ValidationResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     validation_run_id: int | None = None
     dataset_version_md5: str | None = None
+    #: where each shard of the signal features was extracted, when they were sharded (in order)
+    feature_shards: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def blocked(self) -> bool:
@@ -80,6 +82,7 @@ class ValidationResult:
             "trend": self.trend,
             "previous_run": self.previous_run,
             "timings_s": self.timings_s,
+            "feature_shards": self.feature_shards,
             "paths": {
                 "report_dir": str(self.report_dir),
                 "summary_html": str(self.summary_html),

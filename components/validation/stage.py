@@ -4,23 +4,31 @@ Run outputs go to ``<state_dir>/validation/<dataset>/<run_name>/`` (``result.jso
 ``features.parquet``, ``lead_features.parquet``, ``quarantine.parquet``); 12-lead plots are cached per
 record in ``<state_dir>/validation/<dataset>/plots/`` (record ids are content hashes, so a plot never
 goes stale). Nothing in the dataset store is modified.
+
+The signal features can be extracted in shards elsewhere (``shard_map``: an ordered ``map``, e.g. one
+that runs each shard as a Prefect task on the run's Dask cluster): each shard is a range of records
+that the worker reads from the memory-mapped store itself (:func:`range_features`); no signals travel.
+The tables come back in order and everything after them (GX suites, quarantine, reports) runs here once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 
 from components.config import Settings, get_settings, load_params
 from components.io.store import DatasetStore
-from components.quality import extract_features
+from components.quality import FeatureTables, SignalFeatureParams, extract_features
+from components.quality.features import combine, record_ranges, signal_tables
 from components.validation.gx_runner import ExpectationOutcome, data_docs_index, open_context, run_suite
 from components.validation.plots import EcgPlotter
 from components.validation.policy import Policy, load_policy
@@ -30,6 +38,13 @@ from components.validation.result import ValidationResult, Verdict
 
 if TYPE_CHECKING:
     from components.registry import Registry
+
+
+#: a shard of feature extraction: the store's directory, a ``[start, stop)`` row range, the parameters
+RangeJob: TypeAlias = tuple[str, int, int, SignalFeatureParams]
+SignalParts: TypeAlias = tuple[pd.DataFrame, pd.DataFrame]
+#: an ordered ``map`` over shards (``map(range_features, jobs)``), e.g. on a Dask cluster
+ShardMap: TypeAlias = Callable[[Callable[[RangeJob], SignalParts], Iterable[RangeJob]], Iterator[SignalParts]]
 
 
 def validation_root(settings: Settings, dataset: str) -> Path:
@@ -142,6 +157,43 @@ def _plots(store: DatasetStore, quarantine: pd.DataFrame, plot_dir: Path) -> dic
     return paths
 
 
+_opened = threading.local()
+
+
+def range_features(job: RangeJob) -> SignalParts:
+    """A shard's work, wherever it runs: the signal feature tables of a range of the store's records.
+
+    The worker opens the store itself (memory-mapped; kept open while the manifest is unchanged, so
+    its shards of one run share it)."""
+    root, start, stop, params = job
+    manifest = Path(root) / "manifest.parquet"
+    key = (root, manifest.stat().st_mtime_ns if manifest.is_file() else 0)
+    store: DatasetStore | None = getattr(_opened, "store", None)
+    if store is None or getattr(_opened, "key", None) != key:
+        _opened.store = store = DatasetStore.open(Path(root))
+        _opened.key = key
+    if stop > len(store):
+        raise ValueError(f"{root}: rows {start}:{stop} of a store of {len(store)} records")
+    return signal_tables(store, params, start, stop)
+
+
+def store_features(
+    store: DatasetStore,
+    policy: Policy,
+    *,
+    shard_map: ShardMap | None = None,
+    shard_records: int = 2048,
+) -> FeatureTables:
+    """The feature tables of ``store``: here, or in shards of about ``shard_records`` records run by
+    ``shard_map`` (identical tables either way)."""
+    if shard_map is None or len(store) == 0:
+        return extract_features(store, policy.features, policy.vocabulary_codes)
+    root = str(store.root.resolve())
+    ranges = record_ranges(len(store), shard_records, policy.features.batch_records)
+    jobs = [(root, start, stop, policy.features) for start, stop in ranges]
+    return combine(store.manifest, shard_map(range_features, jobs), policy.vocabulary_codes)
+
+
 def validate(
     dataset: str | None = None,
     *,
@@ -150,12 +202,15 @@ def validate(
     registry_url: str | None = None,
     dataset_version_md5: str | None = None,
     plots: bool = True,
+    shard_map: ShardMap | None = None,
+    shard_records: int = 2048,
 ) -> ValidationResult:
     """Validate ``data/<dataset>`` of the workspace against the policy and write the reports.
 
     Steward decisions from the registry are applied (an ``accept`` lifts a quarantine). When
     ``dataset_version_md5`` names a registered dataset version, the run is recorded in the registry.
-    ``result.exit_code`` is 1 when a block-severity expectation failed.
+    ``result.exit_code`` is 1 when a block-severity expectation failed. With ``shard_map``, the signal
+    features are extracted in shards of about ``shard_records`` records (see the module docstring).
     """
     from components.registry import open_registry
 
@@ -171,7 +226,7 @@ def validate(
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
-    tables = extract_features(store, policy.features, policy.vocabulary_codes)
+    tables = store_features(store, policy, shard_map=shard_map, shard_records=shard_records)
     features = tables.records
     timings["features"] = time.perf_counter() - t
 
