@@ -70,17 +70,19 @@ def _bento_exists(result: dict[str, Any]) -> bool:
 
 
 @task(name="package", cache_policy=stage_cache("package", package_inputs))
-def package_task(model_ref: str) -> dict[str, Any]:
+def package_task(model_ref: str, flow_run_id: str | None) -> dict[str, Any]:
     """Build the Bento, export it to the artifact store and register it (refused unless the gate passed)."""
     from components.serving.package import package
 
-    return package(model_ref, settings=get_settings()).to_dict() | {"ran_on": worker_identity()}
+    result = package(model_ref, settings=get_settings(), flow_run_id=flow_run_id)
+    return result.to_dict() | {"ran_on": worker_identity()}
 
 
 @flow(name="package")
-def package_flow(models: dict[str, str]) -> dict[str, Outcome]:
+def package_flow(models: dict[str, str], flow_run_id: str | None = None) -> dict[str, Outcome]:
     """Stage flow: a Bento per task model (only models whose gate passed are given here)."""
-    calls = [(ref,) for ref in models.values()]
+    run_id = flow_run_id or flow_run.get_id()
+    calls = [(ref, run_id) for ref in models.values()]
     retrying = package_task.with_options(**io_retries())
     outcomes = dict(zip(models, run_all(retrying, calls, still_valid=_bento_exists), strict=True))
     for outcome in outcomes.values():

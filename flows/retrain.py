@@ -54,7 +54,7 @@ def retrain(drop: str, dataset: str | None = None) -> dict[str, Any]:
         refs = {task: outcome.value["model_ref"] for task, outcome in models.items()}
         evaluations = evaluate_flow.with_options(task_runner=task_runner(address))(refs, run_id)
         passed = {task: refs[task] for task, ev in evaluations.items() if gate_passed(ev.value)}
-        bentos = package_flow.with_options(task_runner=task_runner(address))(passed) if passed else {}
+        bentos = package_flow.with_options(task_runner=task_runner(address))(passed, run_id) if passed else {}
         promotions = promote_flow(passed, run_id) if passed else {}
     cached = {
         "ingest": ingest.cached,

@@ -121,6 +121,31 @@ class RegistryBase:
             )
         )
 
+    def record_audit(
+        self,
+        *,
+        action: str,
+        entity_type: str,
+        entity_id: str,
+        summary: str,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Append an audit-log entry by this registry's actor (inside :meth:`atomic` it commits with the
+        enclosing transaction), for actions taken outside the registry such as a forced packaging."""
+        self._write(
+            lambda s: self._audit(
+                s,
+                actor=None,
+                action=action,
+                entity_type=entity_type,
+                entity_id=entity_id,
+                summary=summary,
+                reason=reason,
+                details=details,
+            )
+        )
+
     def _dataset(self, s: Session, name: str, *, create: bool) -> Dataset:
         if create:
             serialize(s, "dataset", name)

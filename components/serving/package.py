@@ -68,8 +68,10 @@ def package(
     force: bool = False,
     reason: str | None = None,
     settings: Settings | None = None,
+    flow_run_id: str | None = None,
 ) -> PackageResult:
-    """Build, export and register the Bento of task model ``model_ref`` (``name@version`` or ``name``)."""
+    """Build, export and register the Bento of task model ``model_ref`` (``name@version`` or ``name``);
+    ``flow_run_id`` (a Prefect flow run) is recorded on the registry run."""
     started = time.perf_counter()
     settings = settings or get_settings()
     params = load_params(settings.workspace / "params.yaml")
@@ -95,7 +97,9 @@ def package(
         task_dir = registry.verify_artifact(model.ref)
         foundation_dir = registry.verify_artifact(foundation.ref)
         run_id = registry.start_run(
-            "package", parameters={"model": model.ref, "force": force, "reason": reason}
+            "package",
+            parameters={"model": model.ref, "force": force, "reason": reason},
+            prefect_flow_run_id=flow_run_id,
         )
         try:
             result = _build_and_export(
@@ -288,15 +292,11 @@ def _audit_forced(
     registry: Registry, model: ModelInfo, tag: str, gate: GateDecisionInfo | None, reason: str
 ) -> None:
     """Audit entry for a Bento built although the gate did not pass (inside the registering transaction)."""
-    registry._write(
-        lambda s: registry._audit(
-            s,
-            actor=None,
-            action="bento.forced",
-            entity_type="bento",
-            entity_id=tag,
-            summary=f"packaged {model.ref} although it {_gate_problem(gate)}",
-            reason=reason,
-            details={"model": model.ref, "gate_decision_id": gate.id if gate else None, "forced": True},
-        )
+    registry.record_audit(
+        action="bento.forced",
+        entity_type="bento",
+        entity_id=tag,
+        summary=f"packaged {model.ref} although it {_gate_problem(gate)}",
+        reason=reason,
+        details={"model": model.ref, "gate_decision_id": gate.id if gate else None, "forced": True},
     )

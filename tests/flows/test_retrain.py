@@ -79,7 +79,7 @@ def test_killed_run_resumes_and_concurrent_runs_share_the_workspace(
         assert (model.ref, model.stage, model.gate_verdict) == (f"{TASK}@1", "staging", "pass")
         assert [v.dvc_md5 for v in registry.dataset_versions()] == [current_version(trained.settings)]
         assert len(registry.bentos()) == 1
-        runs = {kind: registry.runs(kind=kind) for kind in ("finetune", "evaluate")}
+        runs = {kind: registry.runs(kind=kind) for kind in ("finetune", "evaluate", "package")}
     assert all(len(found) == 1 for found in runs.values()), runs
     assert {r.prefect_flow_run_id for found in runs.values() for r in found} == {outcome["flow_run_id"]}
 
