@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import json
 import logging
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,6 +40,7 @@ from components.serving.http import (
     error_body,
 )
 from components.serving.inputs import InputSpec, PreparedInput, prepare_input
+from components.serving.logs import access_log_in_background
 from components.serving.params import ServeParams
 from components.serving.runtime import ModelRuntime
 from components.serving.schemas import (
@@ -106,8 +109,14 @@ class EcgService:
         import torch
 
         torch.set_num_threads(SERVE.torch_threads or len(os.sched_getaffinity(0)))
-        self.runtime = ModelRuntime(Path(self.task_model.path), Path(self.foundation_model.path))
+        sys.setswitchinterval(SERVE.gil_switch_interval_ms / 1000)
+        self.runtime = ModelRuntime(
+            Path(self.task_model.path), Path(self.foundation_model.path), forward=SERVE.forward
+        )
         self.runtime.warm_up()
+        self.access_log = access_log_in_background() if SERVE.access_log else None
+        gc.collect()
+        gc.freeze()  # the models and libraries stay out of the collector's scans (which stalled requests)
         self.card = CARD
         self.batch_size = prometheus_client.Histogram(
             "ecgops_batch_size",
@@ -135,6 +144,8 @@ class EcgService:
     @bentoml.on_shutdown
     def _stop(self) -> None:
         self.batcher.close()
+        if self.access_log is not None:
+            self.access_log.stop()
 
     # ------------------------------------------------------------------ task predictions
 

@@ -35,7 +35,7 @@ class PatchTransformer(nn.Module):
         pad = (-x.shape[-1]) % self.patch_size
         x = nn.functional.pad(x, (0, pad))
         tokens = self.embed(x).transpose(1, 2)
-        tokens = torch.cat([self.cls.expand(len(tokens), -1, -1), tokens], dim=1)
+        tokens = torch.cat([self.cls.expand(tokens.shape[0], -1, -1), tokens], dim=1)
         tokens = tokens + self.position[:, : tokens.shape[1]]
         return self.norm(self.encoder(tokens))
 

@@ -7,6 +7,8 @@ resampling and cutting/padding.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +19,7 @@ from components.io.leads import STANDARD_LEADS, standard_lead
 from components.io.wfdb_reader import RecordError
 from components.serving.errors import RequestError
 from components.serving.params import ServeParams
+from components.serving.schemas import EncodedSignal
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,29 @@ class PreparedInput:
     leads_used: tuple[str, ...]
 
 
-def as_signal_array(signal: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
-    """``leads × samples`` float64; :class:`RequestError` for ragged rows or a non-numeric array."""
+def decode_signal(encoded: EncodedSignal) -> np.ndarray:
+    """The ``leads × samples`` array a base64 :class:`EncodedSignal` holds; :class:`RequestError` when the
+    text is not base64 or its length does not match ``shape`` and ``dtype``."""
+    try:
+        raw = base64.b64decode(encoded.data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise RequestError(f"signal.data is not valid base64: {exc}") from exc
+    dtype = np.dtype(encoded.dtype).newbyteorder("<")
+    n_leads, n_samples = encoded.shape
+    expected = n_leads * n_samples * dtype.itemsize
+    if len(raw) != expected:
+        raise RequestError(
+            f"signal.data decodes to {len(raw)} bytes but shape {list(encoded.shape)} of {encoded.dtype} "
+            f"needs {expected} ({n_leads} × {n_samples} × {dtype.itemsize})"
+        )
+    return np.frombuffer(raw, dtype=dtype).reshape(n_leads, n_samples)
+
+
+def as_signal_array(signal: Sequence[Sequence[float]] | np.ndarray | EncodedSignal) -> np.ndarray:
+    """``leads × samples`` float64; :class:`RequestError` for ragged rows, bad encodings or a non-numeric
+    array."""
+    if isinstance(signal, EncodedSignal):
+        signal = decode_signal(signal)
     if isinstance(signal, np.ndarray):
         if signal.dtype.kind not in "iuf":
             raise RequestError(f"the signal must hold numbers, not {signal.dtype} values")
@@ -67,7 +91,7 @@ def as_signal_array(signal: Sequence[Sequence[float]] | np.ndarray) -> np.ndarra
 
 
 def prepare_input(
-    signal: Sequence[Sequence[float]] | np.ndarray,
+    signal: Sequence[Sequence[float]] | np.ndarray | EncodedSignal,
     fs: float,
     leads: Sequence[str],
     units: str | Sequence[str],

@@ -17,7 +17,7 @@ class ServeParams(BaseModel):
     port: int = Field(default=3000, ge=1, le=65535, description="port `ecgops serve` listens on")
     host: str = Field(default="127.0.0.1", description="interface `ecgops serve` binds to")
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="larger request bodies get 413")
-    max_batch_size: int = Field(default=32, ge=1, description="records per batched forward")
+    max_batch_size: int = Field(default=16, ge=1, description="records per batched forward")
     batch_wait_ms: float = Field(
         default=0.0, ge=0.0, description="how long the first record of a batch waits for more (0: go at once)"
     )
@@ -34,6 +34,18 @@ class ServeParams(BaseModel):
         ge=0,
         description="intra-op threads of the model's forward thread (0: all cores); the event loop that "
         "parses requests needs a core too",
+    )
+    forward: Literal["traced", "eager"] = Field(
+        default="traced",
+        description="run the batched task forward traced (TorchScript: no GIL while it runs, checked "
+        "against the eager model at start-up) or eager",
+    )
+    gil_switch_interval_ms: float = Field(
+        default=0.5,
+        gt=0.0,
+        description="how long a Python thread may hold the GIL while another waits (Python's default: 5): "
+        "the forward thread needs the GIL between operators, so a short interval keeps it from waiting "
+        "behind request parsing",
     )
     timeout_s: float = Field(default=60.0, gt=0.0, description="request timeout")
     workers: int = Field(default=1, ge=1, description="server worker processes")

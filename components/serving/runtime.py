@@ -3,29 +3,81 @@
 Both are loaded with the shared loaders (:func:`~components.models.task_model.load_task_model`,
 :func:`~components.models.checkpoint.load_foundation`), so the served model is the gated one. The
 service, the tests and the benchmark all call these methods; nothing here knows about HTTP.
+
+The batched task forward runs traced (``serve.forward: traced``, TorchScript): the whole graph then runs
+in C++ without the GIL, so the event loop parsing requests and the forward thread use two cores. An eager
+forward takes the GIL back between operators and waits behind request parsing each time, which cost ~20 %
+of the served throughput in ``benchmarks/serving.py``. ``torch.jit.trace`` is deprecated in favour of
+``torch.compile``/``torch.export``, but on CPU those still run Python between kernels (the same GIL
+contention) and compile for ~30 s per batch shape; the trace is checked against the eager model at
+start-up and the server refuses to start if they differ.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
 from components.io.leads import STANDARD_LEADS
 from components.models.checkpoint import load_foundation
-from components.models.task_model import load_task_model
+from components.models.task_model import TaskModel, load_task_model
 from components.serving.inputs import InputSpec
 from components.training.evaluate import embed_texts
+
+#: largest difference allowed between the traced and the eager task model at start-up
+TRACE_TOLERANCE = 1e-6
+
+
+class TraceMismatchError(RuntimeError):
+    """The traced task model does not compute what the eager one does (serve with ``forward: eager``)."""
+
+
+def trace_task_model(model: TaskModel) -> torch.jit.ScriptModule:
+    """The task model's forward (signals, masks → logits) traced with TorchScript, checked against the
+    eager model on a batch size and lead subset other than the traced ones."""
+    model.eval()
+    cfg = model.cfg
+    device = model.head.weight.device
+    example = (
+        torch.zeros(2, 12, cfg.n_samples, device=device),
+        torch.ones(2, 12, dtype=torch.bool, device=device),
+    )
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=DeprecationWarning)
+        traced = torch.jit.trace(model, example, check_trace=False)
+    generator = torch.Generator().manual_seed(0)
+    signal = torch.randn(3, 12, cfg.n_samples, generator=generator).to(device) * 0.5
+    mask = torch.ones(3, 12, dtype=torch.bool, device=device)
+    mask[1, 6:] = False  # a reduced-lead record
+    with torch.inference_mode():
+        difference = (traced(signal, mask) - model(signal, mask)).abs().max().item()
+    if not difference <= TRACE_TOLERANCE:
+        raise TraceMismatchError(
+            f"the traced task model differs from the eager one by {difference:.3g} (tolerance "
+            f"{TRACE_TOLERANCE:g}); serve it with `serve.forward: eager`"
+        )
+    return traced
 
 
 class ModelRuntime:
     """Task model + foundation model in eval mode on one device, with the input specs of each."""
 
-    def __init__(self, task_dir: Path, foundation_dir: Path, *, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        task_dir: Path,
+        foundation_dir: Path,
+        *,
+        device: str = "cpu",
+        forward: Literal["traced", "eager"] = "traced",
+    ) -> None:
         self.device = torch.device(device)
         self.task = load_task_model(task_dir, device=self.device)
+        self.traced = trace_task_model(self.task) if forward == "traced" else None
         self.foundation, self.tokenizer = load_foundation(foundation_dir, device=self.device)
         cfg = self.task.cfg
         self.task_spec = InputSpec(
@@ -54,7 +106,12 @@ class ModelRuntime:
 
     def predict_batch(self, signals: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """``(b, 12, t)`` canonical signals + ``(b, 12)`` masks → ``(b, n_labels)`` probabilities."""
-        return self.task.predict_proba(signals, masks, batch_size=max(1, len(signals)))
+        if self.traced is None:
+            return self.task.predict_proba(signals, masks, batch_size=max(1, len(signals)))
+        with torch.inference_mode():
+            x = torch.as_tensor(np.asarray(signals, dtype=np.float32), device=self.device)
+            m = torch.as_tensor(np.asarray(masks, dtype=bool), device=self.device)
+            return torch.sigmoid(self.traced(x, m)).float().cpu().numpy()
 
     @torch.inference_mode()
     def embed(self, signal: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from components.io.canonical import canonicalize, cut_or_pad
 from components.io.leads import STANDARD_LEADS
@@ -16,6 +19,7 @@ from components.io.wfdb_reader import read_record
 from components.serving.errors import RequestError
 from components.serving.inputs import InputSpec, prepare_input
 from components.serving.params import ServeParams
+from components.serving.schemas import EncodedSignal, SignalRequest
 from components.serving.uploads import read_npy_upload, read_wfdb_upload
 
 SAMPLE = "records100/00000/00001_lr"
@@ -195,3 +199,63 @@ def _npy(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()
+
+
+def _encoded(signal: np.ndarray, dtype: str = "float32") -> EncodedSignal:
+    data = base64.b64encode(np.ascontiguousarray(signal, dtype=np.dtype(dtype).newbyteorder("<")).tobytes())
+    return EncodedSignal(dtype=dtype, shape=signal.shape, data=data.decode())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_base64_signal_is_the_same_input_as_json_numbers(samples_dir: Path, dtype: str) -> None:
+    signal, fs, names, _ = _record(samples_dir / SAMPLE)
+    from_numbers = prepare_input(signal.tolist(), fs, names, "mV", TWELVE, LIMITS)
+    from_base64 = prepare_input(_encoded(signal, dtype), fs, names, "mV", TWELVE, LIMITS)
+    tolerance = 1e-6 if dtype == "float32" else 0.0
+    np.testing.assert_allclose(from_base64.canonical.signal, from_numbers.canonical.signal, atol=tolerance)
+    request = SignalRequest.model_validate_json(
+        json.dumps({"signal": _encoded(signal, dtype).model_dump(), "fs": fs, "leads": names})
+    )
+    assert isinstance(request.signal, EncodedSignal)
+
+
+def test_int16_base64_signal_in_microvolts(samples_dir: Path) -> None:
+    signal, fs, names, _ = _record(samples_dir / SAMPLE)
+    microvolts = np.round(signal * 1000).astype(np.int16)
+    prepared = prepare_input(_encoded(microvolts, "int16"), fs, names, "uV", TWELVE, LIMITS)
+    np.testing.assert_allclose(prepared.canonical.signal, microvolts / 1000, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("not-base64", "signal.data is not valid base64"),
+        ("short", "signal.data decodes to 47996 bytes but shape [12, 1000] of float32 needs 48000"),
+        ("nan", "non-finite values (NaN or infinity); the first is lead 'V2' at sample 17"),
+    ],
+)
+def test_bad_base64_signals_are_refused_with_a_precise_message(
+    samples_dir: Path, damage: str, message: str
+) -> None:
+    signal, fs, names, _ = _record(samples_dir / SAMPLE)
+    if damage == "nan":
+        signal = signal.copy()
+        signal[7, 17] = np.nan
+    encoded = _encoded(signal)
+    if damage == "not-base64":
+        encoded = encoded.model_copy(update={"data": "%%%" + encoded.data[3:]})
+    elif damage == "short":
+        raw = base64.b64decode(encoded.data)[:-4]
+        encoded = encoded.model_copy(update={"data": base64.b64encode(raw).decode()})
+    with pytest.raises(RequestError) as caught:
+        prepare_input(encoded, fs, names, "mV", TWELVE, LIMITS)
+    assert caught.value.status == 400 and message in caught.value.message
+
+
+def test_a_signal_is_either_numbers_or_an_encoded_object_and_errors_name_which() -> None:
+    with pytest.raises(ValidationError) as caught:
+        SignalRequest.model_validate_json('{"signal": {"shape": [12, 1000]}, "fs": 100, "leads": ["I"]}')
+    assert [e["loc"] for e in caught.value.errors()] == [("signal", "base64", "data")]
+    with pytest.raises(ValidationError) as caught:
+        SignalRequest.model_validate_json('{"signal": [["0.1"]], "fs": 100, "leads": ["I"]}')
+    assert [e["loc"] for e in caught.value.errors()] == [("signal", "numbers", 0, 0)]

@@ -7,8 +7,10 @@ API key; WFDB and .npy uploads; embeddings and zero-shot; schemathesis over the 
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -80,6 +82,14 @@ def _json_body(base: Path) -> dict:
     }
 
 
+def _base64_body(base: Path) -> dict:
+    """The record with its signal as base64 float32 (the API's EncodedSignal)."""
+    body = _json_body(base)
+    values = np.asarray(body["signal"], dtype="<f4")
+    data = base64.b64encode(values.tobytes()).decode()
+    return body | {"signal": {"dtype": "float32", "shape": list(values.shape), "data": data}}
+
+
 def _wfdb_files(base: Path) -> list[tuple[str, tuple[str, bytes]]]:
     dat = base.with_suffix(".dat") if base.with_suffix(".dat").exists() else base.with_suffix(".mat")
     return [
@@ -122,6 +132,10 @@ def test_served_predictions_equal_the_in_process_model(
         "dataset_version": twelve_lead.model.dataset_version_md5,
         "foundation": twelve_lead.model.parent,
     }
+
+    encoded = client.post("/predict", json=_base64_body(bases[2]))
+    assert encoded.status_code == 200, encoded.text
+    assert np.abs(_probabilities(encoded, model.cfg.labels) - expected[2]).max() <= TOLERANCE
 
     upload = client.post("/predict_wfdb", files=_wfdb_files(bases[0]))
     assert upload.status_code == 200, upload.text
@@ -210,6 +224,7 @@ def _bad_requests(samples_dir: Path) -> list[tuple[str, str, dict, int, str]]:
     nan_body = json.dumps(good).replace(json.dumps(good["signal"][3][10]), "NaN", 1)
     truncated = [files[0], ("signals", (files[1][1][0], files[1][1][1][:5000]))]
     transposed = good | {"signal": np.asarray(good["signal"]).T.tolist()}
+    encoded = _base64_body(base)
     return [
         (
             "ragged",
@@ -224,7 +239,7 @@ def _bad_requests(samples_dir: Path) -> list[tuple[str, str, dict, int, str]]:
             "/predict",
             {"json": good | {"signal": good["signal"][0]}},
             400,
-            "signal[2]: Input should be a valid array; ... 997 more",
+            "signal.numbers[2]: Input should be a valid array; ... 997 more",
         ),
         (
             "nan",
@@ -269,7 +284,28 @@ def _bad_requests(samples_dir: Path) -> list[tuple[str, str, dict, int, str]]:
             "/predict",
             {"json": good | {"signal": [["0.1", *row[1:]] for row in good["signal"]]}},
             400,
-            "signal[0][0]: Input should be a valid number",
+            "signal.numbers[0][0]: Input should be a valid number",
+        ),
+        (
+            "base64-corrupt",
+            "/predict",
+            {"json": encoded | {"signal": encoded["signal"] | {"data": "@@" + encoded["signal"]["data"]}}},
+            400,
+            "signal.data is not valid base64",
+        ),
+        (
+            "base64-wrong-shape",
+            "/predict",
+            {"json": encoded | {"signal": encoded["signal"] | {"shape": [12, 999]}}},
+            400,
+            "signal.data decodes to 48000 bytes but shape [12, 999] of float32 needs 47952",
+        ),
+        (
+            "base64-missing-data",
+            "/predict",
+            {"json": encoded | {"signal": {"shape": [12, 1000]}}},
+            400,
+            "signal.base64.data: Field required",
         ),
         (
             "fs-zero",
@@ -414,3 +450,24 @@ def test_schemathesis_finds_no_server_errors_and_no_schema_violations(server: Ru
 
     positive()
     negative()
+
+
+def test_requests_are_in_the_access_log_with_their_trace(
+    client: httpx.Client, server: RunningServer, samples_dir: Path
+) -> None:
+    """The access log is written by a background thread (components/serving/logs.py); each line still
+    carries its request's trace id."""
+    response = client.post("/predict", json=_base64_body(samples_dir / "records100" / "00000" / "00007_lr"))
+    assert response.status_code == 200, response.text
+    deadline = time.monotonic() + 10
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        lines = [
+            line
+            for line in server.log.read_text(errors="replace").splitlines()
+            if "path=/predict," in line and "status=200" in line and "trace=" in line
+        ]
+        if lines:
+            break
+        time.sleep(0.2)
+    assert lines, server.log_tail()
