@@ -19,13 +19,11 @@ from urllib.parse import unquote, urlparse
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from components.dashboard.pagination import PageWindow, window
 from components.dashboard.workspace import Workspace
-from components.io.leads import STANDARD_LEADS
-from components.io.store import DatasetStore, StoreError, StoreInfo
+from components.io.store import DatasetStore, StoreError
 from components.registry import ValidationRunInfo
 from components.validation import ReviewError, latest_run_dir, list_quarantined
 from components.validation.plots import EcgPlotter
@@ -225,20 +223,7 @@ PLOT_COLUMNS = ["record_id", "source_record", "lead_mask", "shard", "shard_index
 @lru_cache(maxsize=2)
 def _plot_store(root: Path, manifest_mtime_ns: int) -> DatasetStore:
     """The store at ``root`` with only the manifest columns a plot needs (as of the manifest's mtime)."""
-    meta = root / "store.json"
-    if not meta.is_file():
-        raise StoreError(f"no canonical store at {root} (run `ecgops ingest` first)")
-    raw = json.loads(meta.read_text())
-    info = StoreInfo(
-        fs=raw["fs"],
-        n_samples=raw["n_samples"],
-        leads=tuple(raw["leads"]),
-        format_version=raw["format_version"],
-    )
-    if info.leads != STANDARD_LEADS:
-        raise StoreError(f"{root}: lead order {info.leads} is not the standard order")
-    manifest = pq.read_table(root / "manifest.parquet", columns=PLOT_COLUMNS).to_pandas()
-    return DatasetStore(root, info, manifest, pd.DataFrame())
+    return DatasetStore.open(root, manifest_columns=PLOT_COLUMNS)
 
 
 @lru_cache(maxsize=4)

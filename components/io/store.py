@@ -118,8 +118,9 @@ class DatasetStore:
         self._shards: dict[str, np.ndarray] = {}
 
     @classmethod
-    def open(cls, root: Path) -> DatasetStore:
-        """Open ``data/<dataset>``; :class:`StoreError` if it is not a store."""
+    def open(cls, root: Path, manifest_columns: list[str] | None = None) -> DatasetStore:
+        """Open ``data/<dataset>``; :class:`StoreError` if it is not a store. ``manifest_columns``: read
+        only these manifest columns (and no quarantine), for readers that need a few of them."""
         meta = root / "store.json"
         if not meta.is_file():
             raise StoreError(f"no canonical store at {root} (run `ecgops ingest` first)")
@@ -134,10 +135,12 @@ class DatasetStore:
             raise StoreError(f"{root}: lead order {info.leads} is not the standard order")
         manifest_path = root / "manifest.parquet"
         manifest = (
-            pd.read_parquet(manifest_path)
+            pd.read_parquet(manifest_path, columns=manifest_columns)
             if manifest_path.is_file()
-            else pd.DataFrame(columns=list(MANIFEST_COLUMNS))
+            else pd.DataFrame(columns=manifest_columns or list(MANIFEST_COLUMNS))
         )
+        if manifest_columns is not None:
+            return cls(root, info, manifest, pd.DataFrame(columns=list(QUARANTINE_COLUMNS)))
         quarantine_path = root / "quarantine.parquet"
         quarantine = (
             pd.read_parquet(quarantine_path)
