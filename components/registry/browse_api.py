@@ -362,24 +362,6 @@ class BrowseAPI(RegistryBase):
 
     # ------------------------------------------------------------------ audit
 
-    @staticmethod
-    def _audit_filter(
-        query: Select[Any],
-        entity_type: str | None,
-        entity_id: str | None,
-        action: str | None,
-        actor: str | None,
-    ) -> Select[Any]:
-        for column, value in (
-            (AuditEntry.entity_type, entity_type),
-            (AuditEntry.entity_id, entity_id),
-            (AuditEntry.action, action),
-            (AuditEntry.actor, actor),
-        ):
-            if value is not None:
-                query = query.where(column == value)
-        return query
-
     def audit_page(
         self,
         *,
@@ -394,22 +376,8 @@ class BrowseAPI(RegistryBase):
         _window(offset, limit)
 
         def op(s: Session) -> list[AuditEntryInfo]:
-            query = self._audit_filter(select(AuditEntry), entity_type, entity_id, action, actor)
-            rows = s.scalars(query.order_by(AuditEntry.id.desc()).offset(offset).limit(limit))
-            return [
-                AuditEntryInfo(
-                    e.id,
-                    aware(e.at),
-                    e.actor,
-                    e.action,
-                    e.entity_type,
-                    e.entity_id,
-                    e.summary,
-                    e.reason,
-                    e.details,
-                )
-                for e in rows
-            ]
+            query = q.audit_query(entity_type, entity_id, action, actor).offset(offset).limit(limit)
+            return [q.audit_info(e) for e in s.scalars(query)]
 
         return self._read(op)
 
@@ -422,7 +390,7 @@ class BrowseAPI(RegistryBase):
         actor: str | None = None,
     ) -> int:
         """How many audit entries :meth:`audit_page` pages through."""
-        query = self._audit_filter(select(func.count(AuditEntry.id)), entity_type, entity_id, action, actor)
+        query = q.filter_audit(select(func.count(AuditEntry.id)), entity_type, entity_id, action, actor)
         return self._read(lambda s: int(s.scalar(query) or 0))
 
     def audit_actions(self) -> list[str]:

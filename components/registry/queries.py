@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, aliased
 
 from components.registry.errors import AmbiguousReferenceError, InvalidArgumentError, NotFoundError
 from components.registry.models import (
+    AuditEntry,
     Bento,
     Dataset,
     DatasetVersion,
@@ -20,6 +21,7 @@ from components.registry.models import (
     ValidationRun,
 )
 from components.registry.views import (
+    AuditEntryInfo,
     BentoInfo,
     DatasetVersionInfo,
     GateDecisionInfo,
@@ -272,4 +274,34 @@ def steward_info(row: StewardDecision, dataset: str) -> StewardDecisionInfo:
         note=row.note,
         reviewer=row.reviewer,
         decided_at=aware(row.decided_at),
+    )
+
+
+def filter_audit(
+    query: Select[Any], entity_type: str | None, entity_id: str | None, action: str | None, actor: str | None
+) -> Select[Any]:
+    """``query`` over audit entries restricted to every filter given."""
+    for column, value in (
+        (AuditEntry.entity_type, entity_type),
+        (AuditEntry.entity_id, entity_id),
+        (AuditEntry.action, action),
+        (AuditEntry.actor, actor),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    return query
+
+
+def audit_query(
+    entity_type: str | None, entity_id: str | None, action: str | None, actor: str | None
+) -> Select[Any]:
+    """Audit entries matching every filter given, newest first."""
+    return filter_audit(select(AuditEntry), entity_type, entity_id, action, actor).order_by(
+        AuditEntry.id.desc()
+    )
+
+
+def audit_info(e: AuditEntry) -> AuditEntryInfo:
+    return AuditEntryInfo(
+        e.id, aware(e.at), e.actor, e.action, e.entity_type, e.entity_id, e.summary, e.reason, e.details
     )

@@ -8,8 +8,8 @@ from sqlalchemy.orm import Session
 from components.registry import queries as q
 from components.registry.base import ModelRef, RegistryBase, one_of
 from components.registry.errors import InvalidArgumentError, NotFoundError, PromotionRefusedError
-from components.registry.models import STAGES, AuditEntry, GateDecision, StageAssignment, utcnow
-from components.registry.views import AuditEntryInfo, StageChangeInfo, aware
+from components.registry.models import STAGES, GateDecision, StageAssignment, utcnow
+from components.registry.views import AuditEntryInfo, StageChangeInfo
 
 
 class StageAPI(RegistryBase):
@@ -139,28 +139,7 @@ class StageAPI(RegistryBase):
         """Audit log entries, newest first."""
 
         def op(s: Session) -> list[AuditEntryInfo]:
-            query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
-            for column, value in (
-                (AuditEntry.entity_type, entity_type),
-                (AuditEntry.entity_id, entity_id),
-                (AuditEntry.action, action),
-                (AuditEntry.actor, actor),
-            ):
-                if value is not None:
-                    query = query.where(column == value)
-            return [
-                AuditEntryInfo(
-                    e.id,
-                    aware(e.at),
-                    e.actor,
-                    e.action,
-                    e.entity_type,
-                    e.entity_id,
-                    e.summary,
-                    e.reason,
-                    e.details,
-                )
-                for e in s.scalars(query)
-            ]
+            query = q.audit_query(entity_type, entity_id, action, actor).limit(limit)
+            return [q.audit_info(e) for e in s.scalars(query)]
 
         return self._read(op)
