@@ -17,6 +17,7 @@ from components.evaluation.metrics import macro_auroc
 from components.finetune.params import FinetuneParams
 from components.models.task_model import TaskModel, TaskModelConfig
 from components.training.augment import augment
+from components.training.schedule import warmup_cosine
 
 Batch = dict[str, torch.Tensor]
 
@@ -97,14 +98,4 @@ class FinetuneModule(L.LightningModule):
         else:
             groups = [{"params": list(self.model.parameters()), "lr": p.lr}]
         optimizer = torch.optim.AdamW(groups, lr=p.lr, weight_decay=p.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = min(p.warmup_steps, total // 2)
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = (step - warmup) / max(1, total - warmup)
-            return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return warmup_cosine(optimizer, int(self.trainer.estimated_stepping_batches), p.warmup_steps)

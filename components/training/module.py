@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import lightning as L
@@ -15,6 +14,7 @@ from components.models.text import build_text_encoder
 from components.training.augment import augment
 from components.training.objectives import clip_loss, masked_reconstruction_loss, nt_xent, patch_time_mask
 from components.training.params import PretrainParams
+from components.training.schedule import warmup_cosine
 
 Batch = dict[str, torch.Tensor]
 
@@ -114,14 +114,4 @@ class PretrainModule(L.LightningModule):
         if pretrained:  # a fine-tuned Hugging Face model learns gently, or it forgets what it knew
             groups.append({"params": pretrained, "lr": p.lr * p.text.lr_scale})
         optimizer = torch.optim.AdamW(groups, lr=p.lr, weight_decay=p.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = min(p.warmup_steps, total // 2)
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = (step - warmup) / max(1, total - warmup)
-            return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return warmup_cosine(optimizer, int(self.trainer.estimated_stepping_batches), p.warmup_steps)
