@@ -98,14 +98,17 @@ def package_flow(models: dict[str, str], flow_run_id: str | None = None) -> dict
 
 @task(name="promote")
 def promote_task(model_ref: str, stage: str, flow_run_id: str | None) -> str:
-    """Move a model whose gate passed from candidate to ``stage`` (audited); other stages stay as they are."""
-    from components.registry import open_registry
+    """Move a model whose gate passed from candidate to ``stage`` (audited); other stages stay as they are.
+    The check and the move are one registry transaction (``expected_stage``), so a stage a person set
+    meanwhile (``ecgops registry promote``) is never undone."""
+    from components.registry import StageChangedError, open_registry
 
+    reason = f"retrain flow run {flow_run_id}: gate passed"
     with open_registry(get_settings().resolved_registry_url) as registry:
-        current = registry.model(model_ref).stage
-        if current != "candidate":
-            return f"{model_ref} stays in {current}"
-        change = registry.promote(model_ref, stage, reason=f"retrain flow run {flow_run_id}: gate passed")
+        try:
+            change = registry.promote(model_ref, stage, reason=reason, expected_stage="candidate")
+        except StageChangedError as exc:
+            return f"{model_ref} stays in {exc.stage}"
     return f"{change.model}: {change.from_stage} -> {change.to_stage}"
 
 

@@ -16,7 +16,9 @@ from components.registry.errors import (
     NotFoundError,
     PromotionRefusedError,
     RegistryError,
+    RegistryUnavailableError,
     SchemaVersionError,
+    StageChangedError,
 )
 from components.registry.repository import ModelRef, Registry
 from components.registry.views import (
@@ -55,9 +57,11 @@ __all__ = [
     "PromotionRefusedError",
     "Registry",
     "RegistryError",
+    "RegistryUnavailableError",
     "RunInfo",
     "SchemaVersionError",
     "StageChangeInfo",
+    "StageChangedError",
     "StewardDecisionInfo",
     "ValidationRunInfo",
     "open_registry",

@@ -1,4 +1,5 @@
-"""Transactions for the registry API: one per call (retried on lost races) or one per ``atomic()``."""
+"""Transactions for the registry API: one per call (retried on lost races and on a dropped connection)
+or one per ``atomic()`` (a dropped connection there fails the block with ``RegistryUnavailableError``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from components.registry import queries as q
-from components.registry.db import writer
+from components.registry.db import is_disconnect, reconnecting, unavailable, writer
 from components.registry.errors import ConstraintViolationError, InvalidArgumentError, NotFoundError
 from components.registry.models import AuditEntry, Dataset
 
@@ -63,6 +64,10 @@ class RegistryBase:
                     yield
             except IntegrityError as exc:
                 raise translate(exc) from exc
+            except DBAPIError as exc:  # the enclosed calls cannot be replayed from here
+                if is_disconnect(exc, self.engine):
+                    raise unavailable(self.engine, exc, window_s=None) from exc
+                raise
             finally:
                 self._local.session = None
 
@@ -77,10 +82,7 @@ class RegistryBase:
                 raise translate(exc) from exc
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                with Session(self._write_engine, expire_on_commit=False) as session, session.begin():
-                    result = fn(session)
-                    session.flush()
-                return result
+                return reconnecting(self.engine, lambda: self._transaction(fn))
             except IntegrityError as exc:
                 if attempt == MAX_ATTEMPTS or not retryable(exc):
                     raise translate(exc) from exc
@@ -90,12 +92,23 @@ class RegistryBase:
             time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
         raise AssertionError("unreachable")
 
+    def _transaction(self, fn: Callable[[Session], T]) -> T:
+        """``fn`` in a write transaction of its own, committed."""
+        with Session(self._write_engine, expire_on_commit=False) as session, session.begin():
+            result = fn(session)
+            session.flush()
+        return result
+
     def _read(self, fn: Callable[[Session], T]) -> T:
         shared: Session | None = getattr(self._local, "session", None)
         if shared is not None:
             return fn(shared)
-        with Session(self.engine) as session, session.begin():
-            return fn(session)
+
+        def attempt() -> T:
+            with Session(self.engine) as session, session.begin():
+                return fn(session)
+
+        return reconnecting(self.engine, attempt)
 
     def _audit(
         self,

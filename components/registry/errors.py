@@ -23,6 +23,15 @@ class PromotionRefusedError(RegistryError):
     """A stage change the rules forbid (failed gate without ``--force --reason``, ...)."""
 
 
+class StageChangedError(PromotionRefusedError):
+    """A promotion that expected the model in one stage found it in another (someone moved it meanwhile):
+    nothing was changed. ``stage`` is the stage the model is in."""
+
+    def __init__(self, message: str, stage: str) -> None:
+        self.stage = stage
+        super().__init__(message)
+
+
 class ConstraintViolationError(RegistryError):
     """The database refused a write because it would break one of its constraints."""
 
@@ -39,3 +48,9 @@ class ArtifactMismatchError(RegistryError):
 
 class SchemaVersionError(RegistryError):
     """The database schema is not the one this code expects."""
+
+
+class RegistryUnavailableError(RegistryError):
+    """The registry database dropped or refused the connection (a restart, a terminated session) and did
+    not come back within the retry window, or dropped it inside an ``atomic()`` block, whose enclosed
+    calls cannot be replayed: the transaction was rolled back and nothing of it was recorded."""

@@ -7,7 +7,12 @@ from sqlalchemy.orm import Session
 
 from components.registry import queries as q
 from components.registry.base import ModelRef, RegistryBase, one_of
-from components.registry.errors import InvalidArgumentError, NotFoundError, PromotionRefusedError
+from components.registry.errors import (
+    InvalidArgumentError,
+    NotFoundError,
+    PromotionRefusedError,
+    StageChangedError,
+)
 from components.registry.models import STAGES, GateDecision, StageAssignment, utcnow
 from components.registry.views import AuditEntryInfo, StageChangeInfo
 
@@ -25,11 +30,14 @@ class StageAPI(RegistryBase):
         actor: str | None = None,
         reason: str | None = None,
         force: bool = False,
+        expected_stage: str | None = None,
     ) -> StageChangeInfo:
         """Move a task model to ``stage``; the previous production model of its task is archived.
 
         Staging and production need the model's latest gate decision to have passed, unless ``force``
         with a ``reason``. Stage rows and their audit entries are written in one transaction.
+        ``expected_stage``: a check-and-set — the model must still be in that stage when its row is
+        locked, otherwise nothing changes and :class:`StageChangedError` says where it is.
         """
         one_of("stage", stage, STAGES)
         if force and not (reason and reason.strip()):
@@ -50,21 +58,14 @@ class StageAPI(RegistryBase):
             current = next((r for r in rows if r.model_id == target.id), None)
             if current is None:
                 raise NotFoundError(f"{ref} has no stage assignment")
+            if expected_stage is not None and current.stage != expected_stage:
+                raise StageChangedError(
+                    f"{ref} is in {current.stage}, not {expected_stage}: left as it is", current.stage
+                )
             if current.stage == stage:
                 raise PromotionRefusedError(f"{ref} is already in {stage}")
             gate = q.latest_gate(s, target.id)
-            overridden = False
-            if stage in ("staging", "production") and (gate is None or gate.verdict != "pass"):
-                problem = (
-                    "has no gate decision"
-                    if gate is None
-                    else f"failed gate {gate.policy}: {'; '.join(gate.reasons) or 'no reasons given'}"
-                )
-                if not force:
-                    raise PromotionRefusedError(
-                        f"refusing to move {ref} to {stage}: it {problem} (use --force --reason to override)"
-                    )
-                overridden = True
+            overridden = _overrides_gate(ref, stage, gate, force)
             demoted: list[str] = []
             if stage == "production":
                 for other in rows:
@@ -143,3 +144,19 @@ class StageAPI(RegistryBase):
             return [q.audit_info(e) for e in s.scalars(query)]
 
         return self._read(op)
+
+
+def _overrides_gate(ref: str, stage: str, gate: GateDecision | None, force: bool) -> bool:
+    """Whether moving ``ref`` to ``stage`` overrides its gate (``force``); refused when it would without."""
+    if stage not in ("staging", "production") or (gate is not None and gate.verdict == "pass"):
+        return False
+    problem = (
+        "has no gate decision"
+        if gate is None
+        else f"failed gate {gate.policy}: {'; '.join(gate.reasons) or 'no reasons given'}"
+    )
+    if not force:
+        raise PromotionRefusedError(
+            f"refusing to move {ref} to {stage}: it {problem} (use --force --reason to override)"
+        )
+    return True

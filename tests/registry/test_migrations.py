@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
 from typer.testing import CliRunner
 
 from components.cli.registry_cmd import registry_app
@@ -60,14 +62,14 @@ def test_migrated_schema_matches_the_orm(db_url: str) -> None:
 def test_upgrade_is_idempotent_and_downgrade_reverses_it(db_url: str) -> None:
     from alembic import command
 
-    from components.registry.db import alembic_config, writer
+    from components.registry.db import alembic_config, migration_transaction
 
     engine = make_engine(db_url)
     upgrade(engine)
     upgrade(engine)
     assert current_revision(engine) == head_revision()
     cfg = alembic_config()
-    with writer(engine).begin() as conn:
+    with migration_transaction(engine) as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "base")
     assert set(inspect(engine).get_table_names()) == {"alembic_version"}
@@ -112,3 +114,69 @@ def test_default_registry_is_a_wal_sqlite_file_in_the_workspace(
         assert (tmp_path / ".ecgops" / "registry.db").is_file()
     finally:
         get_settings.cache_clear()
+
+
+def test_a_registry_migrated_by_another_process_between_checks_is_accepted(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process may finish migrating right after this one first reads "no revision": no false alarm."""
+    from components.registry import db
+
+    other = make_engine(db_url)
+    read_revision = db.current_revision
+
+    def read_then_lose_the_race(engine: Engine) -> str | None:
+        revision = read_revision(engine)
+        upgrade(other)
+        return revision
+
+    monkeypatch.setattr(db, "current_revision", read_then_lose_the_race)
+    forget_schema_checks()
+    engine = make_engine(db_url)
+    ensure_schema(engine)
+    assert read_revision(engine) == head_revision()
+    assert set(inspect(engine).get_table_names()) == TABLES
+    engine.dispose()
+    other.dispose()
+
+
+def _open_fresh_registries(urls: list[str], start: Any, failures: Any) -> None:
+    for url in urls:
+        start.wait()
+        try:
+            open_registry(url).close()
+        except Exception as exc:  # reported to the test, which fails on any
+            failures.put(f"{url}: {exc!r}"[:300])
+    failures.put(None)
+
+
+@pytest.mark.slow
+def test_processes_opening_new_sqlite_registries_together_all_succeed(tmp_path: Path) -> None:
+    """Several processes open each new file at the same instant: WAL switch and migration race, none fails."""
+    n_processes, n_files = 4, 30
+    urls = [f"sqlite:///{tmp_path / f'registry-{i}.db'}" for i in range(n_files)]
+    # children forked from a fresh single-threaded server (forking pytest itself would copy the locks its
+    # other threads hold), with the registry code imported once there
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["components.registry"])
+    start, failures = ctx.Barrier(n_processes), ctx.Queue()
+    processes = [
+        ctx.Process(target=_open_fresh_registries, args=(urls, start, failures)) for _ in range(n_processes)
+    ]
+    for proc in processes:
+        proc.start()
+    reported: list[str] = []
+    finished = 0
+    while finished < n_processes:
+        message = failures.get(timeout=120)
+        if message is None:
+            finished += 1
+        else:
+            reported.append(message)
+    for proc in processes:
+        proc.join(timeout=30)
+    assert reported == []
+    for url in urls:
+        engine = make_engine(url)
+        assert current_revision(engine) == head_revision()
+        engine.dispose()

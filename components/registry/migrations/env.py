@@ -5,17 +5,14 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from components.registry.db import make_engine
+from components.registry.db import make_engine, migration_transaction
 from components.registry.models import Base
-
-MIGRATION_LOCK_KEY = 0x6563_676F_7073  # "ecgops": serialises concurrent upgrades on PostgreSQL
 
 
 def _run(connection: Connection) -> None:
+    """Migrate on a connection already in a :func:`migration_transaction` (which holds the lock)."""
     context.configure(connection=connection, target_metadata=Base.metadata, compare_type=True)
     with context.begin_transaction():
-        if connection.dialect.name == "postgresql":
-            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
         context.run_migrations()
 
 
@@ -37,6 +34,5 @@ else:
     url = context.config.get_main_option("sqlalchemy.url")
     if url is None:
         raise RuntimeError("set sqlalchemy.url or pass a connection in config.attributes['connection']")
-    with make_engine(url).connect() as conn:
+    with migration_transaction(make_engine(url)) as conn:
         _run(conn)
-        conn.commit()
