@@ -9,17 +9,22 @@ records100 with ``--source shared``), each client one request at a time, with th
 and as base64 float32 (``--encodings``). Prints JSON per encoder: p50/p99 latency, throughput and the CPU
 the server and the clients spent per request at each concurrency and encoding; the bare in-process
 batched forward of the same model (batch = serve.max_batch_size, the server's torch threads) in the same
-run, alternating with the 32-client runs over ``--rounds`` (the median ratio is the one compared with the
-target >= 0.7); the single-client p99 (target < 50 ms); then, for the last encoder, a soak at 32 clients
+run, alternating with the 32-client and single-client runs over ``--rounds`` (the median ratio is the
+one compared with the target >= 0.7, the median single-client p99 with < 50 ms: one noisy moment on a
+shared host should not decide either); then, for the last encoder, a soak at 32 clients
 with its errors and the server's RSS (all its processes) sampled every 15 s. ``--set KEY=VALUE``
 overrides ``serve:`` (e.g. ``torch_threads=2``); ``--keep DIR`` keeps the workspaces and reuses their
 trained models when run again.
 
-A served request costs the server a fixed ~1.5-2 ms of CPU (HTTP, BentoML, parsing) besides the forward:
-with the demo's tiny encoder (~0.6 ms per record) that overhead dominates, with the default-size one
-(~2.3 ms per record) the forward does. The load generator runs on the same machine as the server, and the
-machine may be shared: the JSON records the load average and core count so the figures can be read in
-context.
+A served request costs the server a fixed CPU time besides the forward (HTTP, BentoML, parsing: reported
+per encoding as ``server_cpu_ms_per_request_besides_forward``, ~1-3 ms with base64 bodies depending on
+the host, ~1 ms more with JSON numbers; the server's CPU is also split into its event loop's and its
+other threads'): with the demo's tiny encoder (~0.5-1 ms per record) that overhead dominates, with the
+default-size one (~2-4 ms per record) the forward does. ``server_cores_needed_for_target`` is the cores
+the server alone would need to serve 0.7 x bare at its measured CPU per request: above the machine's
+``cores`` the target cannot hold there, however the clients are placed. The load
+generator runs on the same machine as the server, and the machine may be shared: the JSON records the
+load average and core count so the figures can be read in context.
 
     python benchmarks/serving.py [--encoders demo,default] [--encodings json,base64] [--served-s 10]
                                  [--rounds 3] [--soak-s 180] [--set torch_threads=2]
@@ -32,6 +37,7 @@ import argparse
 import asyncio
 import gc
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -52,6 +58,8 @@ SHARED_PTBXL = REPO.parent / "shared" / "data" / "ptb-xl"
 API_KEY = "benchmark-key"
 TASK = "ptbxl-superdiagnostic"
 CONCURRENCY = (1, 8, 32)
+RATIO_TARGET = 0.7  # served throughput at 32 clients over the bare forward's
+P99_TARGET_MS = 50.0  # single-client p99 latency
 T = TypeVar("T")
 
 
@@ -307,23 +315,33 @@ def server_rss_mb(pid: int) -> float:
     return round(sum(p.memory_info().rss for p in _tree(pid) if p.is_running()) / 1e6, 1)
 
 
-def server_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) the server's processes have used so far."""
-    total = 0.0
+def server_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) the server's processes have used so far: on their main threads (each
+    worker's event loop: HTTP, BentoML, parsing) and on their other threads (the model's forward, the
+    access log)."""
+    main = other = 0.0
     for process in _tree(pid):
-        times = process.cpu_times()
-        total += times.user + times.system
-    return total
+        for thread in process.threads():
+            seconds = thread.user_time + thread.system_time
+            if thread.id == process.pid:
+                main += seconds
+            else:
+                other += seconds
+    return {"event_loop": main, "other_threads": other}
 
 
 def measured(pid: int, run: Any) -> dict[str, Any]:
-    """``run()``'s result plus the CPU the server and this client process spent per request."""
+    """``run()``'s result plus the CPU the server (in all, on its event loops, on its other threads)
+    and this client process spent per request."""
     server_before, client_before = server_cpu_s(pid), time.process_time()
     result = run()
-    server_cpu, client_cpu = server_cpu_s(pid) - server_before, time.process_time() - client_before
+    server_after, client_cpu = server_cpu_s(pid), time.process_time() - client_before
     n = max(1, result["requests"])
+    per_request = {k: 1000 * (server_after[k] - server_before[k]) / n for k in server_after}
     return result | {
-        "server_cpu_ms_per_request": round(1000 * server_cpu / n, 2),
+        "server_cpu_ms_per_request": round(sum(per_request.values()), 2),
+        "server_event_loop_cpu_ms_per_request": round(per_request["event_loop"], 2),
+        "server_other_threads_cpu_ms_per_request": round(per_request["other_threads"], 2),
         "client_cpu_ms_per_request": round(1000 * client_cpu / n, 2),
     }
 
@@ -402,29 +420,47 @@ def measure_model(
             run = drive(server.url, bodies[encoding], clients, requests=None, seconds=args.served_s)
             return measured(pid, lambda: niced(run, args.client_nice))
 
-        result["served"] = {e: {str(c): served(e, c) for c in CONCURRENCY if c != 32} for e in bodies}
+        result["served"] = {
+            e: {str(c): served(e, c) for c in CONCURRENCY if c not in (1, 32)} for e in bodies
+        }
         rounds = []
         for _ in range(args.rounds):  # alternate: the machine is shared, its load drifts
             forward = bare.run(args.bare_s)
             at_32 = {e: served(e, 32) for e in bodies}
+            alone = {e: served(e, 1) for e in bodies}
             ratios = {e: at_32[e]["records_per_s"] / forward["records_per_s"] for e in bodies}
-            rounds.append({"bare": forward, "served_32": at_32, "ratio": ratios})
+            rounds.append({"bare": forward, "served_32": at_32, "served_1": alone, "ratio": ratios})
         result["rounds_32_vs_bare"] = [
             {"bare": r["bare"]["records_per_s"]}
             | {f"served_32_{e}": r["served_32"][e]["records_per_s"] for e in bodies}
             | {f"ratio_{e}": round(r["ratio"][e], 3) for e in bodies}
+            | {f"single_client_p99_ms_{e}": r["served_1"][e]["latency_ms"]["p99"] for e in bodies}
             for r in rounds
         ]
         targets: dict[str, Any] = {}
         for encoding in bodies:
             middle = sorted(rounds, key=lambda r: r["ratio"][encoding])[len(rounds) // 2]
             result["served"][encoding]["32"] = middle["served_32"][encoding]
+            by_p99 = sorted(rounds, key=lambda r: r["served_1"][encoding]["latency_ms"]["p99"] or math.inf)
+            result["served"][encoding]["1"] = by_p99[len(rounds) // 2]["served_1"][encoding]
             p99 = result["served"][encoding]["1"]["latency_ms"]["p99"]
+            at_32 = middle["served_32"][encoding]
             targets[encoding] = {
                 "served_32_vs_bare_median": round(middle["ratio"][encoding], 3),
-                "served_32_vs_bare_ok": middle["ratio"][encoding] >= 0.7,
+                # what bounds the ratio: the server's CPU per request besides the model's forward
+                "server_cpu_ms_per_request_besides_forward": round(
+                    at_32["server_cpu_ms_per_request"] - middle["bare"]["cpu_ms_per_record"], 2
+                ),
+                "served_32_vs_bare_ok": middle["ratio"][encoding] >= RATIO_TARGET,
+                # the cores the server alone would need to serve 0.7 x bare at its measured CPU per
+                # request (clients elsewhere): above the machine's cores, the target cannot hold here
+                "server_cores_needed_for_target": round(
+                    RATIO_TARGET * middle["bare"]["records_per_s"] * at_32["server_cpu_ms_per_request"] / 1e3,
+                    2,
+                ),
+                "cores": len(os.sched_getaffinity(0)),
                 "single_client_p99_ms": p99,
-                "single_client_p99_ok": p99 is not None and p99 < 50.0,
+                "single_client_p99_ok": p99 is not None and p99 < P99_TARGET_MS,
             }
         by_rate = sorted(rounds, key=lambda r: r["bare"]["records_per_s"])
         result["bare_forward"] = by_rate[len(rounds) // 2]["bare"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import inspect
 import json
 import logging
 import os
@@ -52,6 +53,7 @@ from components.serving.schemas import (
     ZeroShotRequest,
     ZeroShotResponse,
 )
+from components.serving.tracing import EXCLUDE_ALL_URLS, RequestSpanMiddleware
 from components.serving.uploads import read_npy_upload, read_wfdb_upload
 
 
@@ -83,6 +85,8 @@ def client_errors(func: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[
         except OverloadedError as exc:
             return _json_error(503, str(exc))
 
+    # BentoML reads the endpoint's signature on every call; computed once here instead of per request
+    wrapper.__signature__ = inspect.signature(func)  # type: ignore[attr-defined]
     return wrapper
 
 
@@ -96,6 +100,7 @@ def _json_error(status: int, message: str) -> JSONResponse:
     workers=SERVE.workers,
     traffic={"timeout": SERVE.timeout_s},
     logging={"access": {"enabled": SERVE.access_log}},
+    tracing={"excluded_urls": EXCLUDE_ALL_URLS},  # RequestSpanMiddleware traces instead: one span a request
     labels={"task": CARD.model.task, "model": CARD.model.ref},
 )
 class EcgService:
@@ -129,6 +134,7 @@ class EcgService:
         self.positives = prometheus_client.Counter(
             "ecgops_positive_decisions", "Predictions at or above the stored threshold", ["label"]
         )
+        self.positives_by_label = {label: self.positives.labels(label=label) for label in self.runtime.labels}
         self.batcher = AdaptiveBatcher(
             self.runtime.predict_batch,
             max_batch_size=SERVE.max_batch_size,
@@ -190,12 +196,11 @@ class EcgService:
     async def _predict(self, prepared: PreparedInput) -> PredictResponse:
         canonical = prepared.canonical
         proba = await self.batcher.submit(canonical.signal, canonical.lead_mask)
-        labels = self.runtime.labels
-        thresholds = self.runtime.thresholds
+        labels, thresholds = self.runtime.labels, self.runtime.thresholds
         decisions = proba >= thresholds
         for label, positive in zip(labels, decisions, strict=True):
             if positive:
-                self.positives.labels(label=label).inc()
+                self.positives_by_label[label].inc()
         return PredictResponse(
             labels=labels,
             probabilities={k: float(v) for k, v in zip(labels, proba, strict=True)},
@@ -277,6 +282,7 @@ def _summary(prepared: PreparedInput, spec: InputSpec) -> InputSummary:
 
 
 logging.getLogger("bentoml._internal.server.http_app").addFilter(ClientErrorLogFilter())
+EcgService.add_asgi_middleware(RequestSpanMiddleware)
 EcgService.add_asgi_middleware(ApiKeyMiddleware, api_key=API_KEY)
 EcgService.add_asgi_middleware(
     BodyLimitMiddleware,

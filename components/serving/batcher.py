@@ -10,6 +10,7 @@ so the event loop keeps parsing requests meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -54,10 +55,13 @@ class AdaptiveBatcher:
         self._queue: deque[_Job] = deque()
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._closed = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecgops-forward")
 
     async def submit(self, signal: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """The model's output row for one canonical record ``(12, t)`` with its ``(12,)`` mask."""
+        if self._closed:
+            raise OverloadedError("the model is shutting down; retry later")
         if len(self._queue) >= self.max_queue:
             raise OverloadedError(
                 f"{len(self._queue)} records are already waiting for the model; retry later"
@@ -75,10 +79,10 @@ class AdaptiveBatcher:
     async def _run(self) -> None:
         assert self._wake is not None
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._closed:
             await self._wake.wait()
             self._wake.clear()
-            while self._queue:
+            while self._queue:  # close() empties it
                 if self.wait_s > 0 and len(self._queue) < self.max_batch_size:
                     delay = self._queue[0].enqueued + self.wait_s - time.perf_counter()
                     if delay > 0:
@@ -106,10 +110,13 @@ class AdaptiveBatcher:
                 job.future.set_result(row)
 
     def close(self) -> None:
-        """Stop the worker; waiting requests are cancelled."""
-        if self._worker is not None:
-            self._worker.cancel()
-        for job in self._queue:
-            job.future.cancel()
+        """Stop taking records: waiting ones are cancelled, new ones refused (503); the batch in the model
+        still gets its answer."""
+        self._closed = True
+        with contextlib.suppress(RuntimeError):  # futures of an event loop that has closed
+            for job in self._queue:
+                job.future.cancel()
+            if self._wake is not None:
+                self._wake.set()  # the worker ends after the batch in the model
         self._queue.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)

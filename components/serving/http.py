@@ -52,7 +52,8 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def request_header(scope: Scope, name: bytes) -> str | None:
+    """The first value of a request header (``name`` in lower case), or None."""
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
             return bytes(value).decode("latin-1")
@@ -72,9 +73,9 @@ class ApiKeyMiddleware:
         if self.api_key is None or scope["type"] != "http" or scope.get("path") in self.open_paths:
             await self.app(scope, receive, send)
             return
-        given = _header(scope, API_KEY_HEADER.encode())
+        given = request_header(scope, API_KEY_HEADER.encode())
         if given is None:
-            authorization = _header(scope, b"authorization") or ""
+            authorization = request_header(scope, b"authorization") or ""
             scheme, _, token = authorization.partition(" ")
             given = token.strip() if scheme.lower() == "bearer" else None
         if given is not None and hmac.compare_digest(given.encode(), self.api_key):
@@ -113,7 +114,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        declared = _header(scope, b"content-length")
+        declared = request_header(scope, b"content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > self.max_bytes:
             await self._too_large(send, int(declared))
             return
@@ -161,7 +162,7 @@ async def upload_problem(scope: Scope, body: bytes, file_fields: Collection[str]
     from starlette.datastructures import Headers, UploadFile
     from starlette.formparsers import MultiPartParser
 
-    content_type = (_header(scope, b"content-type") or "").lower()
+    content_type = (request_header(scope, b"content-type") or "").lower()
     is_multipart = content_type.startswith("multipart/form-data")
     if file_fields and content_type.startswith("application/x-www-form-urlencoded"):
         return "uploads must be sent as multipart/form-data, not application/x-www-form-urlencoded"

@@ -7,15 +7,15 @@ resampling and cutting/padding.
 
 from __future__ import annotations
 
-import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pybase64
 
 from components.io.canonical import CanonicalSignal, canonicalize
-from components.io.leads import STANDARD_LEADS, standard_lead
+from components.io.leads import STANDARD_LEADS, repeated_lead, standard_lead
 from components.io.wfdb_reader import RecordError
 from components.serving.errors import RequestError
 from components.serving.params import ServeParams
@@ -52,7 +52,7 @@ def decode_signal(encoded: EncodedSignal) -> np.ndarray:
     """The ``leads × samples`` array a base64 :class:`EncodedSignal` holds; :class:`RequestError` when the
     text is not base64 or its length does not match ``shape`` and ``dtype``."""
     try:
-        raw = base64.b64decode(encoded.data, validate=True)
+        raw = pybase64.b64decode(encoded.data, validate=True)  # strict RFC 4648, as base64.b64decode's
     except (binascii.Error, ValueError) as exc:
         raise RequestError(f"signal.data is not valid base64: {exc}") from exc
     dtype = np.dtype(encoded.dtype).newbyteorder("<")
@@ -102,8 +102,8 @@ def prepare_input(
 ) -> PreparedInput:
     """Check a ``leads × samples`` signal against ``spec`` and turn it into the model's canonical input.
 
-    ``other_channels=True`` (WFDB records) ignores channels that are not ECG leads, as ingest does, and
-    lets the first of two channels of one lead win; otherwise every name must be a distinct lead.
+    ``other_channels=True`` (WFDB records) ignores channels that are not ECG leads, as ingest does;
+    otherwise every name must be a lead. Two channels of one lead are refused either way, as in ingest.
     """
     array = as_signal_array(signal)
     _check_shape(array, leads)
@@ -154,20 +154,12 @@ def _lead_rows(leads: Sequence[str], other_channels: bool) -> tuple[list[int], t
             f"unknown lead name(s) {unknown}; use the standard leads {', '.join(STANDARD_LEADS)} "
             "(spellings such as 'avr', 'D1' or 'lead II' are recognised)"
         )
-    seen: dict[str, str] = {}
-    rows: list[int] = []
-    for row, (raw, name) in enumerate(zip(leads, names, strict=True)):
-        if name is None:
-            continue
-        if name in seen:
-            if other_channels:
-                continue
-            raise RequestError(f"lead {name} is given twice ({seen[name]!r} and {raw!r})")
-        seen[name] = raw
-        rows.append(row)
+    if (repeated := repeated_lead(leads)) is not None:
+        raise RequestError(repeated)
+    rows = [row for row, name in enumerate(names) if name is not None]
     if not rows:
         raise RequestError(f"no standard ECG lead among the channels {list(leads)}")
-    return rows, tuple(seen)
+    return rows, tuple(name for name in names if name is not None)
 
 
 def _check_leads(present: Sequence[str], spec: InputSpec) -> None:

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from components.localserver import start_on_free_port
 
 
 @dataclass(frozen=True)
@@ -31,13 +29,6 @@ class RunningServer:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def running_server(
     tag: str,
@@ -49,41 +40,40 @@ def running_server(
     ready_timeout_s: float = 180.0,
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[RunningServer]:
-    """``bentoml serve TAG`` on 127.0.0.1 until the block ends; raises with the log tail if it never
-    becomes ready."""
-    port = port or free_port()
+    """``bentoml serve TAG`` on 127.0.0.1 (a free port unless given) until the block ends; raises with the
+    log tail if it never becomes ready."""
     env = {k: v for k, v in os.environ.items() if k != "ECGOPS_API_KEY"}
     env |= {"BENTOML_DO_NOT_TRACK": "True", **(extra_env or {})}
     if bentoml_home is not None:
         env["BENTOML_HOME"] = str(bentoml_home)
     if api_key is not None:
         env["ECGOPS_API_KEY"] = api_key
-    command = [sys.executable, "-m", "bentoml", "serve", tag, "--port", str(port), "--host", "127.0.0.1"]
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    server = RunningServer(f"http://127.0.0.1:{port}", process, log)
+
+    def start(chosen: int) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "bentoml", "serve", tag, "--host", "127.0.0.1"]
+        command += ["--port", str(chosen)]
+        with log.open("wb") as sink:
+            return subprocess.Popen(
+                command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def log_tail(lines: int = 40) -> str:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+    chosen, process = start_on_free_port(
+        start,
+        lambda p: f"http://127.0.0.1:{p}/readyz",
+        what=f"bentoml serve {tag}",
+        timeout_s=ready_timeout_s,
+        port=port,
+        details=log_tail,
+        stop=_stop,
+    )
     try:
-        _wait_ready(server, ready_timeout_s)
-        yield server
+        yield RunningServer(f"http://127.0.0.1:{chosen}", process, log)
     finally:
         _stop(process)
-
-
-def _wait_ready(server: RunningServer, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"bentoml serve exited with {server.process.returncode}:\n{server.log_tail()}")
-        try:
-            if httpx.get(f"{server.url}/readyz", timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"bentoml serve was not ready after {timeout_s:.0f} s:\n{server.log_tail()}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -65,9 +65,9 @@ class PackageParams(BaseModel):
 
 def serve_params(params: Params) -> ServeParams:
     """The validated ``serve:`` section (defaults when absent)."""
-    return ServeParams.model_validate((params.model_extra or {}).get("serve") or {})
+    return params.serve
 
 
 def package_params(params: Params) -> PackageParams:
     """The validated ``package:`` section (defaults when absent)."""
-    return PackageParams.model_validate((params.model_extra or {}).get("package") or {})
+    return params.package

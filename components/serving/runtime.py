@@ -80,6 +80,8 @@ class ModelRuntime:
         self.traced = trace_task_model(self.task) if forward == "traced" else None
         self.foundation, self.tokenizer = load_foundation(foundation_dir, device=self.device)
         cfg = self.task.cfg
+        self.labels: list[str] = list(cfg.labels)
+        self.thresholds: np.ndarray = cfg.decision_thresholds
         self.task_spec = InputSpec(
             what=f"task {cfg.task}",
             fs=cfg.fs,
@@ -95,14 +97,6 @@ class ModelRuntime:
             leads=STANDARD_LEADS,
             needed_leads=(),
         )
-
-    @property
-    def labels(self) -> list[str]:
-        return list(self.task.cfg.labels)
-
-    @property
-    def thresholds(self) -> np.ndarray:
-        return self.task.cfg.decision_thresholds
 
     def predict_batch(self, signals: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """``(b, 12, t)`` canonical signals + ``(b, 12)`` masks → ``(b, n_labels)`` probabilities."""

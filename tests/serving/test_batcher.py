@@ -119,3 +119,29 @@ def test_batch_sizes_are_observed(size: int) -> None:
     asyncio.run(main())
     batcher.close()
     assert sum(n for n, _ in seen) == 3 and all(n <= size and s >= 0 for n, s in seen)
+
+
+def test_closing_cancels_waiting_records_and_refuses_new_ones() -> None:
+    in_forward, release = threading.Event(), threading.Event()
+
+    def held_forward(signals: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        in_forward.set()
+        release.wait(timeout=30)
+        return signals.sum(axis=(1, 2))[:, None]
+
+    batcher = AdaptiveBatcher(held_forward, max_batch_size=1)
+
+    async def main() -> tuple[object, object, object]:
+        first = asyncio.ensure_future(batcher.submit(*_record(0)))
+        queued = asyncio.ensure_future(batcher.submit(*_record(1)))
+        assert await asyncio.to_thread(in_forward.wait, 30)  # the first is in the model, the second waits
+        batcher.close()
+        release.set()
+        late = await asyncio.gather(batcher.submit(*_record(2)), return_exceptions=True)
+        outcomes = await asyncio.wait_for(asyncio.gather(first, queued, return_exceptions=True), 30)
+        return outcomes[0], outcomes[1], late[0]
+
+    in_model, waiting, late = asyncio.run(main())
+    assert isinstance(in_model, np.ndarray)  # the batch in the model still completes
+    assert isinstance(waiting, asyncio.CancelledError)
+    assert isinstance(late, OverloadedError)
