@@ -6,14 +6,24 @@
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import secrets
+from collections.abc import Hashable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from components.evaluation.params import EvaluateParams
+    from components.finetune.params import FinetuneParams
+    from components.orchestration.params import ComputeParams, OrchestrationParams
+    from components.serving.params import PackageParams, ServeParams
+    from components.training.params import PretrainParams
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS_DIR = PACKAGE_ROOT / "schemas"
@@ -77,39 +87,188 @@ class Settings(BaseSettings):
         return self.user or getpass.getuser()
 
 
+#: a dataset is the folder ``data/<name>``: one plain path component
+DATASET_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
 class IngestParams(BaseModel):
     """``ingest:`` section of params.yaml."""
 
-    dataset: str = "demo"
-    target_fs: int = 100
-    target_duration_s: float = 10.0
-    shard_max_records: int = 8192
-    chunk_records: int = 128
-    workers: int = 2
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(default="demo", pattern=DATASET_NAME, description="data/<dataset>")
+    target_fs: int = Field(default=100, gt=0, le=10_000)
+    target_duration_s: float = Field(default=10.0, gt=0.0, le=3600.0)
+    shard_max_records: int = Field(default=8192, ge=1)
+    chunk_records: int = Field(default=128, ge=1)
+    workers: int = Field(default=2, ge=0, description="reader processes (0 or 1: in this process)")
     val_buckets: list[int] = [8]
     test_buckets: list[int] = [9]
-    hash_buckets: int = 10
+    hash_buckets: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _buckets_exist_and_differ(self) -> IngestParams:
+        for name in ("val_buckets", "test_buckets"):
+            outside = [b for b in getattr(self, name) if not 0 <= b < self.hash_buckets]
+            if outside:
+                raise ValueError(f"{name} {outside} are not buckets 0-{self.hash_buckets - 1} (hash_buckets)")
+        if both := sorted(set(self.val_buckets) & set(self.test_buckets)):
+            raise ValueError(f"buckets {both} are both val_buckets and test_buckets")
+        return self
+
+
+class ParamsError(ValueError):
+    """A params.yaml that cannot be used as written; the message names the file and the dotted key."""
+
+
+#: section of params.yaml → (module, class) of its model; imported on first use (some pull in torch)
+SECTION_MODELS: dict[str, tuple[str, str]] = {
+    "pretrain": ("components.training.params", "PretrainParams"),
+    "finetune": ("components.finetune.params", "FinetuneParams"),
+    "evaluate": ("components.evaluation.params", "EvaluateParams"),
+    "serve": ("components.serving.params", "ServeParams"),
+    "package": ("components.serving.params", "PackageParams"),
+    "orchestration": ("components.orchestration.params", "OrchestrationParams"),
+    "compute": ("components.orchestration.params", "ComputeParams"),
+}
 
 
 class Params(BaseModel):
-    """The whole params.yaml; sections are added as stages appear."""
+    """The whole params.yaml, every section typed by its stage's model; unknown keys are errors at every
+    level. Build it with :func:`load_params` or :func:`parse_params` (they complete the section types)."""
 
-    model_config = {"extra": "allow"}
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
-    ingest: IngestParams = IngestParams()
+    ingest: IngestParams
+    pretrain: PretrainParams
+    finetune: FinetuneParams
+    evaluate: EvaluateParams
+    serve: ServeParams
+    package: PackageParams
+    orchestration: OrchestrationParams
+    compute: ComputeParams
+
+    @model_validator(mode="before")
+    @classmethod
+    def _absent_sections_take_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        given = {key: {} if value is None else value for key, value in data.items()}
+        return {name: {} for name in cls.model_fields} | given
 
     def section(self, name: str) -> dict[str, Any]:
-        value = getattr(self, name, None)
-        if isinstance(value, BaseModel):
-            return value.model_dump()
-        return dict(value or {})
+        """One section as plain JSON data, defaults filled in (what cache keys fingerprint)."""
+        if name not in type(self).model_fields:
+            raise KeyError(
+                f"params.yaml has no section {name!r}; sections: {', '.join(type(self).model_fields)}"
+            )
+        section: BaseModel = getattr(self, name)
+        return section.model_dump(mode="json")
+
+
+def _typed_params() -> type[Params]:
+    """:class:`Params` with its section models imported and its validator built (once)."""
+    if not Params.__pydantic_complete__:
+        namespace = {
+            cls: getattr(importlib.import_module(module), cls) for module, cls in SECTION_MODELS.values()
+        }
+        Params.model_rebuild(_types_namespace=namespace)
+    return Params
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate params.yaml's content; :class:`ParamsError` names ``source`` and every bad dotted key."""
+    model = _typed_params()
+    if raw is not None and not isinstance(raw, dict):
+        raise ParamsError(
+            f"{source}: must be a mapping of sections (ingest, pretrain, ...), got {type(raw).__name__}"
+        )
+    try:
+        return model.model_validate(raw or {})
+    except ValidationError as exc:
+        raise ParamsError(f"{source}: {'; '.join(_problems(exc))}") from None
 
 
 def load_params(path: Path | None = None) -> Params:
-    """Read ``params.yaml`` (workspace root by default); missing file or keys fall back to defaults."""
+    """Read ``params.yaml`` (workspace root by default); a missing file or section means defaults, a
+    misspelt or unknown key anywhere is a :class:`ParamsError`."""
     path = path or get_settings().workspace / "params.yaml"
-    raw = yaml.safe_load(path.read_text()) if path.exists() else {}
-    return Params.model_validate(raw or {})
+    if not path.exists():
+        return parse_params({}, str(path))
+    try:
+        raw = read_yaml(path)
+    except YamlError as exc:
+        raise ParamsError(f"{path}: {exc}") from None
+    return parse_params(raw, str(path))
+
+
+class YamlError(ValueError):
+    """A YAML file that cannot be read: not text, not valid YAML, or a key given twice in one mapping."""
+
+
+def read_yaml(path: Path) -> Any:
+    """The content of a YAML file the user edits (params, tasks, gates); :class:`YamlError` says what is
+    wrong, without the path (callers add it)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise YamlError(f"not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x})") from None
+    except OSError as exc:
+        raise YamlError(f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.MarkedYAMLError as exc:  # one line: what and where, without PyYAML's drawing of the line
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise YamlError(f"not valid YAML: {exc.problem}{where}") from None
+    except yaml.YAMLError as exc:
+        raise YamlError(f"not valid YAML: {exc}") from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # SafeLoader refuses it below
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _problems(error: ValidationError) -> list[str]:
+    """Each validation error as ``unknown key a.b.c`` or ``a.b.c: what is wrong``."""
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            hint = _close_key(item["loc"])
+            problems.append(f"unknown key {key}" + (f" (did you mean {hint}?)" if hint else ""))
+        else:
+            message = str(item["msg"]).removeprefix("Value error, ")
+            problems.append(f"{key}: {message}" if key else message)
+    return problems
+
+
+def _close_key(loc: tuple[int | str, ...]) -> str | None:
+    """The key of the same model closest to a misspelt one (``target_fss`` → ``target_fs``), if any."""
+    model: Any = Params
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return None
+        candidates = [field.annotation, *get_args(field.annotation)]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return None
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return close[0] if close else None
 
 
 @cache

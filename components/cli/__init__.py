@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from sqlalchemy.exc import ArgumentError
 
 from components.cli.dashboard_cmd import dashboard_command
 from components.cli.evaluate_cmd import evaluate_command, gate_command
@@ -18,6 +21,7 @@ from components.cli.run_cmd import run_command
 from components.cli.schedule_cmd import schedule_command
 from components.cli.stage_cmd import stage_command
 from components.cli.validate_cmd import review_app, validate_command
+from components.config import ParamsError
 from components.dashboard.launch import DashboardError
 from components.evaluation.errors import EvaluationError
 from components.finetune.errors import FinetuneError, TaskError
@@ -72,6 +76,7 @@ USER_ERRORS = (
     PackagingError,
     WorkspaceBusyError,
     PipelineError,
+    ParamsError,
     FileNotFoundError,
 )
 
@@ -81,5 +86,12 @@ def main() -> None:
     try:
         app()
     except USER_ERRORS as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc}")
-        sys.exit(2)
+        _fail(str(exc))
+    except ArgumentError as exc:
+        _fail(f"the registry URL (ECGOPS_REGISTRY_URL) is not one SQLAlchemy can open: {exc}")
+
+
+def _fail(message: str) -> NoReturn:
+    """One red line on stderr, exit code 2."""
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    sys.exit(2)

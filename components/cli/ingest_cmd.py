@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from components.config import get_settings
+from components.config import DATASET_NAME, get_settings
 from components.io.datasets import ingest_and_version, list_versions, restore_version
 from components.io.ingest import IngestSummary
 from components.io.sources import FORMATS
@@ -32,6 +33,11 @@ def ingest_command(
     """Ingest a hospital drop into the canonical store and version it with DVC."""
     if format not in FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}", param_hint="--format")
+    if dataset is not None and not re.fullmatch(DATASET_NAME, dataset):
+        raise typer.BadParameter(
+            f"{dataset!r} is not a dataset name (data/<name>): letters, digits, '_', '.', '-'",
+            param_hint="--dataset",
+        )
     summary = ingest_and_version(source, dataset=dataset, fmt=format, version=version, progress=not as_json)
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2, default=str))

@@ -10,14 +10,16 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
+from sqlalchemy.exc import ArgumentError
 
 from components.registry import LineageNode, Registry, RegistryError, open_registry, to_jsonable
 
 registry_app = typer.Typer(help="Model registry: models, lineage, promotion, audit.", no_args_is_help=True)
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 URL_OPTION = typer.Option(None, "--url", help="Registry URL (default: ECGOPS_REGISTRY_URL or the workspace).")
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for machines.")
@@ -35,8 +37,9 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except RegistryError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        _usage_error(str(exc))
+    except ArgumentError as exc:
+        _usage_error(f"the registry URL (--url or ECGOPS_REGISTRY_URL) is not one SQLAlchemy can open: {exc}")
 
 
 @contextmanager
@@ -187,7 +190,7 @@ def lineage(
 
 def _usage_error(message: str) -> NoReturn:
     """Fail with a usage message (exit code 2)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(2)
 
 

@@ -4,14 +4,23 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
+
+
+class ReviewStatus(StrEnum):
+    quarantined = "quarantined"
+    accepted = "accepted"
+    rejected = "rejected"
+
 
 review_app = typer.Typer(
     help="Steward review of quarantined records: list, accept, reject.", no_args_is_help=True
@@ -56,13 +65,13 @@ def validate_command(
 @review_app.command("list")
 def review_list(
     dataset: str | None = typer.Option(None, "--dataset"),
-    status: str | None = typer.Option(None, "--status", help="quarantined | accepted | rejected"),
+    status: ReviewStatus | None = typer.Option(None, "--status", help="Only records in this state."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """List the records quarantined by the latest validation, with their reasons and decisions."""
     from components.validation import list_quarantined
 
-    frame = list_quarantined(dataset, status=status)
+    frame = list_quarantined(dataset, status=status.value if status else None)
     if json_out:
         typer.echo(frame.drop(columns=["reasons"]).to_json(orient="records"))
         return
@@ -90,7 +99,7 @@ def _decide(
     try:
         made = decide(record_ids, decision, note, dataset=dataset, reviewer=reviewer)
     except ReviewError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
         raise typer.Exit(2) from exc
     for d in made:
         console.print(

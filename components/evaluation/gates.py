@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from components.config import SCHEMAS_DIR
+from components.config import SCHEMAS_DIR, YamlError, read_yaml
 from components.evaluation.compute import EvaluationReport
 from components.evaluation.errors import EvaluationError
 
@@ -37,6 +36,15 @@ class FloorPolicy(BaseModel):
     undefined_class: Literal["fail", "skip"] = Field(
         default="fail", description="a label whose AUROC cannot be estimated (no positives in the test set)"
     )
+
+    @field_validator("per_class_auroc")
+    @classmethod
+    def _floors_are_aurocs(cls, value: float | dict[str, float] | None) -> float | dict[str, float] | None:
+        floors = value if isinstance(value, dict) else {} if value is None else {"every label": value}
+        outside = {label: floor for label, floor in floors.items() if not 0.0 <= floor <= 1.0}
+        if outside:
+            raise ValueError(f"an AUROC floor lies between 0 and 1, got {outside}")
+        return value
 
 
 class CalibrationPolicy(BaseModel):
@@ -110,14 +118,33 @@ def load_policy(name: str, gates_dir: Path = GATES_DIR) -> GatePolicy:
         known = ", ".join(sorted(p.stem for p in gates_dir.glob("*.yaml"))) or "(none)"
         raise TaskError(f"unknown gate policy {name!r}: no {path}; known: {known}")
     try:
-        policy = GatePolicy.model_validate(yaml.safe_load(path.read_text()))
+        policy = GatePolicy.model_validate(read_yaml(path))
     except ValidationError as exc:
         raise TaskError(f"{path}: {explain(exc)}") from None
-    except yaml.YAMLError as exc:
-        raise TaskError(f"{path}: not valid YAML: {exc}") from None
+    except YamlError as exc:
+        raise TaskError(f"{path}: {exc}") from None
     if policy.name != path.stem:
         raise TaskError(f"{path}: name {policy.name!r} must match the file name {path.stem!r}")
+    if (problem := _task_problem(policy)) is not None:
+        raise TaskError(f"{path}: {problem}")
     return policy
+
+
+def _task_problem(policy: GatePolicy) -> str | None:
+    """What the policy names that its tasks lack (an unknown task, a floor for a label none of them has)."""
+    from components.finetune.tasks import load_task, task_names
+
+    unknown = [task for task in policy.tasks if task not in task_names()]
+    if unknown:
+        return f"tasks: unknown task(s) {unknown}; known: {', '.join(task_names())}"
+    per_class = policy.floors.per_class_auroc
+    if not isinstance(per_class, dict):
+        return None
+    labels = {label for task in policy.tasks for label in load_task(task).label_names}
+    stray = sorted(set(per_class) - labels)
+    if stray:
+        return f"floors.per_class_auroc: {stray} are not labels of {policy.tasks} (labels: {sorted(labels)})"
+    return None
 
 
 @dataclass(frozen=True)

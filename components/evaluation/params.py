@@ -39,4 +39,4 @@ class EvaluateParams(BaseModel):
 
 def evaluate_params(params: Params) -> EvaluateParams:
     """The validated ``evaluate:`` section (defaults when absent)."""
-    return EvaluateParams.model_validate((params.model_extra or {}).get("evaluate") or {})
+    return params.evaluate

@@ -7,8 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.config import Params
-from components.models.config import EcgEncoderConfig
-from components.models.task_model import TrainingMode
+from components.models.config import EcgEncoderConfig, TrainingMode
 from components.training.params import AugmentParams
 
 
@@ -66,4 +65,4 @@ class FinetuneParams(BaseModel):
 
 def finetune_params(params: Params) -> FinetuneParams:
     """The validated ``finetune:`` section (defaults when absent)."""
-    return FinetuneParams.model_validate((params.model_extra or {}).get("finetune") or {})
+    return params.finetune

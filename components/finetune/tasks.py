@@ -13,10 +13,9 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from components.config import SCHEMAS_DIR
+from components.config import SCHEMAS_DIR, YamlError, read_yaml
 from components.finetune.errors import TaskError
 from components.finetune.vocab import CLASS_TOKEN, SUBCLASS_TOKEN, known_systems, vocabulary
 from components.io.leads import STANDARD_LEADS
@@ -180,9 +179,9 @@ def explain(error: ValidationError) -> str:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise TaskError(f"{path}: not valid YAML: {exc}") from None
+        raw = read_yaml(path)
+    except YamlError as exc:
+        raise TaskError(f"{path}: {exc}") from None
     if not isinstance(raw, dict):
         raise TaskError(f"{path}: a task file holds a mapping (name, labels, ...), got {type(raw).__name__}")
     return raw

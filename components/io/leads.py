@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import cache
 
 import yaml
@@ -50,3 +51,17 @@ def lead_positions(names: tuple[str, ...]) -> tuple[int | None, ...]:
         lead = standard_lead(name)
         positions.append(STANDARD_LEADS.index(lead) if lead else None)
     return tuple(positions)
+
+
+def repeated_lead(names: Sequence[str]) -> str | None:
+    """What is wrong when two channels denote the same standard lead (``"lead I is given twice ('I' and
+    'i')"``), else None. Ingest quarantines such a record and serving refuses it: which channel is the
+    lead cannot be told."""
+    seen: dict[int, str] = {}
+    for name, position in zip(names, lead_positions(tuple(names)), strict=True):
+        if position is None:
+            continue
+        if position in seen:
+            return f"lead {STANDARD_LEADS[position]} is given twice ({seen[position]!r} and {name!r})"
+        seen[position] = name
+    return None

@@ -8,6 +8,7 @@ This is the preprocessing every later stage (training, serving) imports; it is n
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -15,13 +16,14 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal import resample_poly
 
-from components.io.leads import N_LEADS, STANDARD_LEADS, lead_positions
+from components.io.leads import N_LEADS, STANDARD_LEADS, lead_positions, repeated_lead
 from components.io.sources import RecordMeta, RecordRef, complete_meta
 from components.io.wfdb_reader import DigitalRecord, RecordError, read_samples
 
 #: factor from a header's units to mV
 _TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}
 _ALL_LEADS = tuple(range(N_LEADS))
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,10 @@ def prepare(
             single = signal.astype(np.float32)
     except RecordError as exc:
         return RejectedRecord(ref, str(exc))
-    if record.fs <= 0 or signal.shape[1] == 0:
-        return RejectedRecord(ref, f"record holds no samples (fs={record.fs}, length={signal.shape[1]})")
+    if signal.shape[1] == 0:
+        return RejectedRecord(ref, "record holds no samples (length 0)")
+    if (problem := rate_problem(record.fs, target_fs)) is not None:
+        return RejectedRecord(ref, problem)
     content_hash = hash_signal(single, mask, record.fs)
     resampled = single if _same_rate(record.fs, target_fs) else resample(signal, record.fs, target_fs)
     n_valid = min(resampled.shape[1], target_samples)
@@ -191,9 +195,9 @@ def to_standard_leads(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(n_samples, n_sig)`` physical signals → ``(12, n_samples)`` mV in standard order + presence mask.
 
-    Channels that are not ECG leads (Frank leads, blood pressure, …) are ignored; the first channel
-    of a lead wins if a lead appears twice. Raises :class:`RecordError` when no lead is present,
-    a lead is not in a voltage unit, or a present lead holds no valid sample.
+    Channels that are not ECG leads (Frank leads, blood pressure, …) are ignored. Raises
+    :class:`RecordError` when no lead is present, two channels are the same lead, a lead is not in a
+    voltage unit, a present lead holds no valid sample, or a value is beyond float32.
     """
     channels, targets, factors = _lead_plan(tuple(names), tuple(units))
     selected = signal.T[list(channels)]
@@ -205,10 +209,26 @@ def to_standard_leads(
     mask = np.zeros(N_LEADS, dtype=bool)
     mask[list(targets)] = True
     if targets == _ALL_LEADS and factors is None:
-        return np.ascontiguousarray(selected), mask
-    out = np.zeros((N_LEADS, signal.shape[0]), dtype=np.float64)
-    out[list(targets)] = selected if factors is None else selected * np.array(factors)[:, None]
+        out = np.ascontiguousarray(selected)
+    else:
+        out = np.zeros((N_LEADS, signal.shape[0]), dtype=np.float64)
+        out[list(targets)] = selected if factors is None else selected * np.array(factors)[:, None]
+    _check_float32_range(out)
     return out, mask
+
+
+def _check_float32_range(signal: np.ndarray) -> None:
+    """:class:`RecordError` when a value is beyond float32 (the store's and the models' type): the gain
+    or unit must be wrong."""
+    if signal.size == 0:
+        return
+    with np.errstate(invalid="ignore"):
+        peaks = np.fmax.reduce(np.abs(signal), axis=1)  # fmax: NaN (invalid samples) never wins
+    if peaks.max() > _FLOAT32_MAX:
+        lead = STANDARD_LEADS[int(np.argmax(peaks))]
+        raise RecordError(
+            f"lead {lead} reaches {peaks.max():.3g} mV, beyond the float32 range: is its gain or unit right?"
+        )
 
 
 @lru_cache(maxsize=1024)
@@ -219,11 +239,13 @@ def _lead_plan(
     positions = lead_positions(names)
     if not any(p is not None for p in positions):
         raise RecordError(f"no standard ECG lead among the signals {list(names)}")
+    if (repeated := repeated_lead(names)) is not None:
+        raise RecordError(repeated)
     channels: list[int] = []
     targets: list[int] = []
     factors: list[float] = []
     for channel, position in enumerate(positions):
-        if position is None or position in targets:
+        if position is None:
             continue
         unit = units[channel] if channel < len(units) else "mV"
         if not unit:
@@ -241,10 +263,33 @@ def _same_rate(fs: float, target_fs: int) -> bool:
     return abs(fs - target_fs) < 1e-9
 
 
+#: the most a record is upsampled by (a lower rate is not an ECG; resampling it would only cost memory)
+MAX_UPSAMPLING = 100
+#: the most a record is downsampled by (:func:`resample`'s ratios have denominators up to 1000)
+MAX_DOWNSAMPLING = 1000
+
+
+def rate_problem(fs: float, target_fs: int) -> str | None:
+    """Why a record at ``fs`` cannot be resampled to ``target_fs``, or None."""
+    if not (math.isfinite(fs) and fs > 0):
+        return f"sampling rate {fs:g} Hz is not a rate"
+    if target_fs / fs > MAX_UPSAMPLING:
+        factor = target_fs / fs
+        return (
+            f"sampling rate {fs:g} Hz is too low: resampling to {target_fs} Hz would upsample {factor:.0f}×"
+        )
+    if fs / target_fs > MAX_DOWNSAMPLING:
+        return f"sampling rate {fs:g} Hz is too high to resample to {target_fs} Hz (more than 1000:1)"
+    return None
+
+
 def resample(signal: np.ndarray, fs: float, target_fs: int) -> np.ndarray:
-    """Polyphase resampling along the last axis (no-op when the rates match)."""
+    """Polyphase resampling along the last axis (no-op when the rates match); :class:`RecordError` for a
+    rate :func:`rate_problem` refuses."""
     if _same_rate(fs, target_fs):
         return signal
+    if (problem := rate_problem(fs, target_fs)) is not None:
+        raise RecordError(problem)
     ratio = Fraction(target_fs / fs).limit_denominator(1000)
     return resample_poly(signal, ratio.numerator, ratio.denominator, axis=-1)
 

@@ -30,6 +30,11 @@ class HeaderError(ValueError):
     """The header text is not a single-segment WFDB header this parser understands."""
 
 
+class InvalidHeader(HeaderError):
+    """A header field holds a value that is not one (``fs`` "nan", gain "abc"): wfdb would read the field's
+    default instead, so a reader must not fall back to it."""
+
+
 @dataclass(frozen=True, slots=True)
 class SignalSpec:
     """One signal line of a WFDB header."""
@@ -119,7 +124,7 @@ def parse_header(text: str) -> Header:
         try:
             sig_len = int(record[3])
         except ValueError as exc:
-            raise HeaderError(f"bad signal length: {record[3]!r}") from exc
+            raise InvalidHeader(f"bad signal length: {record[3]!r}") from exc
     if len(lines) - 1 != n_sig:
         raise HeaderError(f"record line announces {n_sig} signals, header has {len(lines) - 1} signal lines")
     file_names, layout = _signal_lines(lines[1:])
@@ -137,7 +142,7 @@ def _signal_lines(lines: list[str]) -> tuple[tuple[str, ...], Layout]:
         files, fmts, gains, resolutions, zeros, *integers, descriptions = zip(*rows, strict=True)
         if not _integers(integers[0] + integers[1] + integers[2]):
             bad = next(v for v in integers[0] + integers[1] + integers[2] if not _integers((v,)))
-            raise HeaderError(f"bad integer field {bad!r} in a signal line")
+            raise InvalidHeader(f"bad integer field {bad!r} in a signal line")
         index = {name: i for i, name in enumerate(dict.fromkeys(files))}
         file_index = tuple(map(index.__getitem__, files))
         return tuple(index), _columns_layout(file_index, fmts, gains, resolutions, zeros, descriptions)
@@ -148,7 +153,7 @@ def _signal_lines(lines: list[str]) -> tuple[tuple[str, ...], Layout]:
             raise HeaderError(f"signal line too short: {line!r}")
         for value in row[5:8]:  # initial value, checksum, block size: checked, not used
             if not _integers((value,)):
-                raise HeaderError(f"bad integer field {value!r} in signal line: {line!r}")
+                raise InvalidHeader(f"bad integer field {value!r} in signal line: {line!r}")
         file = file_index_of.setdefault(row[0], len(file_index_of))
         keys.append((file, tuple(row[1:5]), row[8] if len(row) > 8 else ""))
     return tuple(file_index_of), _layout(tuple(keys))
@@ -213,7 +218,7 @@ def read_bytes(path: Path | str, offset: int = 0) -> bytes:
 def _sampling_frequency(token: str) -> float:
     match = _FS.match(token)
     if not match or not match["fs"]:
-        raise HeaderError(f"bad sampling frequency: {token!r}")
+        raise InvalidHeader(f"bad sampling frequency: {token!r}")
     return float(match["fs"])
 
 
@@ -244,7 +249,7 @@ def _signal_fields(
     try:
         numbers = [int(value) for value in tokens[2:4]]
     except ValueError as exc:
-        raise HeaderError(f"bad ADC resolution/zero in signal line: {' '.join(tokens)!r}") from exc
+        raise InvalidHeader(f"bad ADC resolution/zero in signal line: {' '.join(tokens)!r}") from exc
     adc_res = numbers[0] if numbers else None
     adc_zero = numbers[1] if len(numbers) > 1 else 0
     return (
@@ -266,7 +271,7 @@ def _format_field(token: str) -> tuple[str, int, int, int]:
     """``16x1:0+24`` → (format, samples per frame, skew, byte offset)."""
     match = _FORMAT.match(token)
     if not match:
-        raise HeaderError(f"bad format field: {token!r}")
+        raise InvalidHeader(f"bad format field: {token!r}")
     return match["fmt"], int(match["spf"] or 1), int(match["skew"] or 0), int(match["offset"] or 0)
 
 
@@ -275,6 +280,6 @@ def _gain_field(token: str) -> tuple[float, int | None, str]:
     """``1000.0(0)/mV`` → (gain, baseline or None, units); a gain of 0 means the default 200."""
     match = _GAIN.match(token)
     if not match or match["gain"] in ("", "-", "."):
-        raise HeaderError(f"bad gain field: {token!r}")
+        raise InvalidHeader(f"bad gain field: {token!r}")
     baseline = int(match["baseline"]) if match["baseline"] else None
     return float(match["gain"]) or DEFAULT_GAIN, baseline, match["units"] or DEFAULT_UNITS

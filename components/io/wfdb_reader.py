@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.io.wfdb_header import Header, HeaderError, Layout, read_bytes, read_header
+from components.io.wfdb_header import Header, HeaderError, InvalidHeader, Layout, read_bytes, read_header
 
 #: bytes per sample (212 packs two 12-bit samples into three bytes)
 _BYTES_PER_SAMPLE: dict[str, float] = {"16": 2, "61": 2, "160": 2, "80": 1, "24": 3, "32": 4, "212": 1.5}
@@ -112,6 +112,8 @@ def read_samples(base: Path | str) -> DigitalRecord | RawRecord:
         header = read_header(hea)
     except FileNotFoundError as exc:
         raise RecordError(f"header file missing: {os.path.basename(hea)}") from exc
+    except InvalidHeader as exc:
+        raise RecordError(f"invalid header {os.path.basename(hea)}: {exc}") from exc
     except HeaderError as exc:
         try:
             return _read_with_wfdb(base)

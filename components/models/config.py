@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+#: how a task model is trained from its foundation model
+TrainingMode = Literal["linear_probe", "finetune", "scratch"]
+
 
 class EcgEncoderConfig(BaseModel):
     """ECG encoder architecture."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,11 +19,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from components.io.leads import STANDARD_LEADS
-from components.models.config import EcgEncoderConfig
+from components.models.config import EcgEncoderConfig, TrainingMode
 from components.models.ecg import build_ecg_encoder
 
 TASK_WEIGHTS, TASK_CONFIG = "model.safetensors", "task_model.json"
-TrainingMode = Literal["linear_probe", "finetune", "scratch"]
 
 
 class TaskModelConfig(BaseModel):

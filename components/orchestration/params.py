@@ -65,12 +65,12 @@ class ComputeParams(BaseModel):
 
 def orchestration_params(params: Params) -> OrchestrationParams:
     """The validated ``orchestration:`` section (defaults when absent)."""
-    return OrchestrationParams.model_validate((params.model_extra or {}).get("orchestration") or {})
+    return params.orchestration
 
 
 def compute_params(params: Params) -> ComputeParams:
     """The validated ``compute:`` section (defaults when absent)."""
-    return ComputeParams.model_validate((params.model_extra or {}).get("compute") or {})
+    return params.compute
 
 
 def workspace_params() -> tuple[OrchestrationParams, ComputeParams]:

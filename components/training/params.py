@@ -113,4 +113,4 @@ class PretrainParams(BaseModel):
 
 def pretrain_params(params: Params) -> PretrainParams:
     """The validated ``pretrain:`` section (defaults when absent)."""
-    return PretrainParams.model_validate((params.model_extra or {}).get("pretrain") or {})
+    return params.pretrain
