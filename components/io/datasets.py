@@ -37,9 +37,8 @@ def ingest_and_version(
 
 def version_dataset(dataset: str, settings: Settings) -> DataVersion:
     """Version ``data/`` with DVC (add + push) and register it (both idempotent when nothing changed)."""
-    parent = current_version(settings)
     data_version = version_data(settings)
-    register_version(dataset, data_version, parent, settings)
+    register_version(dataset, data_version, data_version.previous, settings)
     return data_version
 
 

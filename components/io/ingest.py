@@ -14,6 +14,7 @@ order, deduplicates and writes manifest and quarantine, so the store is the same
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import gc
 import hashlib
@@ -46,14 +47,14 @@ from components.io.store import (
     QUARANTINE_COLUMNS,
     DatasetStore,
     ShardWriter,
+    StagedFiles,
     StoreError,
     StoreInfo,
-    append_jsonl,
-    append_manifest,
     create_store,
+    manifest_with,
+    remove_orphan_copies,
     remove_orphan_shards,
     write_slot,
-    write_table_atomic,
 )
 
 SPLITS = ("train", "val", "test")
@@ -65,6 +66,7 @@ ShardMap: TypeAlias = Callable[
     [Callable[[list[ChunkJob]], list["PreparedChunk"]], Iterable[list[ChunkJob]]],
     Iterator[list["PreparedChunk"]],
 ]
+QUARANTINE = "quarantine.parquet"
 _JSON = json.JSONEncoder(sort_keys=True)  # the manifest's labels/annotations text (one encoder, reused)
 T = TypeVar("T")
 
@@ -128,10 +130,11 @@ def ingest(
     target_samples = round(params.target_fs * params.target_duration_s)
     root = settings.data_dir / dataset
     started = time.perf_counter()
-    with _dataset_lock(settings, dataset):
+    with _dataset_lock(settings, dataset), _disk_full_is_a_store_error(root):
+        chosen, refs, counts = iter_drop(drop, fmt, params.target_fs)  # a bad drop creates no store
         store = _open_or_create(root, StoreInfo(fs=params.target_fs, n_samples=target_samples))
         remove_orphan_shards(root, store.manifest)
-        chosen, refs, counts = iter_drop(drop, fmt, params.target_fs)
+        remove_orphan_copies(root, store.quarantine)
         summary = IngestSummary(
             dataset=dataset,
             drop=str(drop),
@@ -160,10 +163,12 @@ def ingest(
                 now = datetime.now(UTC)
                 new, quarantine_rows = _consume(chunks, store, writer, summary, params, drop, now, progress)
             writer.close()
-            _commit(root, store, new, quarantine_rows, summary, now)
+            staged = _stage(root, store, new, quarantine_rows, summary, now)
         except BaseException:
             writer.discard()
+            remove_orphan_copies(root, store.quarantine)
             raise
+        staged.publish()  # renames only: nothing left to fail for want of space
     summary.elapsed_s = time.perf_counter() - started
     return summary
 
@@ -256,26 +261,51 @@ def _consume(
     return new, quarantine_rows
 
 
-def _commit(
+def _stage(
     root: Path,
     store: DatasetStore,
     new: dict[str, list[Any]],
     quarantine_rows: list[dict[str, Any]],
     summary: IngestSummary,
     now: datetime,
-) -> None:
-    """Write manifest and quarantine atomically, then the ingest log; nothing when nothing changed."""
-    if new["record_id"]:
-        append_manifest(root, new, common={"ingest_id": summary.ingest_id, "ingested_at": now})
-    if quarantine_rows:
-        frame = pd.DataFrame(quarantine_rows, columns=list(QUARANTINE_COLUMNS))
-        quarantine = (
-            frame if len(store.quarantine) == 0 else pd.concat([store.quarantine, frame], ignore_index=True)
-        )
-        write_table_atomic(quarantine, root / "quarantine.parquet")
-    if summary.changed:
-        log = {k: v for k, v in summary.to_dict().items() if k not in {"duplicate_records", "version"}}
-        append_jsonl(root / "ingests.jsonl", log)
+) -> StagedFiles:
+    """Manifest, quarantine and ingest log as they will be, written beside the live files (nothing when
+    nothing changed); renaming them into place commits the ingest. A failure removes what was staged."""
+    staged = StagedFiles()
+    try:
+        if new["record_id"]:
+            common = {"ingest_id": summary.ingest_id, "ingested_at": now}
+            staged.table(manifest_with(root, new, common), root / "manifest.parquet")
+        if quarantine_rows:
+            frame = pd.DataFrame(quarantine_rows, columns=list(QUARANTINE_COLUMNS))
+            old = store.quarantine
+            staged.frame(
+                frame if len(old) == 0 else pd.concat([old, frame], ignore_index=True), root / QUARANTINE
+            )
+        if summary.changed:
+            log = {k: v for k, v in summary.to_dict().items() if k not in {"duplicate_records", "version"}}
+            path = root / "ingests.jsonl"
+            earlier = path.read_text() if path.is_file() else ""
+            staged.text(path, earlier + json.dumps(log, sort_keys=True, default=str) + "\n")
+    except BaseException:
+        staged.abandon()
+        raise
+    return staged
+
+
+@contextmanager
+def _disk_full_is_a_store_error(root: Path) -> Iterator[None]:
+    """A full disk becomes a :class:`StoreError` that says so and that the store was left unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise StoreError(
+            f"no space left on the device holding {root} while ingesting: the ingest was abandoned and "
+            "the store is as it was before it (manifest, shards and quarantine unchanged); free some "
+            f"space and run it again ({exc})"
+        ) from exc
 
 
 def _jobs(
@@ -425,8 +455,9 @@ def _quarantine_row(
     if files:
         target = root / "quarantine" / "files" / file_sha[:20]
         target.mkdir(parents=True, exist_ok=True)
-        for path in files:
-            shutil.copy2(path, target / path.name)
+        for path in files:  # a copy already there has the same bytes (the folder is named by them)
+            if not (target / path.name).is_file():
+                shutil.copy2(path, target / path.name)
         stored = str(target.relative_to(root))
     main_file = files[0] if files else None
     return {

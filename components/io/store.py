@@ -10,13 +10,18 @@ Layout of ``data/<dataset>/``::
     ingests.jsonl              one summary line per ingest that changed the store
 
 Shards are written once and never modified; an ingest appends new shards and rewrites the (small)
-manifest atomically, so a crash mid-ingest leaves the previous store intact.
+manifest atomically, so a crash mid-ingest leaves the previous store intact. The new manifest, quarantine
+and ingest log are all written to temporary files first (:class:`StagedFiles`) and only then renamed into
+place, so a full disk fails the ingest before any of them changes; shards and quarantine copies no
+manifest or quarantine row refers to are removed (:func:`remove_orphan_shards`,
+:func:`remove_orphan_copies`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -359,17 +364,79 @@ def _npy_header(shape: tuple[int, int, int]) -> bytes:
 
 
 def create_store(root: Path, info: StoreInfo) -> None:
-    """Create an empty store directory (``store.json``)."""
+    """Create an empty store directory (``store.json``, written atomically: never half a file)."""
     root.mkdir(parents=True, exist_ok=True)
     payload = asdict(info)
     payload["leads"] = list(info.leads)
-    (root / "store.json").write_text(json.dumps(payload, indent=2) + "\n")
+    staged = StagedFiles()
+    try:
+        staged.text(root / "store.json", json.dumps(payload, indent=2) + "\n")
+    except BaseException:
+        staged.abandon()
+        raise
+    staged.publish()
+
+
+class StagedFiles:
+    """Files written next to their destination first and renamed into place together by :meth:`publish`.
+
+    Writing is where a disk fills up; renaming needs no space. So a failure while staging (call
+    :meth:`abandon`) leaves every destination as it was, and :meth:`publish` replaces them all.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, Path]] = []  # (temporary file, destination)
+
+    def _tmp(self, path: Path) -> Path:
+        tmp = path.with_name(path.name + ".tmp")
+        self._pending.append((tmp, path))
+        return tmp
+
+    def table(self, table: pa.Table, path: Path) -> None:
+        """Stage an Arrow table as Parquet (zstd)."""
+        pq.write_table(table, self._tmp(path), compression="zstd")
+
+    def frame(self, frame: pd.DataFrame, path: Path) -> None:
+        """Stage a pandas frame as Parquet (zstd), without its index."""
+        frame.to_parquet(self._tmp(path), index=False, compression="zstd")
+
+    def text(self, path: Path, text: str) -> None:
+        """Stage a text file (written and flushed to disk before it may replace ``path``)."""
+        with self._tmp(path).open("w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def publish(self) -> None:
+        """Rename every staged file into place, in the order staged."""
+        for tmp, path in self._pending:
+            os.replace(tmp, path)
+        self._pending.clear()
+
+    def abandon(self) -> None:
+        """Remove the staged files; the destinations stay as they were."""
+        for tmp, _ in self._pending:
+            tmp.unlink(missing_ok=True)
+        self._pending.clear()
 
 
 def append_manifest(
     root: Path, columns: Mapping[str, Sequence[Any]], common: Mapping[str, Any] | None = None
 ) -> None:
-    """Append records to ``manifest.parquet``, given column-wise (Arrow end to end: a pandas frame of
+    """Append records to ``manifest.parquet`` atomically (see :func:`manifest_with`)."""
+    staged = StagedFiles()
+    try:
+        staged.table(manifest_with(root, columns, common), root / "manifest.parquet")
+    except BaseException:
+        staged.abandon()
+        raise
+    staged.publish()
+
+
+def manifest_with(
+    root: Path, columns: Mapping[str, Sequence[Any]], common: Mapping[str, Any] | None = None
+) -> pa.Table:
+    """The manifest with new records appended, given column-wise (Arrow end to end: a pandas frame of
     strings, or Arrow built row by row, was slow).
 
     ``common``: values every new record shares (e.g. the ingest id and time), given once.
@@ -387,10 +454,7 @@ def append_manifest(
         for field in MANIFEST_SCHEMA
     ]
     new = pa.Table.from_arrays(arrays, schema=MANIFEST_SCHEMA)
-    table = pa.concat_tables([pq.read_table(path).cast(MANIFEST_SCHEMA), new]) if path.is_file() else new
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    return pa.concat_tables([pq.read_table(path).cast(MANIFEST_SCHEMA), new]) if path.is_file() else new
 
 
 def write_table_atomic(frame: pd.DataFrame, path: Path) -> None:
@@ -416,4 +480,18 @@ def remove_orphan_shards(root: Path, manifest: pd.DataFrame) -> list[str]:
     ]
     for name in orphans:
         (root / name).unlink()
+    return orphans
+
+
+def remove_orphan_copies(root: Path, quarantine: pd.DataFrame) -> list[str]:
+    """Delete quarantine file copies no quarantine row refers to (left by a failed ingest)."""
+    referenced = set(quarantine["stored_copy"]) if len(quarantine) else set()
+    copies = root / "quarantine" / "files"
+    orphans = [
+        p.relative_to(root).as_posix()
+        for p in (copies.iterdir() if copies.is_dir() else [])
+        if p.relative_to(root).as_posix() not in referenced
+    ]
+    for name in orphans:
+        shutil.rmtree(root / name)
     return orphans

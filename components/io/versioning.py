@@ -4,11 +4,17 @@ The version id of the canonical store is the DVC md5 of ``data/`` (the ``.dir`` 
 When no default remote is configured, a local directory remote (``ECGOPS_DVC_REMOTE_URL``, default
 ``.ecgops/dvc-remote``) is added to ``.dvc/config.local`` so no machine path is committed; a team
 remote (``dvc remote add -d storage s3://…``) in ``.dvc/config`` takes precedence.
+
+Versioning is all or nothing: ``data.dvc`` only names a version once the remote holds it. While
+``dvc add`` + ``dvc push`` run, the previous ``data.dvc`` is kept in ``<state dir>/versioning/``; a failed
+push puts it back, and a process killed in between leaves it there for the next ``version_data`` to put
+back first (see ``docs/faults.md``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +29,7 @@ from components.config import Settings, get_settings
 DVC_FILE = "data.dvc"
 DATA_DIR = "data"
 LOCAL_REMOTE_NAME = "ecgops-local"
+_NO_PREVIOUS = "# no data.dvc before this version\n"  # the journal's content when there was none
 
 
 class VersioningError(RuntimeError):
@@ -39,6 +46,7 @@ class DataVersion:
     git_rev: str | None
     n_files: int | None = None
     size_bytes: int | None = None
+    previous: str | None = None  # the version data.dvc recorded before (None: the first version)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,7 +80,10 @@ def ensure_dvc_project(settings: Settings) -> str:
             return str(repo.config["remote"][remote_name]["url"])
         url = settings.resolved_dvc_remote_url
         if "://" not in url:
-            Path(url).mkdir(parents=True, exist_ok=True)
+            try:
+                Path(url).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise VersioningError(f"the DVC remote {url} cannot be created or reached: {exc}") from exc
         with repo.config.edit(level="local") as config:
             config["remote"][LOCAL_REMOTE_NAME] = {"url": url}
             config["core"]["remote"] = LOCAL_REMOTE_NAME
@@ -95,14 +106,16 @@ def version_data(settings: Settings | None = None) -> DataVersion:
     settings = settings or get_settings()
     if not (settings.workspace / DATA_DIR).is_dir():
         raise VersioningError(f"nothing to version: {settings.workspace / DATA_DIR} does not exist")
-    before = current_version(settings)
     remote = ensure_dvc_project(settings)
-    with _repo(settings) as repo:
+    with _journal(settings) as before, _repo(settings) as repo:
         repo.add([str(settings.workspace / DATA_DIR)])
         try:
             repo.push(targets=[str(settings.workspace / DVC_FILE)])
         except Exception as exc:
-            raise VersioningError(f"dvc push to {remote} failed: {exc}") from exc
+            raise VersioningError(
+                f"dvc push to the DVC remote {remote} failed, so nothing was versioned (data.dvc is "
+                f"unchanged); make the remote reachable and run again: {exc}"
+            ) from exc
     md5 = current_version(settings)
     if md5 is None:
         raise VersioningError("dvc add wrote no md5 into data.dvc")
@@ -114,7 +127,45 @@ def version_data(settings: Settings | None = None) -> DataVersion:
         git_rev=git_revision(settings.workspace),
         n_files=outs.get("nfiles"),
         size_bytes=outs.get("size"),
+        previous=before,
     )
+
+
+def journal_path(settings: Settings) -> Path:
+    """Where the ``data.dvc`` of before a version in progress is kept until that version is pushed."""
+    return settings.state_dir / "versioning" / f"{DVC_FILE}.previous"
+
+
+@contextmanager
+def _journal(settings: Settings) -> Iterator[str | None]:
+    """Keep ``data.dvc`` as it was (yielding the md5 it records) until the block ends without an error;
+    on an error, or at the next call after the process died in the block, put it back."""
+    dvc_file, journal = settings.workspace / DVC_FILE, journal_path(settings)
+    if journal.is_file():  # an earlier version_data died between dvc add and a finished push
+        _restore(dvc_file, journal.read_text())
+    else:
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        previous = dvc_file.read_text() if dvc_file.is_file() else _NO_PREVIOUS
+        tmp = journal.with_suffix(".tmp")
+        tmp.write_text(previous)
+        os.replace(tmp, journal)
+    before = current_version(settings)
+    try:
+        yield before
+    except BaseException:
+        _restore(dvc_file, journal.read_text())
+        journal.unlink()
+        raise
+    journal.unlink()
+
+
+def _restore(dvc_file: Path, previous: str) -> None:
+    if previous == _NO_PREVIOUS:
+        dvc_file.unlink(missing_ok=True)
+        return
+    tmp = dvc_file.with_suffix(".dvc.tmp")
+    tmp.write_text(previous)
+    os.replace(tmp, dvc_file)
 
 
 def checkout_version(md5: str, settings: Settings | None = None) -> DataVersion:

@@ -28,6 +28,7 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from components.orchestration.params import ComputeParams
+from components.process_env import environ_restored
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -58,12 +59,15 @@ def dask_cluster(compute: ComputeParams) -> Iterator[str | None]:
             },
         }
     )
-    with LocalCluster(
-        n_workers=compute.dask_workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-    ) as cluster:
+    with (
+        environ_restored(),  # the nannies export their workers' settings into this process's environment
+        LocalCluster(
+            n_workers=compute.dask_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        ) as cluster,
+    ):
         yield cluster.scheduler_address
 
 

@@ -11,20 +11,20 @@ deployment launches) report to the same server. Prefect's state lives in ``PREFE
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from components.config import Settings
+from components.localserver import ServerStartError, start_on_free_port
 
 STARTUP_TIMEOUT_S = 180.0  # a fresh Prefect home migrates its database first; slow on 2 busy cores
 
 
-class PrefectServerError(RuntimeError):
+class PrefectServerError(ServerStartError):
     """The local Prefect server did not come up."""
 
 
@@ -82,51 +82,55 @@ def _temporary_server() -> Iterator[str]:
 
 @contextmanager
 def _full_server(port: int | None) -> Iterator[str]:
-    port = port or free_port()
-    url = f"http://127.0.0.1:{port}/api"
     log = Path(os.environ["PREFECT_HOME"]) / "server.log" if "PREFECT_HOME" in os.environ else None
     out = log.open("ab") if log else subprocess.DEVNULL
-    process = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PREFECT_API_URL": url},
-    )
     try:
-        wait_healthy(url, process)
-        yield url
-    finally:
-        process.terminate()
+        port, process = start_prefect_server(port, out)
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            yield api_url(port)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    finally:
         if log:
             out.close()  # type: ignore[union-attr]
 
 
-def wait_healthy(
-    url: str, process: subprocess.Popen[bytes] | None = None, timeout_s: float = STARTUP_TIMEOUT_S
-) -> None:
-    """Wait until the Prefect API at ``url`` answers its health check."""
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise PrefectServerError(f"the Prefect server exited with code {process.returncode}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise PrefectServerError(f"the Prefect server at {url} did not answer within {timeout_s:.0f} s")
+def api_url(port: int) -> str:
+    """The API URL of a Prefect server on 127.0.0.1:``port``."""
+    return f"http://127.0.0.1:{port}/api"
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def start_prefect_server(
+    port: int | None, out: IO[bytes] | int, *, env: dict[str, str] | None = None, ui: bool = True
+) -> tuple[int, subprocess.Popen[bytes]]:
+    """``prefect server start`` on 127.0.0.1 (a free port unless given), healthy when it returns; its
+    output goes to ``out``. In a process group of its own when ``env`` is given (tests stop the group)."""
+    base = dict(os.environ if env is None else env)
+
+    def start(chosen: int) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
+        command += ["--port", str(chosen), *([] if ui else ["--no-ui"])]
+        return subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**base, "PREFECT_API_URL": api_url(chosen)},
+            start_new_session=env is not None,
+        )
+
+    try:
+        chosen, process = start_on_free_port(
+            start,
+            lambda p: f"{api_url(p)}/health",
+            what="the Prefect server",
+            timeout_s=STARTUP_TIMEOUT_S,
+            port=port,
+        )
+    except ServerStartError as exc:
+        raise PrefectServerError(str(exc)) from exc
+    return chosen, process
