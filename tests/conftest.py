@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,31 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = REPO_ROOT / "samples"
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Rich reads the terminal width from ``COLUMNS`` when the CLI's consoles are made (at import): tests
+    read its tables as text, so they get one width whatever the caller's environment exports."""
+    os.environ["COLUMNS"] = "200"
+
+
+@pytest.fixture(autouse=True)
+def _process_state_as_found() -> Iterator[None]:
+    """Each test leaves the process as it found it, whatever order tests run in: the environment (a local
+    Dask cluster exports ``OMP_NUM_THREADS=1`` and a hash seed into it, and every later subprocess would
+    inherit them), torch's thread count (float reductions, so weights compared bit for bit, depend on
+    it) and the working directory."""
+    import torch
+
+    from components.process_env import environ_restored
+
+    threads, cwd = torch.get_num_threads(), Path.cwd()
+    with environ_restored():
+        yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    if Path.cwd() != cwd:
+        os.chdir(cwd)
 
 
 @pytest.fixture(scope="session")
@@ -83,3 +109,4 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     }
     env.pop("PREFECT_API_URL", None)  # Prefect starts its own temporary server for the test
     return env
+

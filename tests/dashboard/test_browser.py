@@ -13,11 +13,8 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +26,7 @@ import yaml
 
 from components.config import Settings
 from components.io.store import DatasetStore
+from components.localserver import start_on_free_port
 from components.models.checkpoint import load_foundation
 from components.registry import open_registry
 from components.training.evaluate import embed_ecgs
@@ -100,37 +98,26 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     return Demo(settings, env, foundation.ref)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def dashboard_url(demo: Demo) -> Iterator[str]:
+def dashboard_url(demo: Demo, tmp_path: Path) -> Iterator[str]:
     """`ecgops dashboard --port N` serving the demo workspace; stopped after the test."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "components.cli", "dashboard", "--port", str(port)],
-        env=demo.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    log = tmp_path / "dashboard.log"
+
+    def start(port: int) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "components.cli", "dashboard", "--port", str(port)]
+        with log.open("wb") as sink:
+            return subprocess.Popen(command, env=demo.env, stdout=sink, stderr=subprocess.STDOUT)
+
+    port, server = start_on_free_port(
+        start,
+        lambda p: f"http://127.0.0.1:{p}/_stcore/health",
+        what="ecgops dashboard",
+        timeout_s=SERVER_START_TIMEOUT_S,
+        healthy=lambda response: response.text == "ok",
+        details=lambda: log.read_text(errors="replace")[-3000:],
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while True:
-            assert server.poll() is None, server.communicate()[0][-3000:]
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the dashboard did not come up"
-            time.sleep(0.5)
-        yield url
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
         try:

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from components.config import Settings
-from components.orchestration.server import free_port, wait_healthy
+from components.orchestration.server import api_url, start_prefect_server
 from tests.conftest import SAMPLES, cli_env
 
 TASK = "ptbxl-superdiagnostic"
@@ -84,32 +84,12 @@ def new_workspace(root: Path) -> Settings:
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Prefect server (``prefect server start``, scheduler included) for the whole session."""
     home = tmp_path_factory.mktemp("prefect-server")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
     with (home / "server.log").open("wb") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "prefect",
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-ui",
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        port, server = start_prefect_server(None, log, env=env, ui=False)
         try:
-            wait_healthy(url, server)
-            yield url
+            yield api_url(port)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)

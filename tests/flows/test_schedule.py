@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,13 @@ def _run_and_wait(server: str, deployment_id: Any, timeout_s: float = 300) -> An
     raise AssertionError(f"flow run {run.id} did not finish within {timeout_s} s")
 
 
+def _cron_far_from_now() -> str:
+    """02:00 on the 1st of the month six months from now: it cannot fire while the test runs, so the only
+    run is the one the test triggers (a real schedule firing during the test would add a second)."""
+    month = (datetime.now(UTC).month + 5) % 12 + 1
+    return f"0 2 1 {month} *"
+
+
 def test_served_schedule_runs_retrain_and_a_failing_gate_keeps_production(
     trained: TrainedWorkspace, prefect_server: str, tmp_path: Path
 ) -> None:
@@ -74,6 +82,7 @@ def test_served_schedule_runs_retrain_and_a_failing_gate_keeps_production(
     params["finetune"]["seed"] = 1
     params["evaluate"]["gate_policies"] = {TASK: str(gate_policy(tmp_path, "flows-test-strict", 0.999))}
     write_params(trained.settings, params)
+    cron = _cron_far_from_now()
     log = tmp_path / "schedule.log"
     with log.open("wb") as out:
         served = subprocess.Popen(
@@ -83,7 +92,7 @@ def test_served_schedule_runs_retrain_and_a_failing_gate_keeps_production(
                 "components.cli",
                 "schedule",
                 "--cron",
-                "0 2 * * 0",
+                cron,
                 "--drop",
                 str(SAMPLES),
             ],
@@ -95,7 +104,7 @@ def test_served_schedule_runs_retrain_and_a_failing_gate_keeps_production(
     try:
         deployment = _wait_for_deployment(prefect_server, f"retrain/{DEPLOYMENT}", served, log)
         [schedule] = deployment.schedules
-        assert (schedule.schedule.cron, schedule.active) == ("0 2 * * 0", True)
+        assert (schedule.schedule.cron, schedule.active) == (cron, True)
         assert deployment.parameters["drop"] == str(SAMPLES)
         finished = _run_and_wait(prefect_server, deployment.id)
         assert finished.state.is_completed(), log.read_text()[-4000:]

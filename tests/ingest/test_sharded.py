@@ -135,10 +135,13 @@ def test_a_failing_shard_fails_the_ingest_and_leaves_the_store_as_it_was(
 def test_shards_on_a_dask_cluster_store_what_the_pool_stores(workspace: Settings, tmp_path: Path) -> None:
     from distributed import Client, LocalCluster
 
+    from components.process_env import environ_restored
+
     drop = mixed_drop(tmp_path / "drop")
     _, pool_root = ingest_into(workspace, "pool", drop)
     workers: set[str] = set()
     with (
+        environ_restored(),  # the nannies export their workers' settings into this process's environment
         LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
         Client(cluster) as client,
     ):
