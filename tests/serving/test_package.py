@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import bentoml
@@ -122,7 +124,16 @@ def test_forced_packaging_is_labelled_and_audited(
 def test_fsspec_artifact_store_round_trip_and_a_tampered_archive_is_refused(
     serving_settings: Settings, twelve_lead: Packaged, build_home: Path, tmp_path: Path
 ) -> None:
-    remote = serving_settings.model_copy(update={"artifact_store": "memory://ecgops-artifacts"})
+    # a copy of the session's registry: a second Bento of the production model stays out of the others' view
+    registry_copy = tmp_path / "registry.db"
+    with (
+        closing(sqlite3.connect(serving_settings.resolved_registry_url.removeprefix("sqlite:///"))) as src,
+        closing(sqlite3.connect(registry_copy)) as dst,
+    ):
+        src.backup(dst)
+    remote = serving_settings.model_copy(
+        update={"artifact_store": "memory://ecgops-artifacts", "registry_url": f"sqlite:///{registry_copy}"}
+    )
     with bentoml_home(build_home):
         result = package(twelve_lead.model.ref, settings=remote)
     assert result.uri.startswith("memory://ecgops-artifacts/bentos/ecgops-ptbxl-superdiagnostic/")
