@@ -153,6 +153,30 @@ def run_flow(env: dict[str, str], logs: Path, drop: Path = SAMPLES, timeout: flo
     return start_run(env, logs, drop).finish(timeout)
 
 
+@dataclass(frozen=True)
+class RegistryAfterRuns:
+    """What the registry held once runs B and C finished, read before any test works on the workspace
+    (the schedule test promotes and fine-tunes on it, in whatever order tests run)."""
+
+    runs: dict[str, list[tuple[int, str, str | None]]]  # kind → (id, status, Prefect flow run id)
+    models: list[tuple[str, str, str, str | None]]  # (ref, kind, stage, gate verdict)
+    dataset_versions: list[str]
+    bentos: int
+
+    @classmethod
+    def read(cls, url: str) -> RegistryAfterRuns:
+        from components.registry import open_registry
+
+        with open_registry(url) as registry:
+            runs = {
+                kind: [(r.id, r.status, r.prefect_flow_run_id) for r in registry.runs(kind=kind)]
+                for kind in ("pretrain", "finetune", "evaluate", "package")
+            }
+            models = [(m.ref, m.kind, m.stage, m.gate_verdict) for m in registry.models()]
+            versions = [v.dvc_md5 for v in registry.dataset_versions()]
+            return cls(runs, models, versions, len(registry.bentos()))
+
+
 @dataclass
 class TrainedWorkspace:
     """A workspace after: run A killed during pretraining, then runs B and C started at once."""
@@ -162,6 +186,7 @@ class TrainedWorkspace:
     params: dict[str, Any]
     killed_run_id: int
     runs: list[Finished]
+    registry_after: RegistryAfterRuns
 
 
 def _wait_for(path: Path, run: Started, timeout_s: float = 300) -> None:
@@ -198,4 +223,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> Tr
         assert registry.models() == []
 
     both = [start_run(env, root / f"logs-{name}") for name in ("b", "c")]
-    return TrainedWorkspace(settings, env, params, pretrain_run.id, [run.finish() for run in both])
+    finished = [run.finish() for run in both]
+    after = RegistryAfterRuns.read(settings.resolved_registry_url)
+    return TrainedWorkspace(settings, env, params, pretrain_run.id, finished, after)

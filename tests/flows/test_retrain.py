@@ -71,17 +71,17 @@ def test_killed_run_resumes_and_concurrent_runs_share_the_workspace(
     assert task["package"]["tag"] and Path(task["package"]["uri"]).is_file()
     assert task["promotion"].endswith("candidate -> staging")
 
-    with open_registry(trained.settings.resolved_registry_url) as registry:
-        [pretrain_run] = registry.runs(kind="pretrain")
-        assert pretrain_run.id == trained.killed_run_id and pretrain_run.status == "succeeded"
-        assert [m.ref for m in registry.models(kind="foundation")] == ["ecg-fm@1"]
-        [model] = registry.models(kind="task")
-        assert (model.ref, model.stage, model.gate_verdict) == (f"{TASK}@1", "staging", "pass")
-        assert [v.dvc_md5 for v in registry.dataset_versions()] == [current_version(trained.settings)]
-        assert len(registry.bentos()) == 1
-        runs = {kind: registry.runs(kind=kind) for kind in ("finetune", "evaluate", "package")}
-    assert all(len(found) == 1 for found in runs.values()), runs
-    assert {r.prefect_flow_run_id for found in runs.values() for r in found} == {outcome["flow_run_id"]}
+    after = trained.registry_after
+    [(pretrain_run_id, pretrain_status, _)] = after.runs["pretrain"]
+    assert (pretrain_run_id, pretrain_status) == (trained.killed_run_id, "succeeded")
+    assert [m[0] for m in after.models if m[1] == "foundation"] == ["ecg-fm@1"]
+    [model] = [m for m in after.models if m[1] == "task"]
+    assert model == (f"{TASK}@1", "task", "staging", "pass")
+    assert after.dataset_versions == [current_version(trained.settings)]
+    assert after.bentos == 1
+    stage_runs = [after.runs[kind] for kind in ("finetune", "evaluate", "package")]
+    assert all(len(found) == 1 for found in stage_runs), after.runs
+    assert {flow_run for found in stage_runs for _, _, flow_run in found} == {outcome["flow_run_id"]}
 
     other = waiter.result
     assert other is not None

@@ -17,12 +17,14 @@ from typing import Any
 import pytest
 import yaml
 
-from components.cli.schedule_cmd import DEPLOYMENT
 from components.registry import open_registry
 from tests.conftest import REPO_ROOT, SAMPLES
 from tests.flows.conftest import TASK, TrainedWorkspace, gate_policy, write_params
 
 pytestmark = pytest.mark.slow
+
+# its own deployment name: the prefect.yaml test deploys ecgops-retrain on the same server
+SERVED = "ecgops-retrain-served-test"
 
 
 def _api(server: str, call: Any) -> Any:
@@ -63,6 +65,17 @@ def _run_and_wait(server: str, deployment_id: Any, timeout_s: float = 300) -> An
     raise AssertionError(f"flow run {run.id} did not finish within {timeout_s} s")
 
 
+def _stop(served: subprocess.Popen[bytes], log: Path) -> None:
+    """Stop ``ecgops schedule`` as a person would (Ctrl-C); kill it, and fail, if it does not stop."""
+    served.send_signal(signal.SIGINT)
+    try:
+        served.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        served.kill()
+        served.wait()
+        raise AssertionError(f"ecgops schedule did not stop on SIGINT: {log.read_text()[-3000:]}") from None
+
+
 def _cron_far_from_now() -> str:
     """02:00 on the 1st of the month six months from now: it cannot fire while the test runs, so the only
     run is the one the test triggers (a real schedule firing during the test would add a second)."""
@@ -95,6 +108,8 @@ def test_served_schedule_runs_retrain_and_a_failing_gate_keeps_production(
                 cron,
                 "--drop",
                 str(SAMPLES),
+                "--name",
+                SERVED,
             ],
             env=trained.env,
             cwd=tmp_path,
@@ -102,16 +117,15 @@ def test_served_schedule_runs_retrain_and_a_failing_gate_keeps_production(
             stderr=subprocess.STDOUT,
         )
     try:
-        deployment = _wait_for_deployment(prefect_server, f"retrain/{DEPLOYMENT}", served, log)
+        deployment = _wait_for_deployment(prefect_server, f"retrain/{SERVED}", served, log)
         [schedule] = deployment.schedules
         assert (schedule.schedule.cron, schedule.active) == (cron, True)
         assert deployment.parameters["drop"] == str(SAMPLES)
         finished = _run_and_wait(prefect_server, deployment.id)
         assert finished.state.is_completed(), log.read_text()[-4000:]
     finally:
-        served.send_signal(signal.SIGINT)
-        served.wait(timeout=60)
         write_params(trained.settings, trained.params)
+        _stop(served, log)
     assert served.returncode == 0, log.read_text()[-3000:]
     after = _api(prefect_server, lambda c: c.read_deployment(deployment.id))
     assert after.paused, "stopping `ecgops schedule` pauses the deployment"
