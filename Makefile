@@ -21,8 +21,11 @@ lock:
 demo: $(STAMP)
 	$(BIN)/ecgops run --drop samples
 
+# two pytest-xdist workers, each taking whole test files (module fixtures stay in one process);
+# TEST_WORKERS=0 runs in this process
+TEST_WORKERS ?= 2
 test: $(STAMP) lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # the suite in a random order (pytest-randomly); SEED=N repeats an order, the seed is printed at the top
 test-random: $(STAMP)
