@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import threading
-import time
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import pytest
 import torch
 
 from components.config import Settings
 from components.finetune.errors import FinetuneError
 from components.finetune.params import FinetuneParams
-from components.finetune.stage import finetune
+from components.finetune.stage import LAST_CKPT, finetune
 from components.models.checkpoint import load_foundation
 from components.models.task_model import load_task_model
 from components.registry import open_registry
@@ -91,44 +89,27 @@ def test_scratch_needs_no_foundation_and_has_no_parent(ft_settings: Settings) ->
 
 
 class _Crash(RuntimeError):
-    """Stands for a crash in the middle of training (raised from a signal handler in the main thread)."""
+    """Stands for a crash in the middle of training."""
 
 
-def _crash_after_first_checkpoint(last: Path) -> threading.Thread:
-    """Once the run has written a loadable ``last.ckpt``, raise :class:`_Crash` in the training thread."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise _Crash("simulated crash")
-
-    signal.signal(signal.SIGUSR1, handler)
-
-    def watch() -> None:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            try:
-                torch.load(last, map_location="cpu", weights_only=False)
-                os.kill(os.getpid(), signal.SIGUSR1)
-                return
-            except (FileNotFoundError, RuntimeError, EOFError):
-                time.sleep(0.01)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
-
-
-def test_crashed_run_resumes_to_the_weights_of_an_uninterrupted_one(ft_settings: Settings) -> None:
+def test_crashed_run_resumes_to_the_weights_of_an_uninterrupted_one(
+    ft_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     params = TINY.model_copy(update={"max_epochs": 3})
     whole = finetune(TASK, settings=ft_settings, params=params, label_fraction=0.25, register=False)
     shutil.rmtree(whole.run_dir)
-    previous = signal.getsignal(signal.SIGUSR1)
-    try:
-        watcher = _crash_after_first_checkpoint(whole.run_dir / "checkpoints" / "last.ckpt")
+    save = L.Trainer.save_checkpoint
+
+    def save_then_crash(trainer: L.Trainer, filepath: Any, *args: Any, **kwargs: Any) -> None:
+        """The run crashes right after it wrote its first ``last.ckpt``, at the same point every time."""
+        save(trainer, filepath, *args, **kwargs)
+        if Path(filepath).name == Path(LAST_CKPT).name:
+            raise _Crash("simulated crash after the first checkpoint")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(L.Trainer, "save_checkpoint", save_then_crash)
         with pytest.raises(_Crash):
             finetune(TASK, settings=ft_settings, params=params, label_fraction=0.25, register=False)
-        watcher.join()
-    finally:
-        signal.signal(signal.SIGUSR1, previous)
     resumed = finetune(
         TASK, settings=ft_settings, params=params, label_fraction=0.25, resume=True, register=False
     )
