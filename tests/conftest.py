@@ -109,4 +109,3 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     }
     env.pop("PREFECT_API_URL", None)  # Prefect starts its own temporary server for the test
     return env
-

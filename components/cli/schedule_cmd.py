@@ -32,7 +32,7 @@ def schedule_command(
         int, typer.Option(help="Port of the local Prefect server started when PREFECT_API_URL is not set.")
     ] = DEFAULT_PORT,
 ) -> None:
-    """Serve the retraining flow on a schedule until stopped (Ctrl-C pauses the schedule).
+    """Serve the retraining flow on a schedule until stopped (Ctrl-C or SIGTERM pauses the schedule).
 
     Uses the Prefect server at PREFECT_API_URL, or starts a local one (with its scheduler and UI) for as
     long as this command runs. One run at a time: a run that finds the workspace busy waits for it.
@@ -41,6 +41,7 @@ def schedule_command(
 
     from pydantic import ValidationError
 
+    from components.orchestration.schedule import ServedDeployment, serve
     from components.orchestration.server import prefect_api, prepare_prefect_home
 
     try:
@@ -56,23 +57,15 @@ def schedule_command(
     # the runs the deployment starts are separate processes: they find the workspace through the environment
     os.environ["ECGOPS_WORKSPACE"] = str(settings.workspace.resolve())
     prepare_prefect_home(settings)
+    deployment = ServedDeployment(
+        name=name,
+        cron=cron,
+        timezone=timezone,
+        parameters={"drop": str(drop.resolve()), "dataset": dataset},
+    )
     with prefect_api(full_server=True, port=port) as url:
-        from prefect.schedules import Cron
-        from prefect.types.entrypoint import EntrypointType
-
-        from flows.retrain import retrain
-
         console.print(
             f"[bold green]serving[/] deployment retrain/{name}: cron {cron!r} ({timezone}), "
             f"drop {drop.resolve()}, Prefect API {url}"
         )
-        retrain.serve(
-            name=name,
-            schedule=Cron(cron, timezone=timezone),
-            parameters={"drop": str(drop.resolve()), "dataset": dataset},
-            tags=["ecgops"],
-            limit=1,
-            global_limit=1,
-            entrypoint_type=EntrypointType.MODULE_PATH,
-            print_starting_message=False,
-        )
+        serve(deployment)

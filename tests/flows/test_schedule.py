@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.orchestration.lock import workspace_lock
 from components.registry import open_registry
 from tests.conftest import REPO_ROOT, SAMPLES
 from tests.flows.conftest import TASK, TrainedWorkspace, gate_policy, write_params
@@ -65,20 +66,44 @@ def _run_and_wait(server: str, deployment_id: Any, timeout_s: float = 300) -> An
     raise AssertionError(f"flow run {run.id} did not finish within {timeout_s} s")
 
 
-def _stop(served: subprocess.Popen[bytes], log: Path) -> None:
-    """Stop ``ecgops schedule`` as a person would: Ctrl-C, and Ctrl-C again if it is still winding down
-    after a minute (on a loaded machine Prefect's runner has been seen to hang in its cleanup after it
-    paused the deployment); kill it, and fail, if even that does not stop it."""
-    for _ in range(2):
-        served.send_signal(signal.SIGINT)
-        try:
-            served.wait(timeout=60)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-    served.kill()
-    served.wait()
-    raise AssertionError(f"ecgops schedule did not stop on Ctrl-C: {log.read_text()[-3000:]}")
+def _stop(served: subprocess.Popen[bytes], log: Path, signal_number: int = signal.SIGINT) -> None:
+    """Stop ``ecgops schedule`` as a person (Ctrl-C) or a service manager (SIGTERM) would. It pauses the
+    deployment and stops Prefect's runner within two grace periods of 60 s; if it is still there after
+    three minutes, dump its threads' stacks into the log (SIGUSR1), kill it and fail with the log tail."""
+    served.send_signal(signal_number)
+    try:
+        served.wait(timeout=180)
+        return
+    except subprocess.TimeoutExpired:
+        served.send_signal(signal.SIGUSR1)
+        time.sleep(2)  # faulthandler writes the stacks from its signal handler, at once
+        served.kill()
+        served.wait()
+    raise AssertionError(f"ecgops schedule did not stop: {log.read_text()[-6000:]}")
+
+
+def _start_schedule(
+    env: dict[str, str], cwd: Path, cron: str, log: Path, name: str = SERVED
+) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "components.cli",
+                "schedule",
+                "--cron",
+                cron,
+                "--drop",
+                str(SAMPLES),
+                "--name",
+                name,
+            ],
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _cron_far_from_now() -> str:
@@ -102,25 +127,7 @@ def test_served_schedule_runs_retrain_and_a_failing_gate_keeps_production(
     write_params(trained.settings, params)
     cron = _cron_far_from_now()
     log = tmp_path / "schedule.log"
-    with log.open("wb") as out:
-        served = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "components.cli",
-                "schedule",
-                "--cron",
-                cron,
-                "--drop",
-                str(SAMPLES),
-                "--name",
-                SERVED,
-            ],
-            env=trained.env,
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    served = _start_schedule(trained.env, tmp_path, cron, log)
     try:
         deployment = _wait_for_deployment(prefect_server, f"retrain/{SERVED}", served, log)
         [schedule] = deployment.schedules
@@ -134,6 +141,9 @@ def test_served_schedule_runs_retrain_and_a_failing_gate_keeps_production(
     assert served.returncode == 0, log.read_text()[-3000:]
     after = _api(prefect_server, lambda c: c.read_deployment(deployment.id))
     assert after.paused, "stopping `ecgops schedule` pauses the deployment"
+    assert "the deployment is paused\n" in log.read_text()
+    still = _api(prefect_server, lambda c: c.read_flow_run(finished.id))
+    assert still.state.is_completed(), f"stopping relabelled the finished run: {still.state}"
     with open_registry(trained.settings.resolved_registry_url) as registry:
         assert registry.model_at_stage(TASK, "production").ref == f"{TASK}@1"  # type: ignore[union-attr]
         candidate = registry.model(f"{TASK}@2")
@@ -165,3 +175,44 @@ def test_prefect_yaml_deploys_retrain_to_a_work_pool(
     assert deployment.parameters == {"drop": str(SAMPLES)}
     assert deployment.job_variables["env"]["ECGOPS_WORKSPACE"] == trained.env["ECGOPS_WORKSPACE"]
     assert [s.schedule.cron for s in deployment.schedules] == ["0 2 * * 0"]
+
+
+def _wait_for_line(log: Path, line: str, served: subprocess.Popen[bytes], timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while line not in log.read_text():
+        assert served.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize(("cancel", "final"), [(False, "FAILED"), (True, "CANCELLED")])
+def test_a_stop_lets_the_run_in_flight_finish_and_a_second_stop_cancels_it(
+    trained: TrainedWorkspace, prefect_server: str, tmp_path: Path, cancel: bool, final: str
+) -> None:
+    """The run in flight waits for the workspace, which the test holds. A stop (a service manager's
+    SIGTERM) pauses the deployment and lets the run end on its own: it gives up on the busy workspace
+    after its 5 s lock timeout. A second stop (Ctrl-C) cancels it instead. Either way the process exits 0."""
+    params = json.loads(json.dumps(trained.params))
+    params["orchestration"]["lock_timeout_s"] = 600 if cancel else 5
+    write_params(trained.settings, params)
+    log = tmp_path / "schedule.log"
+    name = f"{SERVED}-{final.lower()}"
+    served = _start_schedule(trained.env, tmp_path, _cron_far_from_now(), log, name)
+    try:
+        with workspace_lock(trained.settings, timeout_s=0, owner={"test": "holds the workspace"}):
+            deployment = _wait_for_deployment(prefect_server, f"retrain/{name}", served, log)
+            run = _api(prefect_server, lambda c: c.create_flow_run_from_deployment(deployment.id))
+            _wait_for_line(log, "waiting for the workspace", served)
+            served.send_signal(signal.SIGTERM)
+            _wait_for_line(log, f"waiting for run {run.name} to finish", served)
+            if cancel:
+                served.send_signal(signal.SIGINT)
+            served.wait(timeout=180)
+    finally:
+        write_params(trained.settings, trained.params)
+        if served.poll() is None:
+            _stop(served, log)
+    assert served.returncode == 0, log.read_text()[-3000:]
+    ended = _api(prefect_server, lambda c: c.read_flow_run(run.id))
+    assert ended.state.type.value == final, log.read_text()[-3000:]
+    assert _api(prefect_server, lambda c: c.read_deployment(deployment.id)).paused
+    assert "\nstopped\n" in log.read_text(), log.read_text()[-3000:]
