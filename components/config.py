@@ -18,6 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from components.errors import UserError
+
 if TYPE_CHECKING:
     from components.evaluation.params import EvaluateParams
     from components.finetune.params import FinetuneParams
@@ -117,7 +119,7 @@ class IngestParams(BaseModel):
         return self
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError, ValueError):
     """A params.yaml that cannot be used as written; the message names the file and the dotted key."""
 
 

@@ -21,20 +21,7 @@ from components.cli.run_cmd import run_command
 from components.cli.schedule_cmd import schedule_command
 from components.cli.stage_cmd import stage_command
 from components.cli.validate_cmd import review_app, validate_command
-from components.config import ParamsError
-from components.dashboard.launch import DashboardError
-from components.evaluation.errors import EvaluationError
-from components.finetune.errors import FinetuneError, TaskError
-from components.io.sources.generic import ManifestError
-from components.io.store import StoreError
-from components.io.versioning import VersioningError
-from components.models.text_errors import TextModelError
-from components.orchestration.lock import WorkspaceBusyError
-from components.orchestration.pipeline import PipelineError
-from components.registry.errors import RegistryError
-from components.serving.errors import PackagingError
-from components.training.errors import PretrainError
-from components.validation import ReviewError
+from components.errors import UserError
 
 app = typer.Typer(
     name="ecgops",
@@ -60,32 +47,12 @@ app.command("package")(package_command)
 app.add_typer(bento_app, name="bento")
 app.command("serve")(serve_command)
 
-#: errors that are the user's to fix: printed as one red line, exit code 2, no traceback
-USER_ERRORS = (
-    StoreError,
-    VersioningError,
-    RegistryError,
-    ManifestError,
-    ReviewError,
-    PretrainError,
-    TextModelError,
-    TaskError,
-    FinetuneError,
-    EvaluationError,
-    DashboardError,
-    PackagingError,
-    WorkspaceBusyError,
-    PipelineError,
-    ParamsError,
-    FileNotFoundError,
-)
-
 
 def main() -> None:
     """Console-script entry point."""
     try:
         app()
-    except USER_ERRORS as exc:
+    except (UserError, FileNotFoundError) as exc:  # the user's to fix: one red line, exit 2
         _fail(str(exc))
     except ArgumentError as exc:
         _fail(f"the registry URL (ECGOPS_REGISTRY_URL) is not one SQLAlchemy can open: {exc}")

@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 
 from components.config import Settings
+from components.errors import UserError
 
 DEFAULT_PORT = 8501
 DEFAULT_ADDRESS = "127.0.0.1"
 
 
-class DashboardError(RuntimeError):
+class DashboardError(UserError, RuntimeError):
     """The dashboard cannot be started (the app is not installed next to ``components``)."""
 
 

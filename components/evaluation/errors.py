@@ -1,5 +1,7 @@
-"""Errors of the evaluation stage (importable without torch, for the CLI's list of user errors)."""
+"""Errors of the evaluation stage (importable without torch)."""
+
+from components.errors import UserError
 
 
-class EvaluationError(RuntimeError):
+class EvaluationError(UserError, RuntimeError):
     """The evaluation cannot run as asked (not a task model, no test records, unknown cohort, ...)."""

@@ -1,9 +1,11 @@
-"""Errors of tasks and fine-tuning (importable without torch, for the CLI's list of user errors)."""
+"""Errors of tasks and fine-tuning (importable without torch)."""
+
+from components.errors import UserError
 
 
-class TaskError(ValueError):
+class TaskError(UserError, ValueError):
     """A task, label mapping or gate policy file is missing or invalid; the message says what and where."""
 
 
-class FinetuneError(RuntimeError):
+class FinetuneError(UserError, RuntimeError):
     """The finetune stage cannot run as asked (no foundation model, too few labelled records, ...)."""

@@ -34,6 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from components.errors import UserError
 from components.io.leads import N_LEADS, STANDARD_LEADS
 
 STORE_FORMAT_VERSION = 1
@@ -94,7 +95,7 @@ QUARANTINE_COLUMNS: tuple[str, ...] = (
 )
 
 
-class StoreError(RuntimeError):
+class StoreError(UserError, RuntimeError):
     """The store on disk is missing or inconsistent."""
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from components.config import Settings, get_settings
+from components.errors import UserError
 
 DVC_FILE = "data.dvc"
 DATA_DIR = "data"
@@ -32,7 +33,7 @@ LOCAL_REMOTE_NAME = "ecgops-local"
 _NO_PREVIOUS = "# no data.dvc before this version\n"  # the journal's content when there was none
 
 
-class VersioningError(RuntimeError):
+class VersioningError(UserError, RuntimeError):
     """DVC could not version or restore the data; the message says what to do."""
 
 

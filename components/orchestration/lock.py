@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from components.config import Settings
+from components.errors import UserError
 
 _POLL_S = 0.5
 _held: dict[Path, int] = {}
 _held_guard = threading.Lock()
 
 
-class WorkspaceBusyError(RuntimeError):
+class WorkspaceBusyError(UserError, RuntimeError):
     """Another run holds the workspace longer than this run may wait."""
 
 

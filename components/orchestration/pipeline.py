@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from components.config import Settings, load_params
+from components.errors import UserError
 
 PIPELINE_DIR = "pipeline"
 
 
-class PipelineError(RuntimeError):
+class PipelineError(UserError, RuntimeError):
     """A DVC stage cannot run as asked; the message says what to do."""
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from components.errors import UserError
 
-class RegistryError(Exception):
+
+class RegistryError(UserError):
     """Base class of every error the registry raises on purpose."""
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from components.errors import UserError
 
-class PackagingError(RuntimeError):
+
+class PackagingError(UserError, RuntimeError):
     """A model cannot be packaged or a Bento cannot be pulled as asked; the message says why."""
 
 

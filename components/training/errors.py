@@ -1,5 +1,7 @@
-"""Errors of the pretraining stage (importable without torch, for the CLI's list of user errors)."""
+"""Errors of the pretraining stage (importable without torch)."""
+
+from components.errors import UserError
 
 
-class PretrainError(RuntimeError):
+class PretrainError(UserError, RuntimeError):
     """The pretrain stage cannot run as asked (e.g. nothing to resume)."""

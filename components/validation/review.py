@@ -13,11 +13,12 @@ from typing import Any, Literal
 import pandas as pd
 
 from components.config import Settings, get_settings, load_params
+from components.errors import UserError
 from components.validation.quarantine import excluded_ids
 from components.validation.stage import validation_root
 
 
-class ReviewError(ValueError):
+class ReviewError(UserError, ValueError):
     """A review request that cannot be honoured (no validation yet, unknown record, empty note)."""
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from components.errors import UserError
 from components.io.sources.base import (
     RecordMeta,
     RecordRef,
@@ -25,7 +26,7 @@ from components.io.sources.base import (
 MANIFEST_CSV = "manifest.csv"
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """The drop's manifest CSV cannot be used."""
 
 
