@@ -5,6 +5,7 @@ When no default remote is configured, a local directory remote (``ECGOPS_DVC_REM
 ``.ecgops/dvc-remote``) is added to ``.dvc/config.local`` so no machine path is committed; a team
 remote (``dvc remote add -d storage s3://…``) in ``.dvc/config`` takes precedence.
 
+A store that is exactly the version ``data.dvc`` names is not added or pushed again (``dvc status``).
 Versioning is all or nothing: ``data.dvc`` only names a version once the remote holds it. While
 ``dvc add`` + ``dvc push`` run, the previous ``data.dvc`` is kept in ``<state dir>/versioning/``; a failed
 push puts it back, and a process killed in between leaves it there for the next ``version_data`` to put
@@ -103,11 +104,14 @@ def current_version(settings: Settings | None = None) -> str | None:
 
 
 def version_data(settings: Settings | None = None) -> DataVersion:
-    """``dvc add data`` and ``dvc push``: record the store as a version and copy it to the remote."""
+    """``dvc add data`` and ``dvc push``: record the store as a version and copy it to the remote; a store
+    that is exactly the version ``data.dvc`` names is that version already, and nothing runs."""
     settings = settings or get_settings()
     if not (settings.workspace / DATA_DIR).is_dir():
         raise VersioningError(f"nothing to version: {settings.workspace / DATA_DIR} does not exist")
     remote = ensure_dvc_project(settings)
+    if _is_current_version(settings):
+        return _data_version(settings, remote, previous=current_version(settings))
     with _journal(settings) as before, _repo(settings) as repo:
         repo.add([str(settings.workspace / DATA_DIR)])
         try:
@@ -117,18 +121,32 @@ def version_data(settings: Settings | None = None) -> DataVersion:
                 f"dvc push to the DVC remote {remote} failed, so nothing was versioned (data.dvc is "
                 f"unchanged); make the remote reachable and run again: {exc}"
             ) from exc
+    return _data_version(settings, remote, previous=before)
+
+
+def _is_current_version(settings: Settings) -> bool:
+    """``data/`` is exactly what ``data.dvc`` names. That version was pushed: ``data.dvc`` never names an
+    unpushed one (see :func:`_journal`), unless a versioning was cut short, which the journal shows."""
+    dvc_file = settings.workspace / DVC_FILE
+    if journal_path(settings).is_file() or not dvc_file.is_file():
+        return False
+    with _repo(settings) as repo:
+        return not repo.status(targets=[str(dvc_file)])
+
+
+def _data_version(settings: Settings, remote: str, previous: str | None) -> DataVersion:
     md5 = current_version(settings)
     if md5 is None:
         raise VersioningError("dvc add wrote no md5 into data.dvc")
     outs = yaml.safe_load((settings.workspace / DVC_FILE).read_text())["outs"][0]
     return DataVersion(
         md5=md5,
-        changed=md5 != before,
+        changed=md5 != previous,
         remote=remote,
         git_rev=git_revision(settings.workspace),
         n_files=outs.get("nfiles"),
         size_bytes=outs.get("size"),
-        previous=before,
+        previous=previous,
     )
 
 

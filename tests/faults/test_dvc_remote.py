@@ -115,3 +115,18 @@ def test_a_process_killed_during_the_push_is_undone_by_the_next_version(
     assert _registered(settings) == [(first, None), (second.md5, first)]
     assert not journal_path(settings).exists()
     assert yaml.safe_load(dvc_file.read_text())["outs"][0]["md5"] == second.md5
+
+
+def test_a_store_that_is_the_current_version_needs_no_remote(
+    versioned: tuple[Settings, str], tmp_path: Path
+) -> None:
+    """``data/`` exactly as ``data.dvc`` names it is that version already: no ``dvc add``, no push, so an
+    unreachable remote does not matter, and the registry keeps one row per version."""
+    settings, first = versioned
+    second = version_dataset("demo", settings)
+    not_a_dir = tmp_path / "not-a-directory"
+    not_a_dir.write_text("a file where the remote's folder should be\n")
+    _set_remote(settings, str(not_a_dir / "remote"))
+    again = version_dataset("demo", settings)
+    assert (again.md5, again.changed, again.previous) == (second.md5, False, second.md5)
+    assert _registered(settings) == [(first, None), (second.md5, first)]
