@@ -12,11 +12,13 @@ from components.orchestration.cache import (
     Outcome,
     ingest_inputs,
     ingest_still_current,
+    report_still_on_disk,
     run_here,
     run_task,
     stage_cache,
     validate_inputs,
     version_inputs,
+    version_still_current,
 )
 from components.orchestration.errors import ValidationBlocked
 from components.orchestration.params import io_retries, workspace_params
@@ -66,27 +68,11 @@ def validate_task(dataset: str, sharded: bool = False) -> ValidationResult:
 @task(name="version", cache_policy=stage_cache("version", version_inputs))
 def version_task(dataset: str, validation: ValidationResult | None) -> dict[str, Any]:
     """DVC add + push, register the version, and record the validation run against it."""
-    from components.io.datasets import version_dataset
-    from components.registry import open_registry
-    from components.validation import record_validation
+    from components.validation import version_validated
 
-    settings = get_settings()
-    data_version = version_dataset(dataset, settings)
-    if validation is not None:
-        with open_registry(settings.resolved_registry_url) as registry:
-            record_validation(validation, data_version.md5, registry)
+    data_version = version_validated(dataset, validation, get_settings())
     run_id = validation.validation_run_id if validation else None
     return data_version.to_dict() | {"validation_run_id": run_id, "ran_on": worker_identity()}
-
-
-def _report_exists(result: ValidationResult) -> bool:
-    return result.summary_html.is_file() and result.quarantine_path.is_file()
-
-
-def _version_current(version: dict[str, Any]) -> bool:
-    from components.io.versioning import current_version
-
-    return current_version(get_settings()) == version["md5"]
 
 
 @flow(name="ingest")
@@ -116,9 +102,9 @@ def ingest_flow(drop: str, dataset: str | None = None) -> Outcome:
 def validate_flow(dataset: str) -> Outcome:
     """Stage flow: validate the store; a blocking failure fails the flow with the steward report linked."""
     if on_dask():  # the GX suites and reports run here once; the features in shards on the cluster
-        outcome = run_here(validate_task, dataset, True, still_valid=_report_exists)
+        outcome = run_here(validate_task, dataset, True, still_valid=report_still_on_disk)
     else:
-        outcome = run_task(validate_task, dataset, still_valid=_report_exists)
+        outcome = run_task(validate_task, dataset, still_valid=report_still_on_disk)
     result: ValidationResult = outcome.value
     report = result.summary_html.as_uri()
     create_link_artifact(
@@ -145,5 +131,5 @@ def validate_flow(dataset: str) -> Outcome:
 def version_flow(dataset: str, validation: ValidationResult | None = None) -> Outcome:
     """Stage flow: the validated store becomes a DVC dataset version in the registry."""
     return run_task(
-        version_task.with_options(**io_retries()), dataset, validation, still_valid=_version_current
+        version_task.with_options(**io_retries()), dataset, validation, still_valid=version_still_current
     )

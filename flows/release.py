@@ -8,24 +8,19 @@ from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
 from components.config import get_settings
-from components.orchestration.cache import Outcome, evaluate_inputs, package_inputs, run_all, stage_cache
+from components.orchestration.cache import (
+    Outcome,
+    bento_still_verified,
+    evaluate_inputs,
+    gate_still_recorded,
+    package_inputs,
+    run_all,
+    stage_cache,
+)
 from components.orchestration.params import io_retries, workspace_params
+from components.orchestration.release import gate_summary, kept_as_candidates, promote_candidate
 from components.orchestration.runners import worker_identity
 from components.orchestration.summary import headline_metrics, metric_rows
-
-
-def _gate(model_ref: str) -> dict[str, Any] | None:
-    from components.registry import open_registry
-
-    with open_registry(get_settings().resolved_registry_url) as registry:
-        gate = registry.latest_gate_decision(model_ref)
-    if gate is None:
-        return None
-    return {"verdict": gate.verdict, "policy": gate.policy, "reasons": list(gate.reasons), "id": gate.id}
-
-
-def _gate_recorded(result: dict[str, Any]) -> bool:
-    return _gate(result["model_ref"]) is not None
 
 
 @task(name="evaluate", cache_policy=stage_cache("evaluate", evaluate_inputs))
@@ -34,7 +29,8 @@ def evaluate_task(model_ref: str, flow_run_id: str | None) -> dict[str, Any]:
     from components.evaluation.stage import evaluate
 
     result = evaluate(model_ref, settings=get_settings(), flow_run_id=flow_run_id).to_dict()
-    return result | {"model_ref": model_ref, "gate": _gate(model_ref), "ran_on": worker_identity()}
+    gate = gate_summary(get_settings(), model_ref)
+    return result | {"model_ref": model_ref, "gate": gate, "ran_on": worker_identity()}
 
 
 @flow(name="evaluate")
@@ -42,7 +38,7 @@ def evaluate_flow(models: dict[str, str], flow_run_id: str | None = None) -> dic
     """Stage flow: evaluate each task model (in parallel on the task runner); the gate decides."""
     run_id = flow_run_id or flow_run.get_id()
     calls = [(ref, run_id) for ref in models.values()]
-    outcomes = dict(zip(models, run_all(evaluate_task, calls, still_valid=_gate_recorded), strict=True))
+    outcomes = dict(zip(models, run_all(evaluate_task, calls, still_valid=gate_still_recorded), strict=True))
     rows = []
     for outcome in outcomes.values():
         result = outcome.value
@@ -56,17 +52,6 @@ def evaluate_flow(models: dict[str, str], flow_run_id: str | None = None) -> dic
             )
     create_table_artifact(key="evaluation-metrics", table=rows, description="Test metrics of the task models")
     return outcomes
-
-
-def _bento_exists(result: dict[str, Any]) -> bool:
-    from components.registry import NotFoundError, open_registry
-
-    with open_registry(get_settings().resolved_registry_url) as registry:
-        try:
-            registry.verify_bento(result["tag"])
-        except (NotFoundError, OSError):
-            return False
-    return True
 
 
 @task(name="package", cache_policy=stage_cache("package", package_inputs))
@@ -84,7 +69,7 @@ def package_flow(models: dict[str, str], flow_run_id: str | None = None) -> dict
     run_id = flow_run_id or flow_run.get_id()
     calls = [(ref, run_id) for ref in models.values()]
     retrying = package_task.with_options(**io_retries())
-    outcomes = dict(zip(models, run_all(retrying, calls, still_valid=_bento_exists), strict=True))
+    outcomes = dict(zip(models, run_all(retrying, calls, still_valid=bento_still_verified), strict=True))
     for outcome in outcomes.values():
         bento = outcome.value
         create_link_artifact(
@@ -98,18 +83,8 @@ def package_flow(models: dict[str, str], flow_run_id: str | None = None) -> dict
 
 @task(name="promote")
 def promote_task(model_ref: str, stage: str, flow_run_id: str | None) -> str:
-    """Move a model whose gate passed from candidate to ``stage`` (audited); other stages stay as they are.
-    The check and the move are one registry transaction (``expected_stage``), so a stage a person set
-    meanwhile (``ecgops registry promote``) is never undone."""
-    from components.registry import StageChangedError, open_registry
-
-    reason = f"retrain flow run {flow_run_id}: gate passed"
-    with open_registry(get_settings().resolved_registry_url) as registry:
-        try:
-            change = registry.promote(model_ref, stage, reason=reason, expected_stage="candidate")
-        except StageChangedError as exc:
-            return f"{model_ref} stays in {exc.stage}"
-    return f"{change.model}: {change.from_stage} -> {change.to_stage}"
+    """Move a model whose gate passed from candidate to ``stage``; a stage a person set meanwhile stays."""
+    return promote_candidate(get_settings(), model_ref, stage, flow_run_id)
 
 
 @flow(name="promote")
@@ -117,8 +92,6 @@ def promote_flow(models: dict[str, str], flow_run_id: str | None = None) -> dict
     """Stage flow: promote packaged models whose gate passed (to ``orchestration.promote_to``)."""
     orchestration, _ = workspace_params()
     if orchestration.promote_to == "none":
-        return {
-            task: f"{ref} stays a candidate (orchestration.promote_to: none)" for task, ref in models.items()
-        }
+        return kept_as_candidates(models)
     run_id = flow_run_id or flow_run.get_id()
     return {task: promote_task(ref, orchestration.promote_to, run_id) for task, ref in models.items()}

@@ -1,6 +1,5 @@
 """Training stage flows: pretrain (or reuse / resume the foundation model) and fine-tune each task."""
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
@@ -11,6 +10,7 @@ from components.config import get_settings
 from components.orchestration.cache import (
     Outcome,
     finetune_inputs,
+    model_still_registered,
     pretrain_inputs,
     run_all,
     run_task,
@@ -19,19 +19,6 @@ from components.orchestration.cache import (
 from components.orchestration.params import workspace_params
 from components.orchestration.runners import worker_identity
 from components.orchestration.summary import foundation_from_registry, metric_rows
-
-
-def _model_exists(result: dict[str, Any]) -> bool:
-    from components.registry import NotFoundError, open_registry
-
-    if not result.get("model_ref"):
-        return False
-    with open_registry(get_settings().resolved_registry_url) as registry:
-        try:
-            registry.model(result["model_ref"])
-        except NotFoundError:
-            return False
-    return Path(result["model_dir"]).is_dir()
 
 
 @task(name="foundation-decision")
@@ -72,7 +59,7 @@ def pretrain_flow(dataset: str, dataset_version: str, flow_run_id: str | None = 
             dataset_version,
             decision["action"] == "resume",
             flow_run_id or flow_run.get_id(),
-            still_valid=_model_exists,
+            still_valid=model_still_registered,
         )
     result = outcome.value | {"decision": decision}
     create_table_artifact(
@@ -113,7 +100,9 @@ def finetune_flow(
     """Stage flow: one task model per configured task, fine-tuned in parallel on the task runner."""
     run_id = flow_run_id or flow_run.get_id()
     calls = [(t, dataset, dataset_version, foundation_ref, run_id) for t in tasks]
-    outcomes = dict(zip(tasks, run_all(finetune_task, calls, still_valid=_model_exists), strict=True))
+    outcomes = dict(
+        zip(tasks, run_all(finetune_task, calls, still_valid=model_still_registered), strict=True)
+    )
     create_table_artifact(
         key="finetune-metrics",
         table=[

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
@@ -20,6 +20,9 @@ from prefect.tasks import Task
 
 from components.config import Settings, get_settings, load_params
 from components.orchestration import fingerprints as fp
+
+if TYPE_CHECKING:
+    from components.validation import ValidationResult
 
 R = TypeVar("R")
 KeyInputs = Callable[[Settings, dict[str, Any]], dict[str, Any]]
@@ -78,6 +81,51 @@ def ingest_still_current(summary: dict[str, Any]) -> bool:
     return bool(summary.get("store_after")) and summary["store_after"] == fp.store_state(
         get_settings(), summary["dataset"]
     )
+
+
+def report_still_on_disk(result: ValidationResult) -> bool:
+    """A cached validation counts while its steward report and quarantine list are still there."""
+    return result.summary_html.is_file() and result.quarantine_path.is_file()
+
+
+def version_still_current(version: dict[str, Any]) -> bool:
+    """A cached dataset version counts while ``data.dvc`` still records it."""
+    from components.io.versioning import current_version
+
+    return current_version(get_settings()) == version["md5"]
+
+
+def model_still_registered(result: dict[str, Any]) -> bool:
+    """A cached training result counts while its model is registered and its folder is there."""
+    from components.registry import NotFoundError, open_registry
+
+    if not result.get("model_ref"):
+        return False
+    with open_registry(get_settings().resolved_registry_url) as registry:
+        try:
+            registry.model(result["model_ref"])
+        except NotFoundError:
+            return False
+    return Path(result["model_dir"]).is_dir()
+
+
+def gate_still_recorded(result: dict[str, Any]) -> bool:
+    """A cached evaluation counts while the registry holds its model's gate decision."""
+    from components.orchestration.release import gate_summary
+
+    return gate_summary(get_settings(), result["model_ref"]) is not None
+
+
+def bento_still_verified(result: dict[str, Any]) -> bool:
+    """A cached Bento counts while the artifact store holds it with its registered checksum."""
+    from components.registry import NotFoundError, open_registry
+
+    with open_registry(get_settings().resolved_registry_url) as registry:
+        try:
+            registry.verify_bento(result["tag"])
+        except (NotFoundError, OSError):
+            return False
+    return True
 
 
 def validate_inputs(settings: Settings, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from components.validation.review import (
     latest_run_dir,
     list_quarantined,
 )
-from components.validation.stage import record_validation, validate
+from components.validation.stage import record_validation, validate, version_validated
 
 __all__ = [
     "EXCLUDED_STATUSES",
@@ -26,4 +26,5 @@ __all__ = [
     "load_policy",
     "record_validation",
     "validate",
+    "version_validated",
 ]

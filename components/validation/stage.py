@@ -37,6 +37,7 @@ from components.validation.report import write_summary
 from components.validation.result import ValidationResult, Verdict
 
 if TYPE_CHECKING:
+    from components.io.versioning import DataVersion
     from components.registry import Registry
 
 
@@ -315,6 +316,18 @@ def validate(
     result.timings_s = {k: round(v, 3) for k, v in timings.items()}
     result.write_json()
     return result
+
+
+def version_validated(dataset: str, validation: ValidationResult | None, settings: Settings) -> DataVersion:
+    """Version the store with DVC and register the version; record ``validation`` (when given) against it."""
+    from components.io.datasets import version_dataset
+    from components.registry import open_registry
+
+    data_version = version_dataset(dataset, settings)
+    if validation is not None:
+        with open_registry(settings.resolved_registry_url) as registry:
+            record_validation(validation, data_version.md5, registry)
+    return data_version
 
 
 def record_validation(result: ValidationResult, dataset_version_md5: str, registry: Registry) -> int:
