@@ -79,12 +79,7 @@ class ModelAPI(RegistryBase):
         ``sha256`` is computed from the (local) artifact when not given. The dataset version defaults to
         the one the validation run validated.
         """
-        nonempty("name", name)
-        if "@" in name:
-            raise InvalidArgumentError(f"model name {name!r} must not contain '@'")
-        one_of("kind", kind, MODEL_KINDS)
-        if (kind == "task") != (task is not None):
-            raise InvalidArgumentError("task models need a task; foundation models have none")
+        _check_new_model(name, kind, task)
         digest = artifacts.check_sha256(sha256 or artifacts.sha256_of(artifacts.local_path(artifact_uri)))
         who = actor or self.actor
 
@@ -361,6 +356,16 @@ class ModelAPI(RegistryBase):
             return [q.gate_info(g, q.model_ref(target)) for g in rows]
 
         return self._read(op)
+
+
+def _check_new_model(name: str, kind: str, task: str | None) -> None:
+    """Refuse an empty model name or one with '@', an unknown kind, and a task given to the wrong kind."""
+    nonempty("name", name)
+    if "@" in name:
+        raise InvalidArgumentError(f"model name {name!r} must not contain '@'")
+    one_of("kind", kind, MODEL_KINDS)
+    if (kind == "task") != (task is not None):
+        raise InvalidArgumentError("task models need a task; foundation models have none")
 
 
 def _training_data(s: Session, dataset_version_md5: str | None, validation_run_id: int | None) -> int | None:
