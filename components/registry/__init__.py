@@ -7,6 +7,7 @@ reg = open_registry()            # the workspace's SQLite file, or ECGOPS_REGIST
 from __future__ import annotations
 
 from components.config import get_settings
+from components.registry.base import ModelRef
 from components.registry.db import ensure_schema, make_engine
 from components.registry.errors import (
     AmbiguousReferenceError,
@@ -20,7 +21,7 @@ from components.registry.errors import (
     SchemaVersionError,
     StageChangedError,
 )
-from components.registry.repository import ModelRef, Registry
+from components.registry.repository import Registry
 from components.registry.views import (
     AuditEntryInfo,
     BentoInfo,

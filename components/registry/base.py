@@ -134,31 +134,6 @@ class RegistryBase:
             )
         )
 
-    def record_audit(
-        self,
-        *,
-        action: str,
-        entity_type: str,
-        entity_id: str,
-        summary: str,
-        reason: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        """Append an audit-log entry by this registry's actor (inside :meth:`atomic` it commits with the
-        enclosing transaction), for actions taken outside the registry such as a forced packaging."""
-        self._write(
-            lambda s: self._audit(
-                s,
-                actor=None,
-                action=action,
-                entity_type=entity_type,
-                entity_id=entity_id,
-                summary=summary,
-                reason=reason,
-                details=details,
-            )
-        )
-
     def _dataset(self, s: Session, name: str, *, create: bool) -> Dataset:
         if create:
             serialize(s, "dataset", name)
@@ -203,3 +178,11 @@ def nonempty(what: str, value: str) -> None:
 def one_of(what: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise InvalidArgumentError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def check_window(offset: int, limit: int | None) -> None:
+    """Refuse a negative ``offset`` or ``limit`` of a paged listing."""
+    if offset < 0:
+        raise InvalidArgumentError(f"offset must be >= 0, got {offset}")
+    if limit is not None and limit < 0:
+        raise InvalidArgumentError(f"limit must be >= 0, got {limit}")

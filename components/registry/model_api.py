@@ -1,35 +1,62 @@
-"""Registry API for models: registration, metrics, gate decisions, Bentos, artifact checks."""
+"""Registry API for models: registration, listing, their evaluation metrics and gate decisions."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVarTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from components.registry import artifacts
 from components.registry import queries as q
-from components.registry.base import ModelRef, RegistryBase, nonempty, one_of, serialize
-from components.registry.errors import InvalidArgumentError, NotFoundError
+from components.registry.base import ModelRef, RegistryBase, check_window, nonempty, one_of, serialize
+from components.registry.errors import InvalidArgumentError
 from components.registry.models import (
     GATE_VERDICTS,
     MODEL_KINDS,
     STAGES,
-    Bento,
     GateDecision,
     Metric,
     Model,
     StageAssignment,
     ValidationRun,
 )
-from components.registry.views import BentoInfo, GateDecisionInfo, MetricInfo, ModelInfo
+from components.registry.views import GateDecisionInfo, MetricInfo, MetricPointInfo, ModelInfo, aware
+
+Ts = TypeVarTuple("Ts")
+
+
+def _model_filter(
+    query: Select[*Ts],
+    *,
+    name: str | None = None,
+    task: str | None = None,
+    kind: str | None = None,
+    stage: str | None = None,
+) -> Select[*Ts]:
+    """``query`` restricted to the models of every filter given (``stage`` needs the stage assignment
+    joined)."""
+    for column, value in (
+        (Model.name, name),
+        (Model.task, task),
+        (Model.kind, kind),
+        (StageAssignment.stage, stage),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    return query
+
+
+def _model_count() -> Select[Any]:
+    """Counts models, outer-joined to their (at most one) stage assignment like ``q.model_query()``."""
+    return select(func.count(Model.id)).outerjoin(StageAssignment, StageAssignment.model_id == Model.id)
 
 
 class ModelAPI(RegistryBase):
-    """Models, metrics, gate decisions and Bentos."""
+    """Models, their metrics and their gate decisions."""
 
     # ------------------------------------------------------------------ models
 
@@ -52,25 +79,13 @@ class ModelAPI(RegistryBase):
         ``sha256`` is computed from the (local) artifact when not given. The dataset version defaults to
         the one the validation run validated.
         """
-        nonempty("name", name)
-        if "@" in name:
-            raise InvalidArgumentError(f"model name {name!r} must not contain '@'")
-        one_of("kind", kind, MODEL_KINDS)
-        if (kind == "task") != (task is not None):
-            raise InvalidArgumentError("task models need a task; foundation models have none")
+        _check_new_model(name, kind, task)
         digest = artifacts.check_sha256(sha256 or artifacts.sha256_of(artifacts.local_path(artifact_uri)))
         who = actor or self.actor
 
         def op(s: Session) -> ModelInfo:
             parent_model = q.find_model(s, parent) if parent is not None else None
-            dv_id = q.find_dv(s, dataset_version_md5).id if dataset_version_md5 is not None else None
-            if validation_run_id is not None:
-                vr = q.get(s, ValidationRun, validation_run_id, "validation run")
-                if dv_id is not None and vr.dataset_version_id != dv_id:
-                    raise InvalidArgumentError(
-                        f"validation run {vr.id} validated another dataset version than {dataset_version_md5}"
-                    )
-                dv_id = vr.dataset_version_id
+            dv_id = _training_data(s, dataset_version_md5, validation_run_id)
             serialize(s, "model", name)
             version = (s.scalar(select(func.max(Model.version)).where(Model.name == name)) or 0) + 1
             model = Model(
@@ -88,31 +103,35 @@ class ModelAPI(RegistryBase):
             )
             s.add(model)
             s.flush()
-            ref = f"{name}@{version}"
             self._audit(
                 s,
                 actor=who,
                 action="model.registered",
                 entity_type="model",
-                entity_id=ref,
-                summary=f"registered {kind} model {ref}" + (f" for task {task}" if task else ""),
+                entity_id=q.model_ref(model),
+                summary=f"registered {kind} model {q.model_ref(model)}"
+                + (f" for task {task}" if task else ""),
                 details={"artifact_uri": artifact_uri, "sha256": digest, "run_id": run_id},
             )
             if task is not None:
-                s.add(StageAssignment(model_id=model.id, task=task, stage="candidate", assigned_by=who))
-                self._audit(
-                    s,
-                    actor=who,
-                    action="stage.changed",
-                    entity_type="model",
-                    entity_id=ref,
-                    summary=f"{ref}: (new) -> candidate",
-                    details={"task": task, "from": None, "to": "candidate", "forced": False},
-                )
+                self._enter_candidate(s, model, task, who)
             s.flush()
             return q.model_info(s, model.id)
 
         return self._write(op)
+
+    def _enter_candidate(self, s: Session, model: Model, task: str, actor: str) -> None:
+        """Put a newly registered task model in the candidate stage of its task, audited."""
+        s.add(StageAssignment(model_id=model.id, task=task, stage="candidate", assigned_by=actor))
+        self._audit(
+            s,
+            actor=actor,
+            action="stage.changed",
+            entity_type="model",
+            entity_id=q.model_ref(model),
+            summary=f"{q.model_ref(model)}: (new) -> candidate",
+            details={"task": task, "from": None, "to": "candidate", "forced": False},
+        )
 
     def model(self, ref: ModelRef) -> ModelInfo:
         """One model by ``name@version``, ``name`` (latest version) or id."""
@@ -128,20 +147,40 @@ class ModelAPI(RegistryBase):
         limit: int | None = None,
     ) -> list[ModelInfo]:
         """Models, newest first, filtered by name, task, kind and stage."""
+        query = _model_filter(q.model_query(), name=name, task=task, kind=kind, stage=stage)
+        return self._model_window(query, 0, limit)
 
-        def op(s: Session) -> list[ModelInfo]:
-            query = q.model_query().order_by(Model.id.desc()).limit(limit)
-            if name is not None:
-                query = query.where(Model.name == name)
-            if task is not None:
-                query = query.where(Model.task == task)
-            if kind is not None:
-                query = query.where(Model.kind == kind)
-            if stage is not None:
-                query = query.where(StageAssignment.stage == stage)
-            return [q.model_row_info(*row) for row in s.execute(query)]
+    def model_page(
+        self,
+        *,
+        name: str | None = None,
+        task: str | None = None,
+        kind: str | None = None,
+        stage: str | None = None,
+        offset: int = 0,
+        limit: int = 25,
+    ) -> list[ModelInfo]:
+        """One page of models, newest first, with the filters of :meth:`models`."""
+        check_window(offset, limit)
+        query = _model_filter(q.model_query(), name=name, task=task, kind=kind, stage=stage)
+        return self._model_window(query, offset, limit)
 
-        return self._read(op)
+    def count_models(
+        self,
+        *,
+        name: str | None = None,
+        task: str | None = None,
+        kind: str | None = None,
+        stage: str | None = None,
+    ) -> int:
+        """How many models match the filters of :meth:`model_page`."""
+        query = _model_filter(_model_count(), name=name, task=task, kind=kind, stage=stage)
+        return self._read(lambda s: int(s.scalar(query) or 0))
+
+    def _model_window(self, query: Select[Any], offset: int, limit: int | None) -> list[ModelInfo]:
+        """The rows of a filtered ``q.model_query()``, newest first, ``offset``/``limit`` applied."""
+        query = query.order_by(Model.id.desc()).offset(offset).limit(limit)
+        return self._read(lambda s: [q.model_row_info(*row) for row in s.execute(query)])
 
     def model_at_stage(self, task: str, stage: str = "production") -> ModelInfo | None:
         """The model of ``task`` in ``stage`` (the newest one for stages that may hold several)."""
@@ -149,12 +188,22 @@ class ModelAPI(RegistryBase):
         found = self.models(task=task, stage=stage, limit=1)
         return found[0] if found else None
 
+    def model_tasks(self) -> list[str]:
+        """Tasks that have at least one model, sorted."""
+        query = select(Model.task).where(Model.task.is_not(None)).distinct().order_by(Model.task)
+        return self._read(lambda s: [str(t) for t in s.scalars(query)])
+
+    def model_names(self, *, task: str | None = None, kind: str | None = None) -> list[str]:
+        """Distinct model names, sorted, optionally of one task or kind."""
+        query = _model_filter(select(Model.name), task=task, kind=kind).distinct().order_by(Model.name)
+        return self._read(lambda s: list(s.scalars(query)))
+
     def verify_artifact(self, model: ModelRef) -> Path:
         """The local path of a model's artifact, after checking its sha256 against the registry."""
         info = self.model(model)
         return artifacts.verify(f"model {info.ref}", info.artifact_uri, info.sha256)
 
-    # ------------------------------------------------------------------ metrics and gates
+    # ------------------------------------------------------------------ metrics
 
     def record_metrics(
         self, model: ModelRef, metrics: Iterable[MetricInfo], *, run_id: int | None = None
@@ -201,6 +250,50 @@ class ModelAPI(RegistryBase):
 
         return self._read(op)
 
+    def metric_keys(self, *, name: str | None = None, task: str | None = None) -> list[tuple[str, str, str]]:
+        """The distinct ``(split, cohort, metric name)`` recorded for models of a name and/or task."""
+        query = _model_filter(
+            select(Metric.split, Metric.cohort, Metric.name).join(Model, Model.id == Metric.model_id),
+            name=name,
+            task=task,
+        ).distinct()
+        query = query.order_by(Metric.split, Metric.cohort, Metric.name)
+        return self._read(lambda s: [(str(a), str(b), str(c)) for a, b, c in s.execute(query)])
+
+    def metric_history(
+        self,
+        *,
+        name: str | None = None,
+        task: str | None = None,
+        metric: str | None = None,
+        split: str | None = None,
+        cohort: str | None = None,
+        last: int = 50,
+    ) -> list[MetricPointInfo]:
+        """Metrics (with CIs) of the newest ``last`` models of a name and/or task, oldest model first.
+
+        This is how a metric moved across model versions; filter by metric name, split and cohort.
+        """
+        if name is None and task is None:
+            raise InvalidArgumentError("give a model name or a task")
+        if last < 1:
+            raise InvalidArgumentError(f"last must be >= 1, got {last}")
+        newest = _model_filter(select(Model.id), name=name, task=task)
+        newest_ids = newest.order_by(Model.id.desc()).limit(last).subquery()
+        query = (
+            select(Metric, Model, StageAssignment.stage)
+            .join(Model, Model.id == Metric.model_id)
+            .outerjoin(StageAssignment, StageAssignment.model_id == Model.id)
+            .where(Metric.model_id.in_(select(newest_ids.c.id)))
+        )
+        for column, value in ((Metric.name, metric), (Metric.split, split), (Metric.cohort, cohort)):
+            if value is not None:
+                query = query.where(column == value)
+        query = query.order_by(Model.id, Metric.split, Metric.cohort, Metric.name)
+        return self._read(lambda s: [_metric_point(r, m, stage) for r, m, stage in s.execute(query)])
+
+    # ------------------------------------------------------------------ gate decisions
+
     def record_gate_decision(
         self,
         model: ModelRef,
@@ -226,18 +319,17 @@ class ModelAPI(RegistryBase):
             )
             s.add(gate)
             s.flush()
-            ref = f"{target.name}@{target.version}"
             self._audit(
                 s,
                 actor=actor,
                 action="gate.decided",
                 entity_type="model",
-                entity_id=ref,
+                entity_id=q.model_ref(target),
                 summary=f"gate {policy}: {verdict}",
                 reason="; ".join(reasons) or None,
                 details={"gate_decision_id": gate.id},
             )
-            return q.gate_info(gate, ref)
+            return q.gate_info(gate, q.model_ref(target))
 
         return self._write(op)
 
@@ -247,82 +339,66 @@ class ModelAPI(RegistryBase):
         def op(s: Session) -> GateDecisionInfo | None:
             target = q.find_model(s, model)
             gate = q.latest_gate(s, target.id)
-            return None if gate is None else q.gate_info(gate, f"{target.name}@{target.version}")
+            return None if gate is None else q.gate_info(gate, q.model_ref(target))
 
         return self._read(op)
 
-    # ------------------------------------------------------------------ bentos
+    def gate_decisions(self, model: ModelRef) -> list[GateDecisionInfo]:
+        """Every gate decision of a model, newest first (the first one counts)."""
 
-    def register_bento(
-        self,
-        tag: str,
-        *,
-        model: ModelRef,
-        artifact_uri: str,
-        sha256: str | None = None,
-        run_id: int | None = None,
-        actor: str | None = None,
-    ) -> BentoInfo:
-        """Register a built Bento of a model (``sha256`` computed from the local artifact if not given)."""
-        nonempty("tag", tag)
-        digest = artifacts.check_sha256(sha256 or artifacts.sha256_of(artifacts.local_path(artifact_uri)))
-        who = actor or self.actor
-
-        def op(s: Session) -> BentoInfo:
-            if s.scalar(select(Bento.id).where(Bento.tag == tag)) is not None:
-                raise InvalidArgumentError(f"bento {tag} is already registered")
+        def op(s: Session) -> list[GateDecisionInfo]:
             target = q.find_model(s, model)
-            bento = Bento(
-                tag=tag,
-                model_id=target.id,
-                artifact_uri=artifact_uri,
-                sha256=digest,
-                run_id=run_id,
-                created_by=who,
+            rows = s.scalars(
+                select(GateDecision)
+                .where(GateDecision.model_id == target.id)
+                .order_by(GateDecision.id.desc())
             )
-            s.add(bento)
-            s.flush()
-            self._audit(
-                s,
-                actor=who,
-                action="bento.registered",
-                entity_type="bento",
-                entity_id=tag,
-                summary=f"bento {tag} of model {target.name}@{target.version}",
-                details={"artifact_uri": artifact_uri, "sha256": digest},
-            )
-            return q.bento_info(s, bento.id)
-
-        return self._write(op)
-
-    def bento(self, tag: str) -> BentoInfo:
-        """One Bento by tag."""
-        return self._read(lambda s: q.bento_info(s, q.find_bento(s, tag).id))
-
-    def bentos(self, *, model: ModelRef | None = None, task: str | None = None) -> list[BentoInfo]:
-        """Bentos, newest first, of one model or one task."""
-
-        def op(s: Session) -> list[BentoInfo]:
-            query = select(Bento.id).join(Model, Model.id == Bento.model_id).order_by(Bento.id.desc())
-            if model is not None:
-                query = query.where(Bento.model_id == q.find_model(s, model).id)
-            if task is not None:
-                query = query.where(Model.task == task)
-            return [q.bento_info(s, bento_id) for bento_id in s.scalars(query)]
+            return [q.gate_info(g, q.model_ref(target)) for g in rows]
 
         return self._read(op)
 
-    def bento_for(self, task: str, stage: str = "production") -> BentoInfo:
-        """The newest Bento of the model of ``task`` in ``stage`` (what ``bento pull TASK@STAGE`` fetches)."""
-        current = self.model_at_stage(task, stage)
-        if current is None:
-            raise NotFoundError(f"no {stage} model for task {task!r}")
-        found = self.bentos(model=current.id)
-        if not found:
-            raise NotFoundError(f"{stage} model {current.ref} of task {task!r} has no Bento")
-        return found[0]
 
-    def verify_bento(self, tag: str) -> Path:
-        """The local path of a Bento's artifact, after checking its sha256 against the registry."""
-        info = self.bento(tag)
-        return artifacts.verify(f"bento {tag}", info.artifact_uri, info.sha256)
+def _check_new_model(name: str, kind: str, task: str | None) -> None:
+    """Refuse an empty model name or one with '@', an unknown kind, and a task given to the wrong kind."""
+    nonempty("name", name)
+    if "@" in name:
+        raise InvalidArgumentError(f"model name {name!r} must not contain '@'")
+    one_of("kind", kind, MODEL_KINDS)
+    if (kind == "task") != (task is not None):
+        raise InvalidArgumentError("task models need a task; foundation models have none")
+
+
+def _training_data(s: Session, dataset_version_md5: str | None, validation_run_id: int | None) -> int | None:
+    """The id of the dataset version a model is trained on: the one given, else the validated one.
+
+    A validation run of another dataset version than the one given is refused.
+    """
+    dv_id = q.find_dv(s, dataset_version_md5).id if dataset_version_md5 is not None else None
+    if validation_run_id is None:
+        return dv_id
+    vr = q.get(s, ValidationRun, validation_run_id, "validation run")
+    if dv_id is not None and vr.dataset_version_id != dv_id:
+        raise InvalidArgumentError(
+            f"validation run {vr.id} validated another dataset version than {dataset_version_md5}"
+        )
+    return vr.dataset_version_id
+
+
+def _metric_point(r: Metric, m: Model, stage: str | None) -> MetricPointInfo:
+    """One metric of one model version, as a point of that metric's history."""
+    return MetricPointInfo(
+        model_id=m.id,
+        model=q.model_ref(m),
+        name=m.name,
+        version=m.version,
+        task=m.task,
+        stage=stage,
+        created_at=aware(m.created_at),
+        split=r.split,
+        cohort=r.cohort,
+        metric=r.name,
+        value=r.value,
+        ci_low=r.ci_low,
+        ci_high=r.ci_high,
+        n=r.n,
+    )

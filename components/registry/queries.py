@@ -90,6 +90,11 @@ def find_bento(s: Session, tag: str) -> Bento:
     return found
 
 
+def model_ref(model: Model) -> str:
+    """``name@version`` of a model row."""
+    return f"{model.name}@{model.version}"
+
+
 def ref_of(s: Session, model_id: int) -> str:
     name, version = s.execute(select(Model.name, Model.version).where(Model.id == model_id)).one()
     return f"{name}@{version}"
@@ -274,30 +279,6 @@ def steward_info(row: StewardDecision, dataset: str) -> StewardDecisionInfo:
         note=row.note,
         reviewer=row.reviewer,
         decided_at=aware(row.decided_at),
-    )
-
-
-def filter_audit(
-    query: Select[Any], entity_type: str | None, entity_id: str | None, action: str | None, actor: str | None
-) -> Select[Any]:
-    """``query`` over audit entries restricted to every filter given."""
-    for column, value in (
-        (AuditEntry.entity_type, entity_type),
-        (AuditEntry.entity_id, entity_id),
-        (AuditEntry.action, action),
-        (AuditEntry.actor, actor),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    return query
-
-
-def audit_query(
-    entity_type: str | None, entity_id: str | None, action: str | None, actor: str | None
-) -> Select[Any]:
-    """Audit entries matching every filter given, newest first."""
-    return filter_audit(select(AuditEntry), entity_type, entity_id, action, actor).order_by(
-        AuditEntry.id.desc()
     )
 
 

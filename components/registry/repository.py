@@ -14,12 +14,14 @@ from sqlalchemy.orm import Session
 
 from components.registry import lineage
 from components.registry import queries as q
+from components.registry.audit_api import AuditAPI
 from components.registry.base import ModelRef
-from components.registry.browse_api import BrowseAPI
-from components.registry.data_api import DataAPI
+from components.registry.bento_api import BentoAPI
+from components.registry.dataset_api import DatasetAPI
 from components.registry.errors import InvalidArgumentError, NotFoundError
 from components.registry.model_api import ModelAPI
 from components.registry.models import Bento
+from components.registry.run_api import RunAPI
 from components.registry.stage_api import StageAPI
 from components.registry.views import LineageNode
 
@@ -27,7 +29,7 @@ TargetKind = Literal["bento", "model", "dataset_version"]
 _TARGET_PREFIXES: dict[str, TargetKind] = {"bento": "bento", "model": "model", "dataset": "dataset_version"}
 
 
-class Registry(DataAPI, ModelAPI, StageAPI, BrowseAPI):
+class Registry(DatasetAPI, RunAPI, BentoAPI, ModelAPI, StageAPI, AuditAPI):
     """Repository over one registry database. Thread-safe; open one per process (engines do not fork)."""
 
     # ------------------------------------------------------------------ lineage

@@ -1,8 +1,10 @@
-"""Registry API for stages (promotion rules) and the audit log."""
+"""Registry API for stages: promotion under the gate rules, and what each task's stages deploy."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from components.registry import queries as q
@@ -13,12 +15,12 @@ from components.registry.errors import (
     PromotionRefusedError,
     StageChangedError,
 )
-from components.registry.models import STAGES, GateDecision, StageAssignment, utcnow
-from components.registry.views import AuditEntryInfo, StageChangeInfo
+from components.registry.models import STAGES, Bento, GateDecision, Model, StageAssignment, utcnow
+from components.registry.views import DeploymentSlotInfo, StageChangeInfo, aware
 
 
 class StageAPI(RegistryBase):
-    """Stage changes under the gate rules, and audit log queries."""
+    """Stage changes under the gate rules, and the deployment slots they fill."""
 
     # ------------------------------------------------------------------ stages
 
@@ -46,7 +48,7 @@ class StageAPI(RegistryBase):
 
         def op(s: Session) -> StageChangeInfo:
             target = q.find_model(s, model)
-            ref = f"{target.name}@{target.version}"
+            ref = q.model_ref(target)
             if target.task is None:
                 raise PromotionRefusedError(f"{ref} is a foundation model; only task models have stages")
             rows = s.scalars(
@@ -66,14 +68,7 @@ class StageAPI(RegistryBase):
                 raise PromotionRefusedError(f"{ref} is already in {stage}")
             gate = q.latest_gate(s, target.id)
             overridden = _overrides_gate(ref, stage, gate, force)
-            demoted: list[str] = []
-            if stage == "production":
-                for other in rows:
-                    if other.stage == "production" and other.model_id != target.id:
-                        other_ref = q.ref_of(s, other.model_id)
-                        self._set_stage(s, other, other_ref, "archived", who, f"replaced by {ref}", False)
-                        demoted.append(other_ref)
-                s.flush()
+            demoted = self._archive_production(s, rows, current, ref, who) if stage == "production" else []
             previous = current.stage
             self._set_stage(s, current, ref, stage, who, reason, overridden, gate)
             return StageChangeInfo(
@@ -88,6 +83,19 @@ class StageAPI(RegistryBase):
             )
 
         return self._write(op)
+
+    def _archive_production(
+        self, s: Session, rows: Sequence[StageAssignment], keep: StageAssignment, ref: str, actor: str
+    ) -> list[str]:
+        """Archive every production model of a task's ``rows`` but ``keep`` (replaced by ``ref``)."""
+        demoted: list[str] = []
+        for other in rows:
+            if other.stage == "production" and other.model_id != keep.model_id:
+                other_ref = q.ref_of(s, other.model_id)
+                self._set_stage(s, other, other_ref, "archived", actor, f"replaced by {ref}", False)
+                demoted.append(other_ref)
+        s.flush()
+        return demoted
 
     def _set_stage(
         self,
@@ -126,24 +134,67 @@ class StageAPI(RegistryBase):
             },
         )
 
-    # ------------------------------------------------------------------ audit
+    # ------------------------------------------------------------------ deployment slots
 
-    def audit(
-        self,
-        *,
-        entity_type: str | None = None,
-        entity_id: str | None = None,
-        action: str | None = None,
-        actor: str | None = None,
-        limit: int | None = 100,
-    ) -> list[AuditEntryInfo]:
-        """Audit log entries, newest first."""
+    def deployment_slots(
+        self, *, stages: tuple[str, ...] = ("production", "staging")
+    ) -> list[DeploymentSlotInfo]:
+        """Per task and stage: the newest model there, how many models the stage holds, and its newest Bento.
 
-        def op(s: Session) -> list[AuditEntryInfo]:
-            query = q.audit_query(entity_type, entity_id, action, actor).limit(limit)
-            return [q.audit_info(e) for e in s.scalars(query)]
+        The Bento is exactly what ``ecgops bento pull TASK@STAGE`` fetches (``bento_for``); ``None``
+        when that model has not been packaged. Sorted by task, then in the order of ``stages``.
+        """
+        for stage in stages:
+            one_of("stage", stage, STAGES)
+        query = (
+            select(
+                StageAssignment.task,
+                StageAssignment.stage,
+                func.max(StageAssignment.model_id),
+                func.count(),
+            )
+            .where(StageAssignment.stage.in_(stages))
+            .group_by(StageAssignment.task, StageAssignment.stage)
+        )
+
+        def op(s: Session) -> list[DeploymentSlotInfo]:
+            slots = [(task, stage, model_id, int(n)) for task, stage, model_id, n in s.execute(query)]
+            return sorted(_slot_infos(s, slots), key=lambda slot: (slot.task, stages.index(slot.stage)))
 
         return self._read(op)
+
+
+def _slot_infos(s: Session, slots: list[tuple[str, str, int, int]]) -> list[DeploymentSlotInfo]:
+    """Views of ``(task, stage, newest model id, number of models)`` slots, each with its newest Bento."""
+    model_ids = [model_id for _, _, model_id, _ in slots]
+    newest_bento = dict(
+        s.execute(
+            select(Bento.model_id, func.max(Bento.id))
+            .where(Bento.model_id.in_(model_ids))
+            .group_by(Bento.model_id)
+        ).all()
+    )
+    models = {
+        row[0].id: q.model_row_info(*row) for row in s.execute(q.model_query().where(Model.id.in_(model_ids)))
+    }
+    assignments = {
+        a.model_id: a
+        for a in s.scalars(select(StageAssignment).where(StageAssignment.model_id.in_(model_ids)))
+    }
+    return [
+        DeploymentSlotInfo(
+            task=task,
+            stage=stage,
+            model=models[model_id],
+            n_models=count,
+            bento=q.bento_info(s, newest_bento[model_id]) if model_id in newest_bento else None,
+            forced=assignments[model_id].forced,
+            stage_reason=assignments[model_id].reason,
+            assigned_at=aware(assignments[model_id].assigned_at),
+            assigned_by=assignments[model_id].assigned_by,
+        )
+        for task, stage, model_id, count in slots
+    ]
 
 
 def _overrides_gate(ref: str, stage: str, gate: GateDecision | None, force: bool) -> bool:

@@ -1,36 +1,52 @@
-"""Registry API for data: dataset versions, validation runs, steward decisions, runs."""
+"""Registry API for datasets: dataset versions, their validation runs and stewards' decisions on records."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, TypeVarTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from components.registry import provenance
 from components.registry import queries as q
-from components.registry.base import RegistryBase, nonempty, one_of
+from components.registry.base import RegistryBase, check_window, nonempty, one_of
 from components.registry.errors import InvalidArgumentError, NotFoundError
 from components.registry.models import (
-    RUN_STATUSES,
     STEWARD_DECISIONS,
     VALIDATION_VERDICTS,
     Dataset,
     DatasetVersion,
-    Run,
     StewardDecision,
     ValidationRun,
-    utcnow,
 )
-from components.registry.views import DatasetVersionInfo, RunInfo, StewardDecisionInfo, ValidationRunInfo
+from components.registry.views import DatasetVersionInfo, StewardDecisionInfo, ValidationRunInfo
+
+Ts = TypeVarTuple("Ts")
 
 
-class DataAPI(RegistryBase):
-    """Dataset versions, validation runs, steward decisions and runs."""
+def _validation_filter(query: Select[*Ts], dataset: str | None, md5: str | None) -> Select[*Ts]:
+    """``query`` over validation runs restricted to a dataset and/or a dataset version (exact md5)."""
+    query = query.join(DatasetVersion, DatasetVersion.id == ValidationRun.dataset_version_id).join(
+        Dataset, Dataset.id == DatasetVersion.dataset_id
+    )
+    if dataset is not None:
+        query = query.where(Dataset.name == dataset)
+    if md5 is not None:
+        query = query.where(DatasetVersion.dvc_md5 == md5)
+    return query
 
-    # ------------------------------------------------------------------ datasets
+
+def _steward_filter(query: Select[*Ts], dataset: str, record_id: str | None = None) -> Select[*Ts]:
+    """``query`` over steward decisions restricted to a dataset and optionally one record of it."""
+    query = query.join(Dataset, Dataset.id == StewardDecision.dataset_id).where(Dataset.name == dataset)
+    if record_id is not None:
+        query = query.where(StewardDecision.record_id == record_id)
+    return query
+
+
+class DatasetAPI(RegistryBase):
+    """Dataset versions, validation runs and steward decisions."""
+
+    # ------------------------------------------------------------------ dataset versions
 
     def record_dataset_version(
         self,
@@ -54,22 +70,12 @@ class DataAPI(RegistryBase):
 
         def op(s: Session) -> DatasetVersionInfo:
             ds = self._dataset(s, dataset, create=True)
-            existing = s.scalar(
-                select(DatasetVersion).where(
-                    DatasetVersion.dataset_id == ds.id, DatasetVersion.dvc_md5 == dvc_md5
-                )
-            )
+            existing = _version_id(s, ds.id, dvc_md5)
             if existing is not None:
-                return q.dv_info(s, existing.id)
-            parent_id = None
-            if parent_md5 is not None:
-                parent_id = s.scalar(
-                    select(DatasetVersion.id).where(
-                        DatasetVersion.dataset_id == ds.id, DatasetVersion.dvc_md5 == parent_md5
-                    )
-                )
-                if parent_id is None:
-                    raise NotFoundError(f"parent version {parent_md5} of dataset {dataset!r} is not recorded")
+                return q.dv_info(s, existing)
+            parent_id = None if parent_md5 is None else _version_id(s, ds.id, parent_md5)
+            if parent_md5 is not None and parent_id is None:
+                raise NotFoundError(f"parent version {parent_md5} of dataset {dataset!r} is not recorded")
             dv = DatasetVersion(
                 dataset_id=ds.id,
                 dvc_md5=dvc_md5,
@@ -96,6 +102,10 @@ class DataAPI(RegistryBase):
 
         return self._write(op)
 
+    def find_dataset_version(self, md5_or_prefix: str) -> DatasetVersionInfo:
+        """The dataset version whose md5 is, or uniquely starts with, ``md5_or_prefix``."""
+        return self._read(lambda s: q.dv_info(s, q.find_dv(s, md5_or_prefix).id))
+
     def dataset_versions(self, dataset: str | None = None) -> list[DatasetVersionInfo]:
         """Dataset versions, newest first, optionally of one dataset."""
 
@@ -107,11 +117,11 @@ class DataAPI(RegistryBase):
 
         return self._read(op)
 
-    def find_dataset_version(self, md5_or_prefix: str) -> DatasetVersionInfo:
-        """The dataset version whose md5 is, or uniquely starts with, ``md5_or_prefix``."""
-        return self._read(lambda s: q.dv_info(s, q.find_dv(s, md5_or_prefix).id))
+    def dataset_names(self) -> list[str]:
+        """Names of every dataset the registry knows, sorted."""
+        return self._read(lambda s: list(s.scalars(select(Dataset.name).order_by(Dataset.name))))
 
-    # ------------------------------------------------------------------ validation
+    # ------------------------------------------------------------------ validation runs
 
     def record_validation_run(
         self,
@@ -152,6 +162,10 @@ class DataAPI(RegistryBase):
 
         return self._write(op)
 
+    def validation_run(self, validation_run_id: int) -> ValidationRunInfo:
+        """One validation run by id."""
+        return self._read(lambda s: q.vr_info(s, validation_run_id))
+
     def latest_validation_run(self, dataset_version_md5: str) -> ValidationRunInfo | None:
         """The most recent validation run of a dataset version, if any."""
 
@@ -164,9 +178,26 @@ class DataAPI(RegistryBase):
 
         return self._read(op)
 
-    def validation_run(self, validation_run_id: int) -> ValidationRunInfo:
-        """One validation run by id."""
-        return self._read(lambda s: q.vr_info(s, validation_run_id))
+    def validation_runs(
+        self,
+        *,
+        dataset: str | None = None,
+        dataset_version_md5: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[ValidationRunInfo]:
+        """Validation runs, newest first, of one dataset and/or one dataset version (exact md5)."""
+        check_window(offset, limit)
+        query = _validation_filter(select(ValidationRun.id), dataset, dataset_version_md5)
+        query = query.order_by(ValidationRun.id.desc()).offset(offset).limit(limit)
+        return self._read(lambda s: [q.vr_info(s, i) for i in s.scalars(query)])
+
+    def count_validation_runs(
+        self, *, dataset: str | None = None, dataset_version_md5: str | None = None
+    ) -> int:
+        """How many validation runs :meth:`validation_runs` would list without a window."""
+        query = _validation_filter(select(func.count(ValidationRun.id)), dataset, dataset_version_md5)
+        return self._read(lambda s: int(s.scalar(query) or 0))
 
     # ------------------------------------------------------------------ steward decisions
 
@@ -205,89 +236,33 @@ class DataAPI(RegistryBase):
 
     def steward_decisions(self, dataset: str) -> dict[str, StewardDecisionInfo]:
         """The latest decision per record id of a dataset."""
+        query = _steward_filter(select(StewardDecision), dataset).order_by(StewardDecision.id)
+        return self._read(lambda s: {row.record_id: q.steward_info(row, dataset) for row in s.scalars(query)})
 
-        def op(s: Session) -> dict[str, StewardDecisionInfo]:
-            rows = s.scalars(
-                select(StewardDecision)
-                .join(Dataset, Dataset.id == StewardDecision.dataset_id)
-                .where(Dataset.name == dataset)
-                .order_by(StewardDecision.id)
-            )
-            return {row.record_id: q.steward_info(row, dataset) for row in rows}
+    def steward_decision_history(
+        self, dataset: str, record_id: str, *, limit: int | None = 50
+    ) -> list[StewardDecisionInfo]:
+        """Every decision about one record, newest first (the first one is the one that counts)."""
+        check_window(0, limit)
+        query = _steward_filter(select(StewardDecision), dataset, record_id)
+        query = query.order_by(StewardDecision.id.desc()).limit(limit)
+        return self._read(lambda s: [q.steward_info(row, dataset) for row in s.scalars(query)])
 
-        return self._read(op)
+    def steward_decision_stamp(self, dataset: str) -> tuple[int, int]:
+        """``(number of decisions, newest decision id)`` of a dataset: changes whenever a decision is made."""
+        query = _steward_filter(select(func.count(StewardDecision.id), func.max(StewardDecision.id)), dataset)
 
-    # ------------------------------------------------------------------ runs
-
-    def start_run(
-        self,
-        kind: str,
-        *,
-        parameters: dict[str, Any] | None = None,
-        code_version: str | None = None,
-        host: str | None = None,
-        prefect_flow_run_id: str | None = None,
-        actor: str | None = None,
-    ) -> int:
-        """Record that a stage started; returns the run id (finish it with :meth:`finish_run`)."""
-        nonempty("kind", kind)
-
-        def op(s: Session) -> int:
-            run = Run(
-                kind=kind,
-                status="running",
-                parameters=parameters or {},
-                code_version=code_version or provenance.code_version(),
-                host=host or provenance.host(),
-                prefect_flow_run_id=prefect_flow_run_id,
-                started_by=actor or self.actor,
-            )
-            s.add(run)
-            s.flush()
-            return run.id
-
-        return self._write(op)
-
-    def finish_run(
-        self, run_id: int, *, status: Literal["succeeded", "failed"] = "succeeded", error: str | None = None
-    ) -> RunInfo:
-        """Mark a running run as finished."""
-        one_of("status", status, RUN_STATUSES[1:])
-
-        def op(s: Session) -> RunInfo:
-            run = q.get(s, Run, run_id, "run")
-            if run.status != "running":
-                raise InvalidArgumentError(f"run {run_id} already finished ({run.status})")
-            run.status = status
-            run.error = error
-            run.finished_at = utcnow()
-            s.flush()
-            return q.run_info(run)
-
-        return self._write(op)
-
-    @contextmanager
-    def run(self, kind: str, **kwargs: Any) -> Iterator[int]:
-        """``with reg.run("finetune", parameters=...) as run_id:`` — finished as failed if the body raises."""
-        run_id = self.start_run(kind, **kwargs)
-        try:
-            yield run_id
-        except BaseException as exc:
-            self.finish_run(run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
-            raise
-        self.finish_run(run_id)
-
-    def get_run(self, run_id: int) -> RunInfo:
-        """One run by id."""
-        return self._read(lambda s: q.run_info(q.get(s, Run, run_id, "run")))
-
-    def runs(self, *, kind: str | None = None, limit: int = 50) -> list[RunInfo]:
-        """Recent runs, newest first."""
-
-        def op(s: Session) -> list[RunInfo]:
-            query = select(Run).order_by(Run.id.desc()).limit(limit)
-            if kind is not None:
-                query = query.where(Run.kind == kind)
-            return [q.run_info(r) for r in s.scalars(query)]
+        def op(s: Session) -> tuple[int, int]:
+            count, newest = s.execute(query).one()
+            return int(count or 0), int(newest or 0)
 
         return self._read(op)
+
+
+def _version_id(s: Session, dataset_id: int, dvc_md5: str) -> int | None:
+    """The id of a dataset's version with exactly this md5, if recorded."""
+    return s.scalar(
+        select(DatasetVersion.id).where(
+            DatasetVersion.dataset_id == dataset_id, DatasetVersion.dvc_md5 == dvc_md5
+        )
+    )
