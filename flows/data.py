@@ -21,10 +21,11 @@ from components.orchestration.cache import (
     version_still_current,
 )
 from components.orchestration.errors import ValidationBlocked
-from components.orchestration.params import io_retries, workspace_params
+from components.orchestration.params import io_retries
 from components.orchestration.runners import TaskShards, on_dask, worker_identity
 from components.orchestration.summary import INGEST_COUNTS
 from components.validation import ValidationResult
+from components.workspace import Workspace
 
 
 @task(name="ingest", cache_policy=stage_cache("ingest", ingest_inputs))
@@ -40,7 +41,7 @@ def ingest_task(drop: str, dataset: str | None, sharded: bool = False) -> dict[s
         dataset=dataset,
         progress=False,
         shard_map=shards,
-        shard_records=workspace_params()[1].shard_records,
+        shard_records=Workspace.current().params.compute.shard_records,
     ).to_dict()
     store_after = store_state(get_settings(), summary["dataset"])
     return summary | {
@@ -59,7 +60,9 @@ def validate_task(dataset: str, sharded: bool = False) -> ValidationResult:
     if not sharded:
         return validate(dataset)
     shards = TaskShards("validate")
-    result = validate(dataset, shard_map=shards, shard_records=workspace_params()[1].shard_records)
+    result = validate(
+        dataset, shard_map=shards, shard_records=Workspace.current().params.compute.shard_records
+    )
     result.feature_shards = shards.ran_on
     result.write_json()
     return result

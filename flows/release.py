@@ -17,10 +17,11 @@ from components.orchestration.cache import (
     run_all,
     stage_cache,
 )
-from components.orchestration.params import io_retries, workspace_params
+from components.orchestration.params import io_retries
 from components.orchestration.release import gate_summary, kept_as_candidates, promote_candidate
 from components.orchestration.runners import worker_identity
 from components.orchestration.summary import headline_metrics, metric_rows
+from components.workspace import Workspace
 
 
 @task(name="evaluate", cache_policy=stage_cache("evaluate", evaluate_inputs))
@@ -29,7 +30,7 @@ def evaluate_task(model_ref: str, flow_run_id: str | None) -> dict[str, Any]:
     from components.evaluation.stage import evaluate
 
     result = evaluate(model_ref, settings=get_settings(), flow_run_id=flow_run_id).to_dict()
-    gate = gate_summary(get_settings(), model_ref)
+    gate = gate_summary(Workspace.current(), model_ref)
     return result | {"model_ref": model_ref, "gate": gate, "ran_on": worker_identity()}
 
 
@@ -84,13 +85,13 @@ def package_flow(models: dict[str, str], flow_run_id: str | None = None) -> dict
 @task(name="promote")
 def promote_task(model_ref: str, stage: str, flow_run_id: str | None) -> str:
     """Move a model whose gate passed from candidate to ``stage``; a stage a person set meanwhile stays."""
-    return promote_candidate(get_settings(), model_ref, stage, flow_run_id)
+    return promote_candidate(Workspace.current(), model_ref, stage, flow_run_id)
 
 
 @flow(name="promote")
 def promote_flow(models: dict[str, str], flow_run_id: str | None = None) -> dict[str, str]:
     """Stage flow: promote packaged models whose gate passed (to ``orchestration.promote_to``)."""
-    orchestration, _ = workspace_params()
+    orchestration = Workspace.current().params.orchestration
     if orchestration.promote_to == "none":
         return kept_as_candidates(models)
     run_id = flow_run_id or flow_run.get_id()

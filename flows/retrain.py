@@ -12,11 +12,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from components.config import get_settings, load_params
 from components.orchestration.lock import workspace_lock
-from components.orchestration.params import workspace_params
 from components.orchestration.runners import dask_cluster, task_runner
 from components.orchestration.summary import gate_passed, not_promoted, publish
+from components.workspace import Workspace
 from flows.data import ingest_flow, validate_flow, version_flow
 from flows.release import evaluate_flow, package_flow, promote_flow
 from flows.training import finetune_flow, pretrain_flow
@@ -25,12 +24,11 @@ from flows.training import finetune_flow, pretrain_flow
 @flow(name="retrain")
 def retrain(drop: str, dataset: str | None = None) -> dict[str, Any]:
     """The retraining flow on the hospital drop ``drop`` (into ``dataset``, default params.yaml's)."""
-    from components.finetune.params import finetune_params
-
     started = time.perf_counter()
-    settings = get_settings()
-    orchestration, compute = workspace_params()
-    tasks = finetune_params(load_params(settings.workspace / "params.yaml")).tasks
+    workspace = Workspace.current()
+    settings = workspace.settings
+    orchestration, compute = workspace.params.orchestration, workspace.params.compute
+    tasks = workspace.params.finetune.tasks
     run_id = flow_run.get_id()
     logger = get_run_logger()
 

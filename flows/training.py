@@ -6,7 +6,6 @@ from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
-from components.config import get_settings
 from components.orchestration.cache import (
     Outcome,
     finetune_inputs,
@@ -16,22 +15,17 @@ from components.orchestration.cache import (
     run_task,
     stage_cache,
 )
-from components.orchestration.params import workspace_params
 from components.orchestration.runners import worker_identity
 from components.orchestration.summary import foundation_from_registry, metric_rows
+from components.workspace import Workspace
 
 
 @task(name="foundation-decision")
 def foundation_decision_task(dataset: str, dataset_version: str) -> dict[str, Any]:
     """Pretrain, resume an interrupted pretraining, or reuse a foundation model (params.yaml policy)."""
-    from components.config import load_params
     from components.orchestration.foundation import decide_foundation
-    from components.training.params import pretrain_params
 
-    settings = get_settings()
-    orchestration, _ = workspace_params()
-    params = pretrain_params(load_params(settings.workspace / "params.yaml"))
-    return decide_foundation(settings, dataset, dataset_version, orchestration, params).to_dict()
+    return decide_foundation(Workspace.current(), dataset, dataset_version).to_dict()
 
 
 @task(name="pretrain", cache_policy=stage_cache("pretrain", pretrain_inputs))
@@ -41,8 +35,9 @@ def pretrain_task(
     """Signal-language pretraining with the compute settings of params.yaml (DDP when several devices)."""
     from components.orchestration.launch import pretrain_with
 
-    _, compute = workspace_params()
-    result = pretrain_with(get_settings(), dataset, compute, resume=resume, flow_run_id=flow_run_id)
+    workspace = Workspace.current()
+    compute = workspace.params.compute
+    result = pretrain_with(workspace.settings, dataset, compute, resume=resume, flow_run_id=flow_run_id)
     return result | {"ran_on": worker_identity()}
 
 
@@ -51,7 +46,7 @@ def pretrain_flow(dataset: str, dataset_version: str, flow_run_id: str | None = 
     """Stage flow: the foundation model — pretrained, resumed after a crash, or reused per the policy."""
     decision = foundation_decision_task(dataset, dataset_version)
     if decision["action"] == "reuse":
-        outcome = Outcome(foundation_from_registry(get_settings(), decision["model_ref"]), cached=True)
+        outcome = Outcome(foundation_from_registry(Workspace.current(), decision["model_ref"]), cached=True)
     else:
         outcome = run_task(
             pretrain_task,
@@ -78,14 +73,14 @@ def finetune_task(
     from components.finetune.stage import finetune
     from components.orchestration.resume import finetune_decision
 
-    settings = get_settings()
-    decision = finetune_decision(settings, task, dataset, dataset_version, foundation_ref)
-    _, compute = workspace_params()
+    workspace = Workspace.current()
+    decision = finetune_decision(workspace, task, dataset, dataset_version, foundation_ref)
+    compute = workspace.params.compute
     result = finetune(
         task,
         dataset=dataset,
         from_model=foundation_ref,
-        settings=settings,
+        settings=workspace.settings,
         resume=decision.action == "resume",
         flow_run_id=flow_run_id,
         accelerator=compute.accelerator,

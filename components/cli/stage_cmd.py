@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from components.config import get_settings
+from components.workspace import Workspace
 
 console = Console(stderr=True, soft_wrap=True)
 STAGE_NAMES = ("validate", "pretrain", "finetune", "evaluate", "package")
@@ -30,7 +30,7 @@ def stage_command(
 
     if name not in STAGES:
         raise typer.BadParameter(f"unknown stage {name!r}: use one of {', '.join(STAGE_NAMES)}")
-    result = STAGES[name](get_settings())
+    result = STAGES[name](Workspace.current())
     if as_json:
         typer.echo(json.dumps(result, indent=2, default=str))
     else:

@@ -112,8 +112,9 @@ def model_still_registered(result: dict[str, Any]) -> bool:
 def gate_still_recorded(result: dict[str, Any]) -> bool:
     """A cached evaluation counts while the registry holds its model's gate decision."""
     from components.orchestration.release import gate_summary
+    from components.workspace import Workspace
 
-    return gate_summary(get_settings(), result["model_ref"]) is not None
+    return gate_summary(Workspace.current(), result["model_ref"]) is not None
 
 
 def bento_still_verified(result: dict[str, Any]) -> bool:

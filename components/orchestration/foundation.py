@@ -14,9 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from components.config import Settings
 from components.orchestration.fingerprints import file_digest
-from components.orchestration.params import OrchestrationParams
+from components.workspace import Workspace
 
 if TYPE_CHECKING:
     from components.registry import ModelInfo, Registry
@@ -37,18 +36,12 @@ class FoundationDecision:
         return asdict(self)
 
 
-def decide_foundation(
-    settings: Settings,
-    dataset: str,
-    dataset_version: str,
-    policy: OrchestrationParams,
-    params: PretrainParams,
-) -> FoundationDecision:
-    """The decision for ``dataset`` at ``dataset_version`` under ``policy`` with pretrain ``params``."""
-    from components.registry import open_registry
-
-    with open_registry(settings.resolved_registry_url) as registry:
-        interrupted = _interrupted_run(settings, dataset, params, registry)
+def decide_foundation(workspace: Workspace, dataset: str, dataset_version: str) -> FoundationDecision:
+    """The decision for ``dataset`` at ``dataset_version`` under the workspace's ``orchestration.foundation``
+    policy with its ``pretrain:`` parameters."""
+    policy, params = workspace.params.orchestration, workspace.params.pretrain
+    with workspace.registry() as registry:
+        interrupted = _interrupted_run(workspace, dataset, params, registry)
         if interrupted is not None:
             return interrupted
         current = current_foundation(registry, dataset, params.model_name)
@@ -109,20 +102,20 @@ def _growth(registry: Registry, before: str | None, now: str) -> float | None:
 
 
 def _interrupted_run(
-    settings: Settings, dataset: str, params: PretrainParams, registry: Registry
+    workspace: Workspace, dataset: str, params: PretrainParams, registry: Registry
 ) -> FoundationDecision | None:
     """Resume the dataset's last pretraining run if it is this data and these parameters and it never
     finished."""
-    from components.training.stage import LAST_CKPT, RUN_FILE, run_dir_for
+    from components.training.stage import LAST_CKPT, RUN_FILE
 
-    run_dir = run_dir_for(settings, dataset)
+    run_dir = workspace.pretrain_dir(dataset)
     if not (run_dir / RUN_FILE).is_file():
         return None
     state = json.loads((run_dir / RUN_FILE).read_text())
     run_id = state.get("registry_run_id")
     same = state.get("params") == params.model_dump(mode="json") and state.get(
         "manifest_sha256"
-    ) == file_digest(settings.data_dir / dataset / "manifest.parquet")
+    ) == file_digest(workspace.store_dir(dataset) / "manifest.parquet")
     if run_id is None or not same:
         return None
     run = registry.get_run(int(run_id))

@@ -86,9 +86,8 @@ def pretrain_with(
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the training process (and, through Lightning's launcher, of every other rank)."""
-    from components.config import get_settings, load_params
-    from components.orchestration.params import compute_params
     from components.training.stage import pretrain
+    from components.workspace import Workspace
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", required=True)
@@ -96,11 +95,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--flow-run-id")
     args = parser.parse_args(argv)
-    settings = get_settings()
-    compute = compute_params(load_params(settings.workspace / "params.yaml"))
+    workspace = Workspace.current()
+    compute = workspace.params.compute
     result = pretrain(
         args.dataset,
-        settings=settings,
+        settings=workspace.settings,
         resume=args.resume,
         devices=compute.devices,
         strategy=compute.strategy,

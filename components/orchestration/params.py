@@ -6,8 +6,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.config import Params
-
 FoundationPolicy = Literal["auto", "always", "reuse"]
 
 
@@ -63,29 +61,13 @@ class ComputeParams(BaseModel):
         return self.devices > 1
 
 
-def orchestration_params(params: Params) -> OrchestrationParams:
-    """The validated ``orchestration:`` section (defaults when absent)."""
-    return params.orchestration
-
-
-def compute_params(params: Params) -> ComputeParams:
-    """The validated ``compute:`` section (defaults when absent)."""
-    return params.compute
-
-
-def workspace_params() -> tuple[OrchestrationParams, ComputeParams]:
-    """Both sections from the workspace's params.yaml."""
-    from components.config import get_settings, load_params
-
-    params = load_params(get_settings().workspace / "params.yaml")
-    return orchestration_params(params), compute_params(params)
-
-
 def io_retries() -> dict[str, Any]:
     """Prefect task options for I/O steps: retries with exponential backoff and some jitter."""
     from prefect.tasks import exponential_backoff
 
-    orchestration, _ = workspace_params()
+    from components.workspace import Workspace
+
+    orchestration = Workspace.current().params.orchestration
     return {
         "retries": orchestration.io_retries,
         "retry_delay_seconds": exponential_backoff(backoff_factor=orchestration.retry_backoff_s),

@@ -15,8 +15,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from components.config import Settings, load_params
 from components.errors import UserError
+from components.workspace import Workspace
 
 PIPELINE_DIR = "pipeline"
 
@@ -25,8 +25,8 @@ class PipelineError(UserError, RuntimeError):
     """A DVC stage cannot run as asked; the message says what to do."""
 
 
-def pipeline_dir(settings: Settings) -> Path:
-    return settings.workspace / PIPELINE_DIR
+def pipeline_dir(workspace: Workspace) -> Path:
+    return workspace.root / PIPELINE_DIR
 
 
 def _write_json(path: Path, payload: Any) -> Path:
@@ -43,41 +43,37 @@ def _replace_dir(source: Path, target: Path) -> Path:
     return target
 
 
-def _dataset(settings: Settings) -> str:
-    return load_params(settings.workspace / "params.yaml").ingest.dataset
-
-
-def register_checked_out_version(settings: Settings, dataset: str) -> str:
+def register_checked_out_version(workspace: Workspace, dataset: str) -> str:
     """The dataset version ``data.dvc`` records, registered if this registry does not know it yet (a
     fresh clone): the stages' runs and models then name the data they came from."""
     from components.io.datasets import register_version
     from components.io.versioning import DataVersion, current_version, git_revision
-    from components.registry import NotFoundError, open_registry
+    from components.registry import NotFoundError
 
-    md5 = current_version(settings)
+    md5 = current_version(workspace.settings)
     if md5 is None:
-        raise PipelineError(
-            f"{settings.workspace} has no data.dvc: ingest a drop first (`ecgops ingest DROP`)"
-        )
-    with open_registry(settings.resolved_registry_url) as registry:
+        raise PipelineError(f"{workspace.root} has no data.dvc: ingest a drop first (`ecgops ingest DROP`)")
+    with workspace.registry() as registry:
         try:
             return registry.find_dataset_version(md5).dvc_md5
         except NotFoundError:
             pass
-    version = DataVersion(md5, changed=False, remote="", git_rev=git_revision(settings.workspace))
-    register_version(dataset, version, None, settings)
+    version = DataVersion(md5, changed=False, remote="", git_rev=git_revision(workspace.root))
+    register_version(dataset, version, None, workspace.settings)
     return md5
 
 
-def validate_stage(settings: Settings) -> dict[str, Any]:
+def validate_stage(workspace: Workspace) -> dict[str, Any]:
     """Validate the checked-out dataset version; writes the training exclusions and the verdict."""
     from components.validation import excluded_records, validate
 
-    dataset = _dataset(settings)
-    md5 = register_checked_out_version(settings, dataset)
-    result = validate(dataset, settings=settings, dataset_version_md5=md5)
-    out = pipeline_dir(settings)
-    _write_json(out / "validation" / "excluded.json", sorted(excluded_records(dataset, settings=settings)))
+    dataset = workspace.default_dataset
+    md5 = register_checked_out_version(workspace, dataset)
+    result = validate(dataset, settings=workspace.settings, dataset_version_md5=md5)
+    out = pipeline_dir(workspace)
+    _write_json(
+        out / "validation" / "excluded.json", sorted(excluded_records(dataset, settings=workspace.settings))
+    )
     metrics = {
         "verdict": result.verdict,
         "records": result.n_records,
@@ -90,16 +86,14 @@ def validate_stage(settings: Settings) -> dict[str, Any]:
     return result.to_dict()
 
 
-def pretrain_stage(settings: Settings) -> dict[str, Any]:
+def pretrain_stage(workspace: Workspace) -> dict[str, Any]:
     """Pretrain (devices from ``compute:``); the model goes to ``pipeline/foundation``."""
     from components.orchestration.launch import pretrain_with
-    from components.orchestration.params import compute_params
 
-    dataset = _dataset(settings)
-    register_checked_out_version(settings, dataset)
-    compute = compute_params(load_params(settings.workspace / "params.yaml"))
-    result = pretrain_with(settings, dataset, compute)
-    out = pipeline_dir(settings)
+    dataset = workspace.default_dataset
+    register_checked_out_version(workspace, dataset)
+    result = pretrain_with(workspace.settings, dataset, workspace.params.compute)
+    out = pipeline_dir(workspace)
     _replace_dir(Path(result["model_dir"]), out / "foundation")
     _write_json(out / "metrics" / "pretrain.json", result["evaluation"]["metrics"])
     _loss_curve(Path(result["run_dir"]), out / "plots" / "pretrain_loss.csv")
@@ -125,56 +119,51 @@ def _loss_curve(run_dir: Path, target: Path) -> None:
             writer.writerow({"epoch": epoch, **epochs[epoch]})
 
 
-def registered_ref(settings: Settings, directory: Path, stage: str) -> str:
+def registered_ref(workspace: Workspace, directory: Path, stage: str) -> str:
     """The registry reference of the model whose artifact ``directory`` is a copy of."""
-    from components.registry import open_registry
     from components.registry.artifacts import sha256_of
 
     if not directory.is_dir():
         raise PipelineError(f"{directory} is missing: run `dvc repro {stage}` first")
     digest = sha256_of(directory)
-    with open_registry(settings.resolved_registry_url) as registry:
+    with workspace.registry() as registry:
         for info in registry.models():
             if info.sha256 == digest:
                 return info.ref
     raise PipelineError(
-        f"the model in {directory} is not in the registry at {settings.resolved_registry_url}: "
+        f"the model in {directory} is not in the registry at {workspace.settings.resolved_registry_url}: "
         f"reproduce it here with `dvc repro --force {stage}`"
     )
 
 
-def _tasks(settings: Settings) -> list[str]:
-    from components.finetune.params import finetune_params
-
-    return finetune_params(load_params(settings.workspace / "params.yaml")).tasks
-
-
-def finetune_stage(settings: Settings) -> dict[str, Any]:
+def finetune_stage(workspace: Workspace) -> dict[str, Any]:
     """Fine-tune each of ``finetune.tasks`` from ``pipeline/foundation``; models to ``pipeline/models``."""
     from components.finetune.stage import finetune
 
-    out = pipeline_dir(settings)
-    foundation = registered_ref(settings, out / "foundation", "pretrain")
+    out = pipeline_dir(workspace)
+    foundation = registered_ref(workspace, out / "foundation", "pretrain")
     results: dict[str, Any] = {}
     shutil.rmtree(out / "models", ignore_errors=True)
-    for task in _tasks(settings):
-        result = finetune(task, dataset=_dataset(settings), from_model=foundation, settings=settings)
+    for task in workspace.params.finetune.tasks:
+        result = finetune(
+            task, dataset=workspace.default_dataset, from_model=foundation, settings=workspace.settings
+        )
         _replace_dir(result.model_dir, out / "models" / task)
         results[task] = result.to_dict()
     _write_json(out / "metrics" / "finetune.json", {t: r["val_metrics"] for t, r in results.items()})
     return results
 
 
-def evaluate_stage(settings: Settings) -> dict[str, Any]:
+def evaluate_stage(workspace: Workspace) -> dict[str, Any]:
     """Evaluate each model of ``pipeline/models`` (metrics, gate verdict); reports to ``pipeline/reports``."""
     from components.evaluation.stage import evaluate
 
-    out = pipeline_dir(settings)
+    out = pipeline_dir(workspace)
     results: dict[str, Any] = {}
     shutil.rmtree(out / "reports", ignore_errors=True)
-    for task in _tasks(settings):
-        ref = registered_ref(settings, out / "models" / task, "finetune")
-        result = evaluate(ref, settings=settings)
+    for task in workspace.params.finetune.tasks:
+        ref = registered_ref(workspace, out / "models" / task, "finetune")
+        result = evaluate(ref, settings=workspace.settings)
         _replace_dir(result.report_dir, out / "reports" / task)
         results[task] = result.to_dict()
     metrics = {
@@ -185,24 +174,23 @@ def evaluate_stage(settings: Settings) -> dict[str, Any]:
     return results
 
 
-def package_stage(settings: Settings) -> dict[str, Any]:
+def package_stage(workspace: Workspace) -> dict[str, Any]:
     """Package each model whose gate passed; Bentos to ``pipeline/bentos``, refusals recorded beside."""
-    from components.registry import open_registry
     from components.serving.artifacts import fetch_file
     from components.serving.package import package
 
-    out = pipeline_dir(settings)
+    out = pipeline_dir(workspace)
     shutil.rmtree(out / "bentos", ignore_errors=True)
     (out / "bentos").mkdir(parents=True)
     results: dict[str, Any] = {}
-    for task in _tasks(settings):
-        ref = registered_ref(settings, out / "models" / task, "finetune")
-        with open_registry(settings.resolved_registry_url) as registry:
+    for task in workspace.params.finetune.tasks:
+        ref = registered_ref(workspace, out / "models" / task, "finetune")
+        with workspace.registry() as registry:
             gate = registry.latest_gate_decision(ref)
         verdict = gate.verdict if gate else None
         results[task] = {"model": ref, "gate": verdict, "packaged": verdict == "pass"}
         if verdict == "pass":
-            bento = package(ref, settings=settings)
+            bento = package(ref, settings=workspace.settings)
             fetch_file(bento.uri, out / "bentos" / Path(bento.uri).name)
             results[task] |= {"tag": bento.tag, "uri": bento.uri, "sha256": bento.sha256}
         _write_json(

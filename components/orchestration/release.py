@@ -5,28 +5,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.config import Settings
+from components.workspace import Workspace
 
 
-def gate_summary(settings: Settings, model_ref: str) -> dict[str, Any] | None:
+def gate_summary(workspace: Workspace, model_ref: str) -> dict[str, Any] | None:
     """The latest gate decision of ``model_ref`` (verdict, policy, reasons, id), or None before any."""
-    from components.registry import open_registry
-
-    with open_registry(settings.resolved_registry_url) as registry:
+    with workspace.registry() as registry:
         gate = registry.latest_gate_decision(model_ref)
     if gate is None:
         return None
     return {"verdict": gate.verdict, "policy": gate.policy, "reasons": list(gate.reasons), "id": gate.id}
 
 
-def promote_candidate(settings: Settings, model_ref: str, stage: str, flow_run_id: str | None) -> str:
+def promote_candidate(workspace: Workspace, model_ref: str, stage: str, flow_run_id: str | None) -> str:
     """Move a model whose gate passed from candidate to ``stage`` (audited); say what happened. The check
     and the move are one registry transaction (``expected_stage``), so a stage a person set meanwhile
     (``ecgops registry promote``) is never undone: the model then stays where that person put it."""
-    from components.registry import StageChangedError, open_registry
+    from components.registry import StageChangedError
 
     reason = f"retrain flow run {flow_run_id}: gate passed"
-    with open_registry(settings.resolved_registry_url) as registry:
+    with workspace.registry() as registry:
         try:
             change = registry.promote(model_ref, stage, reason=reason, expected_stage="candidate")
         except StageChangedError as exc:

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from components.config import Settings
+from components.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -21,16 +21,13 @@ class ResumeDecision:
 
 
 def finetune_decision(
-    settings: Settings, task: str, dataset: str, dataset_version: str, foundation_ref: str
+    workspace: Workspace, task: str, dataset: str, dataset_version: str, foundation_ref: str
 ) -> ResumeDecision:
     """What to do about the (task, dataset) fine-tuning run with the workspace's ``finetune:`` params."""
-    from components.config import load_params
-    from components.finetune.params import finetune_params
-    from components.finetune.stage import LAST_CKPT, RUN_FILE, run_dir_for
-    from components.registry import open_registry
+    from components.finetune.stage import LAST_CKPT, RUN_FILE
 
-    params = finetune_params(load_params(settings.workspace / "params.yaml"))
-    run_dir = run_dir_for(settings, task, dataset, params.mode, params.label_fraction)
+    params = workspace.params.finetune
+    run_dir = workspace.finetune_dir(task, dataset, params.mode, params.label_fraction)
     if not (run_dir / RUN_FILE).is_file():
         return ResumeDecision("start", "no earlier run")
     state: dict[str, Any] = json.loads((run_dir / RUN_FILE).read_text())
@@ -41,7 +38,7 @@ def finetune_decision(
     }
     if any(state.get(k) != v for k, v in expected.items()) or state.get("registry_run_id") is None:
         return ResumeDecision("start", "the earlier run had other data, foundation or parameters")
-    with open_registry(settings.resolved_registry_url) as registry:
+    with workspace.registry() as registry:
         run = registry.get_run(int(state["registry_run_id"]))
         if run.status == "succeeded":
             return ResumeDecision("start", f"fine-tuning run {run.id} finished")

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from components.config import Settings
+from components.workspace import Workspace
 
 INGEST_COUNTS = ("seen", "ingested", "duplicates", "quarantined", "rows_without_signals")
 
@@ -27,26 +27,18 @@ def metric_rows(model_ref: str | None, metrics: dict[str, Any], split: str = "te
     ]
 
 
-def _registry_metrics(settings: Settings, ref: str, split: str) -> dict[str, float]:
-    from components.registry import open_registry
-
-    with open_registry(settings.resolved_registry_url) as registry:
-        return {m.name: m.value for m in registry.metrics(ref) if m.split == split and m.cohort == "all"}
-
-
-def foundation_from_registry(settings: Settings, ref: str) -> dict[str, Any]:
+def foundation_from_registry(workspace: Workspace, ref: str) -> dict[str, Any]:
     """A reused foundation model, shaped like the pretrain stage's result."""
-    from components.registry import open_registry
-
-    with open_registry(settings.resolved_registry_url) as registry:
+    with workspace.registry() as registry:
         info = registry.model(ref)
+        metrics = {m.name: m.value for m in registry.metrics(ref) if m.split == "test" and m.cohort == "all"}
     return {
         "model_ref": info.ref,
         "model_dir": info.artifact_uri,
         "dataset": info.dataset,
         "dataset_version": info.dataset_version_md5,
         "registry_run_id": info.run_id,
-        "evaluation": {"split": "test", "metrics": _registry_metrics(settings, info.ref, "test")},
+        "evaluation": {"split": "test", "metrics": metrics},
     }
 
 

@@ -11,7 +11,6 @@ import yaml
 from components.config import PACKAGE_ROOT, Params, ParamsError, Settings, load_params, parse_params
 from components.evaluation.params import evaluate_params
 from components.finetune.params import finetune_params
-from components.orchestration.params import compute_params, orchestration_params
 from components.serving.params import package_params, serve_params
 from components.training.params import pretrain_params
 from tests.badinput.corpus import broken_drop
@@ -28,8 +27,8 @@ def test_the_repository_params_yaml_validates_and_every_section_is_typed() -> No
     assert evaluate_params(params).gate_policies == raw["evaluate"]["gate_policies"]
     assert serve_params(params).max_body_bytes == raw["serve"]["max_body_bytes"]
     assert package_params(params).bento_prefix == raw["package"]["bento_prefix"]
-    assert orchestration_params(params).promote_to == raw["orchestration"]["promote_to"]
-    assert compute_params(params).shard_records == raw["compute"]["shard_records"]
+    assert params.orchestration.promote_to == raw["orchestration"]["promote_to"]
+    assert params.compute.shard_records == raw["compute"]["shard_records"]
     assert params.section("ingest") == params.ingest.model_dump(mode="json")
 
 
@@ -37,7 +36,7 @@ def test_absent_file_or_sections_mean_the_defaults(tmp_path: Path) -> None:
     assert load_params(tmp_path / "params.yaml") == parse_params({})
     (tmp_path / "params.yaml").write_text("ingest:\npretrain:\n")  # empty sections, as YAML writes them
     params = load_params(tmp_path / "params.yaml")
-    assert params.ingest.target_fs == 100 and compute_params(params).task_runner == "thread"
+    assert params.ingest.target_fs == 100 and params.compute.task_runner == "thread"
     with pytest.raises(KeyError, match="no section 'ingset'"):
         params.section("ingset")
 

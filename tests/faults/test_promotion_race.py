@@ -13,6 +13,7 @@ import pytest
 
 from components.config import Settings
 from components.registry import open_registry
+from components.workspace import Workspace
 from flows import release
 from tests.faults.conftest import wait_for
 
@@ -38,7 +39,7 @@ def test_the_flow_never_undoes_a_promotion_a_person_made_meanwhile(
     ref = setup.register_model("race", kind="task", task=TASK, artifact_uri=str(tmp_path)).ref
     setup.record_gate_decision(ref, policy="test@v1", verdict="pass", reasons=["ok"])
     settings = Settings(workspace=tmp_path, registry_url=pg_database)
-    monkeypatch.setattr(release, "get_settings", lambda: settings)
+    monkeypatch.setattr(Workspace, "current", lambda: Workspace(settings))
     person = open_registry(pg_database, actor="dr.release")
     admin = psycopg.connect(
         make_url(pg_database).set(drivername="postgresql").render_as_string(hide_password=False),

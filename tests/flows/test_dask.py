@@ -27,13 +27,13 @@ pytestmark = pytest.mark.slow
 DRIVER = """
 import json, os, sys
 from prefect import flow
-from components.orchestration.params import workspace_params
+from components.workspace import Workspace
 from components.orchestration.runners import dask_cluster, task_runner
 from flows.data import ingest_flow, validate_flow, version_flow
 
 @flow
 def data_stages(drop: str) -> dict:
-    _, compute = workspace_params()
+    compute = Workspace.current().params.compute
     with dask_cluster(compute) as address:
         ingest = ingest_flow.with_options(task_runner=task_runner(address))(drop)
         validation = validate_flow.with_options(task_runner=task_runner(address))("demo")

@@ -1,0 +1,103 @@
+"""One ecgops workspace: its settings, its ``params.yaml`` (read once), its registry, stores and run folders.
+
+Everything that needs the workspace gets a :class:`Workspace` (the CLI, the flows, the ``dvc.yaml`` stages
+and the dashboards build one) instead of reading ``params.yaml`` or opening the registry by hand::
+
+    workspace = Workspace.current()          # the ECGOPS_* environment
+    workspace.params.finetune.epochs         # every section typed; a misspelt key was an error at load
+    with workspace.registry() as registry:   # opened and closed
+        registry.models(task="AF")
+    workspace.store()                        # the canonical store of params.yaml's dataset
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from components.config import Params, Settings, get_settings, load_params
+
+if TYPE_CHECKING:
+    from components.io.store import DatasetStore
+    from components.registry import Registry
+
+
+class Workspace:
+    """Settings (where things live) and parameters (what the stages do) of one workspace."""
+
+    def __init__(self, settings: Settings, params: Params | None = None) -> None:
+        self.settings = settings
+        if params is not None:
+            self.__dict__["params"] = params
+
+    @classmethod
+    def current(cls) -> Workspace:
+        """The workspace the ``ECGOPS_*`` environment names (its settings cached for the process)."""
+        return cls(get_settings())
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
+
+    @property
+    def root(self) -> Path:
+        return self.settings.workspace
+
+    @property
+    def state_dir(self) -> Path:
+        return self.settings.state_dir
+
+    @cached_property
+    def params(self) -> Params:
+        """``params.yaml`` at the workspace root, parsed once; :class:`~components.config.ParamsError`
+        names a misspelt or unknown key."""
+        return load_params(self.root / "params.yaml")
+
+    def reload(self) -> Workspace:
+        """The same workspace with ``params.yaml`` read again (it may have been edited since)."""
+        return Workspace(self.settings)
+
+    @property
+    def default_dataset(self) -> str:
+        """The dataset ``params.yaml`` names (``ingest.dataset``)."""
+        return self.params.ingest.dataset
+
+    def dataset(self, name: str | None = None) -> str:
+        """``name``, or the default dataset when none is given."""
+        return name or self.default_dataset
+
+    @contextmanager
+    def registry(self, *, actor: str | None = None) -> Iterator[Registry]:
+        """The workspace's registry, open for the block and closed after it."""
+        with self.open_registry(actor=actor) as registry:
+            yield registry
+
+    def open_registry(self, *, actor: str | None = None) -> Registry:
+        """A registry handle the caller keeps (and closes): long-lived processes such as the dashboard."""
+        from components.registry import open_registry
+
+        return open_registry(self.settings.resolved_registry_url, actor=actor or self.settings.actor)
+
+    def store_dir(self, dataset: str | None = None) -> Path:
+        """``data/<dataset>``, the canonical store's folder (it may not exist yet)."""
+        return self.settings.data_dir / self.dataset(dataset)
+
+    def store(self, dataset: str | None = None, manifest_columns: list[str] | None = None) -> DatasetStore:
+        """The canonical store of ``dataset`` (default: params.yaml's)."""
+        from components.io.store import DatasetStore
+
+        return DatasetStore.open(self.store_dir(dataset), manifest_columns)
+
+    def validation_dir(self, dataset: str) -> Path:
+        """Where the validation runs of ``dataset`` keep their reports, one folder per run."""
+        return self.state_dir / "validation" / dataset
+
+    def pretrain_dir(self, dataset: str) -> Path:
+        """The pretraining run folder of ``dataset`` (checkpoints, ``run.json``)."""
+        return self.state_dir / "pretrain" / dataset
+
+    def finetune_dir(self, task: str, dataset: str, mode: str, label_fraction: float) -> Path:
+        """The fine-tuning run folder of one task, dataset, mode and label fraction."""
+        return self.state_dir / "finetune" / task / dataset / f"{mode}-{label_fraction:g}"
