@@ -68,6 +68,21 @@ class Workspace:
         """``name``, or the default dataset when none is given."""
         return name or self.default_dataset
 
+    @property
+    def registry_url(self) -> str:
+        return self.settings.resolved_registry_url
+
+    def registry_exists(self) -> bool:
+        """False for a SQLite registry file that was never created (a fresh workspace): readers such as the
+        dashboard then show first steps instead of creating one."""
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.registry_url)
+        if url.get_backend_name() != "sqlite":
+            return True
+        database = url.database or ""
+        return database in ("", ":memory:") or Path(database).is_file()
+
     @contextmanager
     def registry(self, *, actor: str | None = None) -> Iterator[Registry]:
         """The workspace's registry, open for the block and closed after it."""
@@ -78,7 +93,7 @@ class Workspace:
         """A registry handle the caller keeps (and closes): long-lived processes such as the dashboard."""
         from components.registry import open_registry
 
-        return open_registry(self.settings.resolved_registry_url, actor=actor or self.settings.actor)
+        return open_registry(self.registry_url, actor=actor or self.settings.actor)
 
     def store_dir(self, dataset: str | None = None) -> Path:
         """``data/<dataset>``, the canonical store's folder (it may not exist yet)."""
@@ -89,6 +104,21 @@ class Workspace:
         from components.io.store import DatasetStore
 
         return DatasetStore.open(self.store_dir(dataset), manifest_columns)
+
+    def store_datasets(self) -> list[str]:
+        """Datasets present in the checked-out canonical store (``data/<name>/store.json``)."""
+        root = self.settings.data_dir
+        if not root.is_dir():
+            return []
+        return sorted(p.parent.name for p in root.glob("*/store.json"))
+
+    def datasets(self, registry: Registry | None) -> list[str]:
+        """Datasets known to ``registry`` or present in ``data/``; params.yaml's default first."""
+        names = set(self.store_datasets())
+        if registry is not None:
+            names.update(registry.dataset_names())
+        default = self.default_dataset
+        return ([default] if default in names else []) + sorted(names - {default})
 
     def validation_dir(self, dataset: str) -> Path:
         """Where the validation runs of ``dataset`` keep their reports, one folder per run."""

@@ -6,22 +6,25 @@ import streamlit as st
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from components.dashboard import PageWindow, Workspace, window
+from components.config import Settings
+from components.dashboard import PageWindow, window
+from components.dashboard.first_steps import FIRST_STEPS
 from components.dashboard.pagination import PAGE_SIZES
-from components.dashboard.workspace import FIRST_STEPS
-from components.registry import Registry, RegistryError, open_registry
+from components.registry import Registry, RegistryError
+from components.workspace import Workspace
 
 DATASET_KEY = "dataset"
 
 
 @st.cache_resource(show_spinner=False)
-def _registry(url: str) -> Registry:
-    return open_registry(url)
+def _registry(_ws: Workspace, url: str) -> Registry:
+    """One registry handle per process and registry URL (Streamlit keys the cache on ``url`` only)."""
+    return _ws.open_registry()
 
 
 def workspace() -> Workspace:
     """The workspace of this app (``ECGOPS_*`` environment of the server)."""
-    return Workspace.from_environment()
+    return Workspace(Settings())  # the ECGOPS_* environment as it is now, not a cached copy
 
 
 def registry_or_stop(ws: Workspace) -> Registry:
@@ -30,7 +33,7 @@ def registry_or_stop(ws: Workspace) -> Registry:
         st.info(FIRST_STEPS["workspace"], icon=":material/rocket_launch:")
         st.stop()
     try:
-        return _registry(ws.registry_url)
+        return _registry(ws, ws.registry_url)
     except (RegistryError, SQLAlchemyError) as exc:
         url = make_url(ws.registry_url).render_as_string(hide_password=True)
         st.error(f"cannot open the registry at {url}: {str(exc).splitlines()[0]}")

@@ -21,9 +21,9 @@ import yaml
 
 from components.config import SCHEMAS_DIR
 from components.dashboard.quality import short_md5
-from components.dashboard.workspace import Workspace
 from components.io.versioning import current_version
 from components.registry import DatasetVersionInfo
+from components.workspace import Workspace
 
 MANIFEST_NAME = "manifest.parquet"
 

@@ -22,12 +22,12 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from components.dashboard.pagination import PageWindow, window
-from components.dashboard.workspace import Workspace
 from components.io.store import DatasetStore, StoreError
 from components.registry import ValidationRunInfo
 from components.validation import ReviewError, latest_run_dir, list_quarantined
 from components.validation.plots import EcgPlotter
 from components.validation.stage import validation_root
+from components.workspace import Workspace
 
 STATUSES = ("quarantined", "accepted", "rejected")
 SEVERITY_ORDER = {"block": 0, "quarantine": 1, "warn": 2}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components.dashboard import Workspace, quality
+from components.dashboard import quality
 from components.dashboard.charts import expectation_trend_chart
 from components.validation import ReviewError, decide
+from components.workspace import Workspace
 from dashboards.ui import current_dataset, first_steps, paginate, registry_or_stop, workspace
 
 TREND_RUNS = 20

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from components.dashboard import Workspace, datasets
+from components.dashboard import datasets
 from components.dashboard.charts import label_shift_chart
 from components.dashboard.quality import short_md5
+from components.workspace import Workspace
 from dashboards.ui import current_dataset, first_steps, paginate, registry_or_stop, workspace
 
 

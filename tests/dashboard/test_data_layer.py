@@ -12,13 +12,14 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from components.cli import app
-from components.dashboard import Workspace, window
+from components.dashboard import window
 from components.dashboard.datasets import LabelCounts, label_shift, total_variation, version_manifest
 from components.dashboard.launch import app_path, streamlit_command
 from components.dashboard.models import document_directories, inline_images, lineage_dot, model_documents
 from components.dashboard.quality import quarantine_listing, record_plot
 from components.registry import LineageNode, open_registry
 from components.validation import list_quarantined
+from components.workspace import Workspace
 from tests.dashboard.conftest import FIRST_VERSION_RECORDS, Populated
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from components.dashboard.workspace import FIRST_STEPS
+from components.dashboard.first_steps import FIRST_STEPS
 from components.registry import open_registry
 from components.validation import list_quarantined, load_policy
 from tests.dashboard.conftest import FIRST_VERSION_RECORDS, PAGES, Populated, new_workspace, open_page
