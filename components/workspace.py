@@ -68,6 +68,12 @@ class Workspace:
         """``name``, or the default dataset when none is given."""
         return name or self.default_dataset
 
+    def with_registry(self, url: str | None) -> Workspace:
+        """This workspace with its registry at ``url`` instead (itself when ``url`` is None)."""
+        if url is None:
+            return self
+        return Workspace(self.settings.model_copy(update={"registry_url": url}), self.__dict__.get("params"))
+
     @property
     def registry_url(self) -> str:
         return self.settings.resolved_registry_url

@@ -83,11 +83,10 @@ def list_command(
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Registered Bentos, newest first, with their artifact URI and sha256."""
-    from components.config import get_settings
-    from components.registry import open_registry, to_jsonable
+    from components.registry import to_jsonable
+    from components.workspace import Workspace
 
-    settings = get_settings()
-    with open_registry(settings.resolved_registry_url) as registry:
+    with Workspace.current().registry() as registry:
         bentos = registry.bentos(task=task)
         stages = {b.model: registry.model(b.model).stage for b in bentos}
     if as_json:
@@ -111,16 +110,14 @@ def serve_command(
     import bentoml
     from bentoml.exceptions import NotFound
 
-    from components.config import get_settings, load_params
-    from components.registry import open_registry
-    from components.serving.params import serve_params
     from components.serving.pull import pull, resolve_bento
+    from components.workspace import Workspace
 
-    settings = get_settings()
-    serve = serve_params(load_params(settings.workspace / "params.yaml"))
+    workspace = Workspace.current()
+    settings, serve = workspace.settings, workspace.params.serve
     tag = target
     if "@" in target and ":" not in target:
-        with open_registry(settings.resolved_registry_url) as registry:
+        with workspace.registry() as registry:
             tag = resolve_bento(registry, target).tag
     try:
         bentoml.bentos.get(tag)

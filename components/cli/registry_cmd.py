@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.tree import Tree
 from sqlalchemy.exc import ArgumentError
 
-from components.registry import LineageNode, Registry, RegistryError, open_registry, to_jsonable
+from components.registry import LineageNode, Registry, RegistryError, to_jsonable
 
 registry_app = typer.Typer(help="Model registry: models, lineage, promotion, audit.", no_args_is_help=True)
 console = Console()
@@ -44,7 +44,11 @@ def _errors() -> Iterator[None]:
 
 @contextmanager
 def _registry(url: str | None) -> Iterator[Registry]:
-    with _errors(), open_registry(url) as reg:
+    """The workspace's registry, or the one at ``--url``."""
+    from components.config import get_settings
+    from components.workspace import Workspace
+
+    with _errors(), Workspace(get_settings()).with_registry(url).registry() as reg:
         yield reg
 
 

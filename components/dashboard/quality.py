@@ -26,7 +26,6 @@ from components.io.store import DatasetStore, StoreError
 from components.registry import ValidationRunInfo
 from components.validation import ReviewError, latest_run_dir, list_quarantined
 from components.validation.plots import EcgPlotter
-from components.validation.stage import validation_root
 from components.workspace import Workspace
 
 STATUSES = ("quarantined", "accepted", "rejected")
@@ -244,7 +243,7 @@ def record_plot(workspace: Workspace, dataset: str, record_id: str, reasons_json
 
     Raises :class:`LookupError` when the record is not in the checked-out store (another data version).
     """
-    path = validation_root(workspace.settings, dataset) / "plots" / f"{record_id}.png"
+    path = workspace.validation_dir(dataset) / "plots" / f"{record_id}.png"
     if path.is_file():
         return path
     root = workspace.settings.data_dir / dataset

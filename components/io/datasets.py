@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from components.config import Settings, get_settings, load_params
+from components.config import Settings, get_settings
 from components.io.ingest import IngestSummary, ingest
-from components.io.store import DatasetStore
 from components.io.versioning import (
     DataVersion,
     VersioningError,
@@ -15,6 +14,7 @@ from components.io.versioning import (
     current_version,
     version_data,
 )
+from components.workspace import Workspace
 
 
 def ingest_and_version(
@@ -27,11 +27,13 @@ def ingest_and_version(
     settings: Settings | None = None,
 ) -> IngestSummary:
     """Ingest a drop; when the store changed (or was never versioned), version it and register the version."""
-    settings = settings or get_settings()
-    params = load_params(settings.workspace / "params.yaml").ingest
-    summary = ingest(drop, dataset=dataset, fmt=fmt, settings=settings, params=params, progress=progress)
+    workspace = Workspace(settings or get_settings())
+    params = workspace.params.ingest
+    summary = ingest(
+        drop, dataset=dataset, fmt=fmt, settings=workspace.settings, params=params, progress=progress
+    )
     if version:
-        summary.version = version_dataset(summary.dataset, settings).to_dict()
+        summary.version = version_dataset(summary.dataset, workspace.settings).to_dict()
     return summary
 
 
@@ -44,9 +46,8 @@ def version_dataset(dataset: str, settings: Settings) -> DataVersion:
 
 def register_version(dataset: str, data_version: DataVersion, parent: str | None, settings: Settings) -> None:
     """Record a dataset version (with its counts) in the registry."""
-    from components.registry import open_registry
-
-    store = DatasetStore.open(settings.data_dir / dataset)
+    workspace = Workspace(settings)
+    store = workspace.store(dataset)
     manifest = store.manifest
     statistics: dict[str, Any] = {
         "splits": manifest["split"].value_counts().to_dict(),
@@ -58,7 +59,7 @@ def register_version(dataset: str, data_version: DataVersion, parent: str | None
         "size_bytes": data_version.size_bytes,
         "remote": data_version.remote,
     }
-    with open_registry(settings.resolved_registry_url) as registry:
+    with workspace.registry() as registry:
         known = {v.dvc_md5 for v in registry.dataset_versions(dataset)}
         # data.dvc may name a version this registry never saw (a fresh clone, another dataset's version)
         lineage_parent = parent if parent in known and parent != data_version.md5 else None
@@ -78,9 +79,9 @@ def list_versions(settings: Settings) -> list[dict[str, Any]]:
     """Versions known from the registry and from the local DVC cache, newest registry entries first."""
     current = current_version(settings)
     seen: dict[str, dict[str, Any]] = {}
-    from components.registry import open_registry
-
-    for info in open_registry(settings.resolved_registry_url).dataset_versions():
+    with Workspace(settings).registry() as registry:
+        registered = registry.dataset_versions()
+    for info in registered:
         seen.setdefault(
             info.dvc_md5, {"md5": info.dvc_md5, "dataset": info.dataset, "known_from": "registry"}
         )

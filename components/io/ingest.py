@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from components.config import IngestParams, Settings, get_settings, load_params
+from components.config import IngestParams, Settings, get_settings
 from components.io.leads import N_LEADS
 from components.io.prepare import PreparedRecord, RejectedRecord, prepare
 from components.io.sources import RecordRef, iter_drop
@@ -56,6 +56,7 @@ from components.io.store import (
     remove_orphan_shards,
     write_slot,
 )
+from components.workspace import Workspace
 
 SPLITS = ("train", "val", "test")
 
@@ -125,7 +126,7 @@ def ingest(
     signals into the shard slots this process reserved for them.
     """
     settings = settings or get_settings()
-    params = params or load_params(settings.workspace / "params.yaml").ingest
+    params = params or Workspace(settings).params.ingest
     dataset = dataset or params.dataset
     target_samples = round(params.target_fs * params.target_duration_s)
     root = settings.data_dir / dataset

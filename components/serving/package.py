@@ -25,15 +25,16 @@ from typing import Any
 
 import yaml
 
-from components.config import PACKAGE_ROOT, Settings, get_settings, load_params
+from components.config import PACKAGE_ROOT, Settings, get_settings
 from components.models.task_model import load_task_model_config
-from components.registry import GateDecisionInfo, ModelInfo, Registry, open_registry
+from components.registry import GateDecisionInfo, ModelInfo, Registry
 from components.registry.provenance import code_version
 from components.serving.artifacts import join_uri, store_file
 from components.serving.bentostore import ensure_model, tag_part
 from components.serving.card import build_card
 from components.serving.errors import PackagingError, PackagingRefusedError
-from components.serving.params import PackageParams, ServeParams, package_params, serve_params
+from components.serving.params import PackageParams, ServeParams
+from components.workspace import Workspace
 
 BENTOFILE = PACKAGE_ROOT / "serving" / "bentofile.yaml"
 #: one build at a time per process: BentoML imports the service with process-wide effects (cwd, args),
@@ -73,12 +74,12 @@ def package(
     """Build, export and register the Bento of task model ``model_ref`` (``name@version`` or ``name``);
     ``flow_run_id`` (a Prefect flow run) is recorded on the registry run."""
     started = time.perf_counter()
-    settings = settings or get_settings()
-    params = load_params(settings.workspace / "params.yaml")
-    serve, pack = serve_params(params), package_params(params)
+    workspace = Workspace(settings or get_settings())
+    settings = workspace.settings
+    serve, pack = workspace.params.serve, workspace.params.package
     if force and not (reason and reason.strip()):
         raise PackagingError("--force needs a --reason (it is written to the audit log)")
-    with open_registry(settings.resolved_registry_url, actor=settings.actor) as registry:
+    with workspace.registry() as registry:
         model = registry.model(model_ref)
         if model.kind != "task" or model.task is None:
             raise PackagingError(f"{model.ref} is a {model.kind} model; only task models are packaged")

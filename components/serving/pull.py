@@ -14,11 +14,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from components.config import Settings, get_settings
-from components.registry import BentoInfo, Registry, open_registry
+from components.registry import BentoInfo, Registry
 from components.registry.errors import ArtifactMismatchError
 from components.serving.artifacts import fetch_file
 from components.serving.bentostore import bentoml_home
 from components.serving.errors import PackagingError
+from components.workspace import Workspace
 
 
 @dataclass
@@ -56,7 +57,7 @@ def pull(target: str, *, settings: Settings | None = None, home: Path | None = N
 
     started = time.perf_counter()
     settings = settings or get_settings()
-    with open_registry(settings.resolved_registry_url, actor=settings.actor) as registry:
+    with Workspace(settings).registry() as registry:
         info = resolve_bento(registry, target)
     with tempfile.TemporaryDirectory(prefix="ecgops-pull-") as tmp:
         local = Path(tmp) / PurePosixPath(info.artifact_uri.rstrip("/")).name

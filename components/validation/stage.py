@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import numpy as np
 import pandas as pd
 
-from components.config import Settings, get_settings, load_params
+from components.config import Settings, get_settings
 from components.io.store import DatasetStore
 from components.quality import FeatureTables, SignalFeatureParams, extract_features
 from components.quality.features import combine, record_ranges, signal_tables
@@ -35,6 +35,7 @@ from components.validation.policy import Policy, load_policy
 from components.validation.quarantine import first_positions, quarantine_table, record_reasons
 from components.validation.report import write_summary
 from components.validation.result import ValidationResult, Verdict
+from components.workspace import Workspace
 
 if TYPE_CHECKING:
     from components.io.versioning import DataVersion
@@ -213,15 +214,14 @@ def validate(
     ``result.exit_code`` is 1 when a block-severity expectation failed. With ``shard_map``, the signal
     features are extracted in shards of about ``shard_records`` records (see the module docstring).
     """
-    from components.registry import open_registry
-
     started = time.perf_counter()
-    settings = settings or get_settings()
-    dataset = dataset or load_params(settings.workspace / "params.yaml").ingest.dataset
+    workspace = Workspace(settings or get_settings()).with_registry(registry_url)
+    settings = workspace.settings
+    dataset = workspace.dataset(dataset)
     policy: Policy = load_policy(policy_path)
-    store = DatasetStore.open(settings.data_dir / dataset)
+    store = workspace.store(dataset)
     run_name = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    root = validation_root(settings, dataset)
+    root = workspace.validation_dir(dataset)
     report_dir = root / run_name
     report_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -254,7 +254,7 @@ def validate(
     )
     gx_seconds = time.perf_counter() - t
 
-    with open_registry(registry_url or settings.resolved_registry_url) as registry:
+    with workspace.registry() as registry:
         decisions = registry.steward_decisions(dataset)
     reasons = record_reasons(outcomes, features, policy)
     quarantine = quarantine_table(reasons, store.manifest, decisions)
@@ -310,7 +310,7 @@ def validate(
     write_summary(result, quarantine, plot_paths)
     timings["report"] = time.perf_counter() - t
     if dataset_version_md5:
-        with open_registry(registry_url or settings.resolved_registry_url) as registry:
+        with workspace.registry() as registry:
             record_validation(result, dataset_version_md5, registry)
     timings["total"] = time.perf_counter() - started
     result.timings_s = {k: round(v, 3) for k, v in timings.items()}
@@ -321,11 +321,10 @@ def validate(
 def version_validated(dataset: str, validation: ValidationResult | None, settings: Settings) -> DataVersion:
     """Version the store with DVC and register the version; record ``validation`` (when given) against it."""
     from components.io.datasets import version_dataset
-    from components.registry import open_registry
 
     data_version = version_dataset(dataset, settings)
     if validation is not None:
-        with open_registry(settings.resolved_registry_url) as registry:
+        with Workspace(settings).registry() as registry:
             record_validation(validation, data_version.md5, registry)
     return data_version
 
