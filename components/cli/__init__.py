@@ -24,7 +24,7 @@ from components.cli.validate_cmd import review_app, validate_command
 from components.config import ParamsError
 from components.dashboard.launch import DashboardError
 from components.evaluation.errors import EvaluationError
-from components.finetune.errors import FinetuneError, TaskError
+from components.finetune.errors import FinetuneError
 from components.io.sources.generic import ManifestError
 from components.io.store import StoreError
 from components.io.versioning import VersioningError
@@ -33,6 +33,7 @@ from components.orchestration.lock import WorkspaceBusyError
 from components.orchestration.pipeline import PipelineError
 from components.registry.errors import RegistryError
 from components.serving.errors import PackagingError
+from components.tasks.errors import TaskError
 from components.training.errors import PretrainError
 from components.validation import ReviewError
 

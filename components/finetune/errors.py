@@ -1,8 +1,4 @@
-"""Errors of tasks and fine-tuning (importable without torch, for the CLI's list of user errors)."""
-
-
-class TaskError(ValueError):
-    """A task, label mapping or gate policy file is missing or invalid; the message says what and where."""
+"""Errors of fine-tuning (importable without torch, for the CLI's list of user errors)."""
 
 
 class FinetuneError(RuntimeError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -146,7 +147,7 @@ def macro(values: Array) -> Array:
     values = np.asarray(values, dtype=np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(values, axis=-1)
+        return cast(Array, np.nanmean(values, axis=-1))
 
 
 def macro_auroc(targets: Array, proba: Array) -> float:
