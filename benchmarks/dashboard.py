@@ -43,9 +43,9 @@ from components.dashboard import quality
 from components.dashboard.launch import app_path
 from components.io.datasets import ingest_and_version, version_dataset
 from components.io.store import DatasetStore
+from components.metrics.classification import auroc
 from components.quality.defects import DEFECTS, write_derived_store
 from components.registry import MetricInfo, Registry, open_registry
-from components.training.metrics import auroc
 from components.training.probe import linear_probe
 from components.training.reports import SUPERCLASSES, superdiagnostic_targets
 from components.validation import list_quarantined, validate
@@ -66,7 +66,7 @@ PAGES = ("views/data_quality.py", "views/datasets.py", "views/models.py", "views
 
 def hanley_mcneil(y: np.ndarray, score: np.ndarray) -> tuple[float, float, float]:
     """AUROC with its 95 % CI from the Hanley–McNeil standard error."""
-    a = auroc(y, score)
+    a = float(auroc(y, score))
     n1, n0 = int(y.sum()), int((~y.astype(bool)).sum())
     q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
     se = np.sqrt(max(0.0, (a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a)) / (n1 * n0)))

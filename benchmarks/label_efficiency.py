@@ -101,15 +101,15 @@ def main() -> None:
     import numpy as np
 
     from components.config import IngestParams, Settings, load_params
-    from components.evaluation.bootstrap import estimate, patient_weights
-    from components.evaluation.metrics import auroc, macro
     from components.evaluation.predict import score, select_cohort
     from components.finetune.params import finetune_params
     from components.finetune.stage import finetune
-    from components.finetune.tasks import load_task
     from components.io.ingest import ingest
     from components.io.store import DatasetStore
+    from components.metrics.bootstrap import estimate, patient_weights
+    from components.metrics.classification import auroc, macro
     from components.models.task_model import load_task_model
+    from components.tasks.spec import load_task
 
     wall_started = time.perf_counter()
     fractions = [float(f) for f in args.fractions.split(",")]

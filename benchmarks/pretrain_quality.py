@@ -49,10 +49,11 @@ def main() -> None:
     from components.config import IngestParams, Settings, load_params
     from components.io.ingest import ingest
     from components.io.store import DatasetStore
+    from components.metrics.bootstrap import bootstrap_ci
+    from components.metrics.classification import macro_auroc
     from components.models.checkpoint import load_foundation
     from components.models.foundation import SignalLanguageModel
     from components.training.evaluate import embed_ecgs, evaluate
-    from components.training.metrics import bootstrap_ci, macro_auroc
     from components.training.params import pretrain_params
     from components.training.probe import linear_probe
     from components.training.reports import superdiagnostic_targets

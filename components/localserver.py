@@ -55,6 +55,15 @@ def kill(process: Process) -> None:
     process.wait()
 
 
+def stop(process: Process, grace_s: float) -> None:
+    """SIGTERM ``process`` and wait up to ``grace_s`` for it to exit, then SIGKILL it; reaped either way."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        kill(process)
+
+
 def wait_until_healthy(
     url: str,
     process: Process | None,

@@ -89,8 +89,8 @@ def tasks_command(
 ) -> None:
     """List the tasks in schemas/tasks with labels, leads and gate policy (each file is validated)."""
     from components.evaluation.gates import load_policy
-    from components.finetune.mapping import load_mapping
-    from components.finetune.tasks import load_task, task_names
+    from components.tasks.mapping import load_mapping
+    from components.tasks.spec import load_task, task_names
 
     rows: list[dict[str, Any]] = []
     for name in task_names():

@@ -1,8 +1,8 @@
 """Evaluation of task models and the promotion gate.
 
-Modules: ``metrics`` (weighted AUROC, PR-AUC, F1/sensitivity/specificity, ECE), ``bootstrap``
-(patient-level resampling, CIs, paired differences), ``cohorts`` (subgroups), ``predict`` (records →
-probabilities), ``compute`` (an :class:`~components.evaluation.compute.EvaluationReport`), ``gates``
-(policies in schemas/gates and the decision engine), ``plots``, ``report`` (HTML), ``model_card``,
-``params`` (``evaluate:``), ``stage`` (:func:`~components.evaluation.stage.evaluate`), ``errors``.
+Modules: ``cohorts`` (subgroups), ``predict`` (a cohort's records → probabilities), ``compute`` (an
+:class:`~components.evaluation.compute.EvaluationReport`, with the metrics and bootstrap of
+:mod:`components.metrics`), ``gates`` (policies in schemas/gates and the decision engine), ``plots``,
+``report`` (HTML), ``model_card``, ``params`` (``evaluate:``), ``stage``
+(:func:`~components.evaluation.stage.evaluate`), ``errors``.
 """

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.evaluation.bootstrap import Estimate, estimate, patient_weights
 from components.evaluation.cohorts import UNKNOWN, group_order
-from components.evaluation.metrics import (
+from components.metrics.bootstrap import Estimate, estimate, patient_weights
+from components.metrics.classification import (
     auroc,
     average_precision,
     confusion,

@@ -110,8 +110,8 @@ class GatePolicy(BaseModel):
 
 def load_policy(name: str, gates_dir: Path = GATES_DIR) -> GatePolicy:
     """``schemas/gates/<name>.yaml`` (or a path to one), validated; errors name the file and key."""
-    from components.finetune.errors import TaskError
-    from components.finetune.tasks import explain
+    from components.tasks.errors import TaskError
+    from components.tasks.spec import explain
 
     path = Path(name) if Path(name).suffix in (".yaml", ".yml") else gates_dir / f"{name}.yaml"
     if not path.is_file():
@@ -132,7 +132,7 @@ def load_policy(name: str, gates_dir: Path = GATES_DIR) -> GatePolicy:
 
 def _task_problem(policy: GatePolicy) -> str | None:
     """What the policy names that its tasks lack (an unknown task, a floor for a label none of them has)."""
-    from components.finetune.tasks import load_task, task_names
+    from components.tasks.spec import load_task, task_names
 
     unknown = [task for task in policy.tasks if task not in task_names()]
     if unknown:

@@ -9,9 +9,9 @@ from typing import Any
 
 from components.evaluation.compute import EvaluationReport
 from components.evaluation.gates import GateOutcome, GatePolicy, ValidationFact
-from components.finetune.tasks import TaskSpec
-from components.finetune.vocab import describe
 from components.models.task_model import TaskModelConfig
+from components.tasks.spec import TaskSpec
+from components.tasks.vocab import describe
 
 Block = str | list[str] | tuple[list[str], list[list[str]]]  # paragraph | bullets | (header, rows)
 

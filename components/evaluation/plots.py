@@ -10,9 +10,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from components.evaluation.bootstrap import Estimate
 from components.evaluation.compute import CohortReport, Comparison, Predictions, SubgroupResult
-from components.evaluation.metrics import pr_curve, reliability, roc_curve
+from components.metrics.bootstrap import Estimate
+from components.metrics.classification import pr_curve, reliability, roc_curve
 
 DPI = 100
 

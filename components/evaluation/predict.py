@@ -8,11 +8,12 @@ import numpy as np
 
 from components.evaluation.cohorts import record_attributes
 from components.evaluation.compute import Predictions
-from components.finetune.data import SignalReader, predict_rows
-from components.finetune.labels import select_records, task_targets
-from components.finetune.tasks import TaskSpec
 from components.io.store import DatasetStore
+from components.io.store_view import StoreView
 from components.models.task_model import TaskModel
+from components.tasks.labels import select_records, task_targets
+from components.tasks.predict import predict_rows
+from components.tasks.spec import TaskSpec
 
 
 @dataclass
@@ -45,8 +46,8 @@ def select_cohort(
 
 def score(model: TaskModel, cohort: Cohort) -> np.ndarray:
     """The model's probabilities for the cohort's records, read at the model's rate and length."""
-    reader = SignalReader(cohort.store.root, model.cfg.fs, model.cfg.n_samples)
-    return predict_rows(model, reader, cohort.rows, cohort.store.lead_masks())
+    view = StoreView(cohort.store.root, model.cfg.fs, model.cfg.n_samples)
+    return predict_rows(model, view, cohort.rows, cohort.store.lead_masks())
 
 
 def predictions(cohort: Cohort, proba: np.ndarray, age_edges: list[float]) -> Predictions:

@@ -33,12 +33,12 @@ from components.evaluation.model_card import CardContext
 from components.evaluation.params import EvaluateParams, evaluate_params
 from components.evaluation.predict import predictions, score, select_cohort
 from components.evaluation.report import ReportFiles, report_dir_for, write_report
-from components.finetune.labels import records_digest
-from components.finetune.tasks import TaskSpec, load_task, task_from_dict
 from components.io.store import DatasetStore
 from components.models.task_model import TaskModel, load_task_model
 from components.registry import LineageNode, MetricInfo, ModelInfo, Registry, open_registry
-from components.training.stage import validation_exclusions
+from components.tasks.labels import records_digest
+from components.tasks.spec import TaskSpec, load_task, task_from_dict
+from components.validation.review import validation_exclusions
 
 COHORT_MAX = 100  # registry column width
 

@@ -13,8 +13,8 @@ from typing import Any
 import lightning as L
 import torch
 
-from components.evaluation.metrics import macro_auroc
 from components.finetune.params import FinetuneParams
+from components.metrics.classification import macro_auroc
 from components.models.task_model import TaskModel, TaskModelConfig
 from components.training.augment import augment
 from components.training.schedule import warmup_cosine

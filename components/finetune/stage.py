@@ -18,23 +18,25 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from components.config import Params, Settings, get_settings, load_params
-from components.evaluation.metrics import auroc, macro
-from components.finetune.data import FinetuneDataModule, SignalReader, SplitData, predict_rows
+from components.finetune.data import FinetuneDataModule, SplitData
 from components.finetune.errors import FinetuneError
 from components.finetune.foundation import FoundationChoice, resolve_foundation
-from components.finetune.labels import TaskRecords, records_digest, select_records, task_targets
 from components.finetune.module import FinetuneModule
 from components.finetune.params import FinetuneParams, finetune_params
 from components.finetune.sampling import sample_fraction
-from components.finetune.tasks import TaskSpec, load_task, task_from_dict
 from components.finetune.thresholds import tune_thresholds
 from components.io.store import DatasetStore
+from components.io.store_view import StoreView
 from components.io.versioning import current_version
+from components.metrics.classification import auroc, macro
 from components.models.checkpoint import load_foundation
 from components.models.config import EcgEncoderConfig
 from components.models.task_model import TaskModelConfig, save_task_model
+from components.tasks.labels import TaskRecords, records_digest, select_records, task_targets
+from components.tasks.predict import predict_rows
+from components.tasks.spec import TaskSpec, load_task, task_from_dict
 from components.training.params import pretrain_params
-from components.training.stage import validation_exclusions
+from components.validation.review import validation_exclusions
 
 RUN_FILE, LAST_CKPT = "run.json", "checkpoints/last.ckpt"
 
@@ -370,9 +372,9 @@ def _train(
     if not resume and state["foundation_path"] is not None:
         foundation, _ = load_foundation(Path(state["foundation_path"]))
         module.model.encoder.load_state_dict(foundation.ecg.state_dict())
-    reader = SignalReader(store.root, config.fs, config.n_samples)
+    view = StoreView(store.root, config.fs, config.n_samples)
     datamodule = FinetuneDataModule(
-        reader,
+        view,
         data.splits,
         batch_size=params.batch_size,
         seed=params.seed,
@@ -415,7 +417,7 @@ def _train(
     model = module.model.to(torch.float32).cpu().eval()
 
     val = data.splits.val
-    proba = predict_rows(model, reader, val.rows, data.splits.lead_masks)
+    proba = predict_rows(model, view, val.rows, data.splits.lead_masks)
     choices = tune_thresholds(
         val.targets,
         proba,

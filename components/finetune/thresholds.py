@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from components.evaluation.metrics import safe_divide
+from components.metrics.classification import safe_divide
 
 DEFAULT_THRESHOLD = 0.5
 

@@ -3,8 +3,10 @@
 The same steps as ingest (:mod:`components.io.prepare`): lead mapping and units → mV with
 :func:`~components.io.prepare.to_standard_leads`, polyphase resampling with
 :func:`~components.io.prepare.resample`, then :func:`cut_or_pad` to the target length. Serving imports
-this, so a request is turned into exactly what the model was trained and evaluated on. ``prepare`` is
-imported as a module (not its names), so ``prepare.py`` can import :func:`cut_or_pad` from here in turn.
+this, so a request is turned into exactly what the model was trained and evaluated on; so do ingest
+(:func:`cut_or_pad`) and the store view that feeds fine-tuning and evaluation (:func:`conform`): this is
+the one place that cuts or pads a signal. ``prepare`` and this module import each other as modules (not
+their names), so either can be imported first.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 
 import components.io.prepare as ingest_steps
-from components.io.leads import N_LEADS
 
 
 @dataclass(frozen=True)
@@ -30,16 +31,25 @@ class CanonicalSignal:
 def cut_or_pad(
     signal: np.ndarray, target_samples: int, out: np.ndarray | None = None
 ) -> tuple[np.ndarray, int]:
-    """``(12, t)`` → ``(12, target_samples)`` float32: the first samples, zero-padded; and how many are real.
+    """``(..., 12, t)`` → ``(..., 12, target_samples)`` float32: the first samples, zero-padded; and how
+    many are real.
 
-    ``out`` (``(12, target_samples)`` float32) is filled in place when given, as ingest does with its
+    ``out`` (float32, of the result's shape) is filled in place when given, as ingest does with its
     reused batch buffers.
     """
-    n_valid = min(signal.shape[1], target_samples)
-    fixed = np.zeros((N_LEADS, target_samples), dtype=np.float32) if out is None else out
-    fixed[:, :n_valid] = signal[:, :n_valid]
-    fixed[:, n_valid:] = 0.0
+    n_valid = min(signal.shape[-1], target_samples)
+    fixed = np.zeros((*signal.shape[:-1], target_samples), dtype=np.float32) if out is None else out
+    fixed[..., :n_valid] = signal[..., :n_valid]
+    fixed[..., n_valid:] = 0.0
     return fixed, n_valid
+
+
+def conform(signals: np.ndarray, fs: float, target_fs: int, target_samples: int) -> np.ndarray:
+    """Canonical ``(..., 12, t)`` signals at ``fs`` → ``(..., 12, target_samples)`` float32 at
+    ``target_fs`` (polyphase resampling, then :func:`cut_or_pad`): stored records as a model with another
+    rate or length reads them."""
+    fixed, _ = cut_or_pad(ingest_steps.resample(signals, fs, target_fs), target_samples)
+    return fixed
 
 
 def canonicalize(

@@ -16,6 +16,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal import resample_poly
 
+import components.io.canonical as canonical
 from components.io.leads import N_LEADS, STANDARD_LEADS, lead_positions, repeated_lead
 from components.io.sources import RecordMeta, RecordRef, complete_meta
 from components.io.wfdb_reader import DigitalRecord, RecordError, read_samples
@@ -78,11 +79,10 @@ def prepare(
         return RejectedRecord(ref, problem)
     content_hash = hash_signal(single, mask, record.fs)
     resampled = single if _same_rate(record.fs, target_fs) else resample(signal, record.fs, target_fs)
-    n_valid = min(resampled.shape[1], target_samples)
-    fixed = np.zeros((N_LEADS, target_samples), dtype=np.float32) if out is None else out
-    if resampled is not fixed:
-        fixed[:, :n_valid] = resampled[:, :n_valid]
-        fixed[:, n_valid:] = 0.0
+    if out is not None and resampled is out:  # the direct path wrote the whole signal in place
+        fixed, n_valid = out, target_samples
+    else:
+        fixed, n_valid = canonical.cut_or_pad(resampled, target_samples, out)
     return PreparedRecord(
         ref=ref,
         meta=complete_meta(ref, record.comments),

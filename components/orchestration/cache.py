@@ -156,7 +156,7 @@ def version_inputs(settings: Settings, inputs: dict[str, Any]) -> dict[str, Any]
 
 def training_exclusions(settings: Settings, dataset: str) -> str:
     """Digest of the records the latest validation keeps out of training."""
-    from components.training.stage import validation_exclusions
+    from components.validation import validation_exclusions
 
     return fp.digest(sorted(validation_exclusions(settings, dataset)))
 

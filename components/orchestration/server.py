@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import IO
 
 from components.config import Settings
-from components.localserver import ServerStartError, start_on_free_port
+from components.localserver import ServerStartError, start_on_free_port, stop
 
 STARTUP_TIMEOUT_S = 180.0  # a fresh Prefect home migrates its database first; slow on 2 busy cores
+STOP_GRACE_S = 20.0  # for the server to shut down on SIGTERM before it is killed
 
 
 class PrefectServerError(ServerStartError):
@@ -89,12 +90,7 @@ def _full_server(port: int | None) -> Iterator[str]:
         try:
             yield api_url(port)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, STOP_GRACE_S)
     finally:
         if log:
             out.close()  # type: ignore[union-attr]

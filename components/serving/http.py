@@ -60,6 +60,31 @@ def request_header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def buffered_response(
+    send: Send, wanted: Callable[[Message], bool], finish: Callable[[Message, bytes], Awaitable[None]]
+) -> Send:
+    """A ``send`` that passes responses on, except those whose ``http.response.start`` message
+    ``wanted`` accepts: their start is held and their body collected, then ``finish(start, body)``
+    answers in their place once the body is complete."""
+    start: Message | None = None
+    chunks: list[bytes] = []
+
+    async def capture(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start" and wanted(message):
+            start = message
+            return
+        if start is None:
+            await send(message)
+            return
+        if message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                await finish(start, b"".join(chunks))
+
+    return capture
+
+
 class ApiKeyMiddleware:
     """401 for every request without the API key (``X-API-Key: K`` or ``Authorization: Bearer K``),
     except the health probes. No key configured: everything is open."""
@@ -196,23 +221,11 @@ class ErrorBodyMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start: Message | None = None
-        chunks: list[bytes] = []
 
-        async def capture(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start" and message["status"] >= 400:
-                start = message
-                return
-            if start is None:
-                await send(message)
-                return
-            if message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    await self._send_normalized(send, start, b"".join(chunks))
+        async def normalized(start: Message, body: bytes) -> None:
+            await self._send_normalized(send, start, body)
 
-        await self.app(scope, receive, capture)
+        await self.app(scope, receive, buffered_response(send, _is_error, normalized))
 
     @staticmethod
     async def _send_normalized(send: Send, start: Message, body: bytes) -> None:
@@ -227,6 +240,10 @@ class ErrorBodyMiddleware:
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+
+def _is_error(start: Message) -> bool:
+    return bool(start["status"] >= 400)
 
 
 def normalize_error(status: int, body: bytes) -> tuple[str, str]:
@@ -311,19 +328,8 @@ class OpenApiAccessMiddleware:
         if scope["type"] != "http" or scope.get("path") != OPENAPI_PATH or scope.get("method") != "GET":
             await self.app(scope, receive, send)
             return
-        start: Message | None = None
-        chunks: list[bytes] = []
 
-        async def capture(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            assert start is not None
-            body = b"".join(chunks)
+        async def documented(start: Message, body: bytes) -> None:
             if start["status"] == 200:
                 spec = document_access(
                     json.loads(body), api_key=self.api_key, max_body_bytes=self.max_body_bytes
@@ -334,7 +340,7 @@ class OpenApiAccessMiddleware:
             await send({**start, "headers": headers})
             await send({"type": "http.response.body", "body": body})
 
-        await self.app(scope, receive, capture)
+        await self.app(scope, receive, buffered_response(send, lambda _: True, documented))
 
 
 class ClientErrorLogFilter(logging.Filter):

@@ -4,85 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from components.io.store import DatasetStore
+from components.io.store_view import StoreView
 from components.models.text import TextTokenizer
+from components.training.batches import Batch, StoreRecords, batch_loader, sequential_batches
 from components.training.reports import record_reports
 from components.training.sampler import EpochBatchSampler
 
-Batch = dict[str, torch.Tensor]
 
-
-class StoreRecords(Dataset[Batch]):
-    """Records of one split: signals gathered from the shards a batch at a time, the rest precomputed.
-
-    ``text`` is each record's report as token ids (key ``tokens``) or, for a frozen report encoder, as
-    its cached embedding (key ``text_features``). With ``text_pool`` (token ids of training-patient
-    reports), every batch also carries ``extra_tokens``: as many pool rows as the batch has records,
-    drawn as a function of the batch's indices and ``seed`` (so a resumed run draws the same).
+class ReportDraw:
+    """``extra_tokens`` for a batch: as many rows of ``pool`` (token ids of training-patient reports) as it
+    has records, drawn as a function of the batch's indices and ``seed`` (so a resumed run draws the same).
     """
 
-    def __init__(
-        self,
-        root: Path,
-        rows: np.ndarray,
-        lead_masks: np.ndarray,
-        text: np.ndarray,
-        report_ids: np.ndarray,
-        *,
-        text_key: str = "tokens",
-        text_pool: np.ndarray | None = None,
-        seed: int = 0,
-    ):
-        self.root = root
-        self.rows = rows
-        self.lead_masks = torch.from_numpy(lead_masks)
-        self.text = torch.from_numpy(text)
-        self.text_key = text_key
-        self.report_ids = torch.from_numpy(report_ids)
-        self.text_pool = torch.from_numpy(text_pool) if text_pool is not None else None
+    def __init__(self, pool: np.ndarray, seed: int) -> None:
+        self.pool = torch.from_numpy(pool)
         self.seed = seed
-        self._store: DatasetStore | None = None
 
-    @property
-    def store(self) -> DatasetStore:
-        """Opened lazily, so every loader worker maps the shards itself."""
-        if self._store is None:
-            self._store = DatasetStore.open(self.root)
-        return self._store
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitems__(self, indices: list[int]) -> Batch:
-        idx = np.asarray(indices, dtype=np.int64)
-        batch = {
-            "signal": torch.from_numpy(self.store.read(self.rows[idx])),
-            "lead_mask": self.lead_masks[idx],
-            self.text_key: self.text[idx],
-            "report_id": self.report_ids[idx],
-        }
-        if self.text_pool is not None:
-            rng = np.random.default_rng([self.seed, *idx.tolist()])
-            size = len(self.text_pool)
-            draw = rng.choice(size, size=len(idx), replace=size < len(idx))
-            batch["extra_tokens"] = self.text_pool[torch.from_numpy(draw)]
-        return batch
-
-    def __getitem__(self, index: int) -> Batch:
-        return {k: v[0] for k, v in self.__getitems__([index]).items()}
-
-
-def _as_batch(batch: Any) -> Batch:
-    """Collation is done by :meth:`StoreRecords.__getitems__`."""
-    return batch
+    def __call__(self, idx: np.ndarray) -> Batch:
+        rng = np.random.default_rng([self.seed, *idx.tolist()])
+        size = len(self.pool)
+        draw = rng.choice(size, size=len(idx), replace=size < len(idx))
+        return {"extra_tokens": self.pool[torch.from_numpy(draw)]}
 
 
 class PretrainDataModule(L.LightningDataModule):
@@ -90,8 +40,9 @@ class PretrainDataModule(L.LightningDataModule):
 
     ``excluded`` record ids (quarantined or rejected by validation) are left out of every split.
     ``text_features`` (for a frozen report encoder) turns report texts into embeddings, used instead of
-    token ids. ``text_pool``: reports of training-split patients for the text-only objective; training
-    batches then carry ``extra_tokens`` (see :class:`StoreRecords`).
+    token ids. A batch holds ``signal``, ``lead_mask``, the reports as token ids (``tokens``) or embeddings
+    (``text_features``) and ``report_id``. ``text_pool``: reports of training-split patients for the
+    text-only objective; training batches then carry ``extra_tokens`` (see :class:`ReportDraw`).
     """
 
     def __init__(
@@ -136,20 +87,18 @@ class PretrainDataModule(L.LightningDataModule):
         pool = self.tokenizer.encode(sorted(set(self.text_pool))) if self.text_pool else None
         masks = store.lead_masks()
         usable = ~manifest["record_id"].isin(self.excluded).to_numpy()  # validation's exclusions
+        view = StoreView(self.root)
         for split in ("train", "val", "test"):
             rows = np.flatnonzero((manifest["split"].to_numpy() == split) & usable)
             if split == "train" and self.limit_train_records is not None:
                 rows = rows[: self.limit_train_records]
-            self.splits[split] = StoreRecords(
-                self.root,
-                rows,
-                masks[rows],
-                text[rows],
-                report_ids[rows].astype(np.int64),
-                text_key=text_key,
-                text_pool=pool if split == "train" else None,
-                seed=self.seed,
-            )
+            fields = {
+                "lead_mask": torch.from_numpy(masks[rows]),
+                text_key: torch.from_numpy(text[rows]),
+                "report_id": torch.from_numpy(report_ids[rows].astype(np.int64)),
+            }
+            draw = ReportDraw(pool, self.seed) if split == "train" and pool is not None else None
+            self.splits[split] = StoreRecords(view, rows, fields, draw)
         train = manifest.iloc[self.splits["train"].rows]
         self.groups = _site_groups(train)
 
@@ -165,24 +114,11 @@ class PretrainDataModule(L.LightningDataModule):
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
         )
-        return self._loader(self.splits["train"], sampler)
+        return batch_loader(self.splits["train"], sampler, self.num_workers)
 
     def val_dataloader(self) -> DataLoader[Batch]:
-        return self._loader(self.splits["val"], _sequential(len(self.splits["val"]), self.batch_size))
-
-    def _loader(self, records: StoreRecords, batch_sampler: Any) -> DataLoader[Batch]:
-        return DataLoader(
-            records,
-            batch_sampler=batch_sampler,
-            collate_fn=_as_batch,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
-
-
-def _sequential(n: int, batch_size: int) -> list[list[int]]:
-    return [list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)]
+        batches = sequential_batches(len(self.splits["val"]), self.batch_size)
+        return batch_loader(self.splits["val"], batches, self.num_workers)
 
 
 def _site_groups(manifest: pd.DataFrame) -> np.ndarray:

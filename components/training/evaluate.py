@@ -14,9 +14,9 @@ import yaml
 from components.config import SCHEMAS_DIR
 from components.io.leads import STANDARD_LEADS
 from components.io.store import DatasetStore
+from components.metrics.classification import auroc, macro_auroc
 from components.models.foundation import SignalLanguageModel
 from components.models.text import TextTokenizer
-from components.training.metrics import auroc, macro_auroc, retrieval_hits
 from components.training.reports import SUPERCLASSES, record_reports, superdiagnostic_targets
 
 RECALL_AT = (1, 5, 10)
@@ -43,6 +43,12 @@ def detect_languages(reports: list[str], min_share: float = 0.2) -> list[str]:
     if votes.empty:
         return [next(iter(markers))]
     return [str(lang) for lang, share in votes.items() if share >= min_share] or [str(votes.index[0])]
+
+
+def retrieval_hits(similarity: np.ndarray, truth: np.ndarray, k: int) -> np.ndarray:
+    """Per query (row of ``similarity``): is the true candidate among the ``k`` most similar?"""
+    top = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+    return (top == truth[:, None]).any(axis=1)
 
 
 @torch.no_grad()
@@ -165,7 +171,7 @@ def evaluate(
     targets = superdiagnostic_targets(part)
     labelled = targets.sum(1) > 0
     scores = ecg[labelled] @ class_prompt_embeddings(model, tokenizer, languages).T
-    per_class = {c: auroc(targets[labelled, j], scores[:, j]) for j, c in enumerate(SUPERCLASSES)}
+    per_class = {c: float(auroc(targets[labelled, j], scores[:, j])) for j, c in enumerate(SUPERCLASSES)}
 
     unique, truth = np.unique(np.asarray(reports, dtype=object), return_inverse=True)
     similarity = ecg @ embed_texts(model, tokenizer, [str(u) for u in unique]).T

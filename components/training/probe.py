@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from components.training.metrics import macro_auroc
+from components.metrics.classification import macro_auroc
 
 
 @dataclass

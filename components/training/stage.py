@@ -31,6 +31,7 @@ from components.training.evaluate import evaluate
 from components.training.module import PretrainModule
 from components.training.params import PretrainParams, pretrain_params
 from components.training.reports import record_reports, training_patient_reports
+from components.validation.review import validation_exclusions
 
 RUN_FILE, TOKENIZER_FILE, LAST_CKPT = "run.json", "tokenizer.json", "checkpoints/last.ckpt"
 
@@ -340,16 +341,6 @@ def _check_enough_records(data: PretrainDataModule, batch_size: int, processes: 
         )
     if n_test == 0:
         raise PretrainError("the test split has no usable records: zero-shot and retrieval need some")
-
-
-def validation_exclusions(settings: Settings, dataset: str) -> frozenset[str]:
-    """Records the latest validation of ``dataset`` keeps out of training (none if never validated)."""
-    from components.validation import ReviewError, excluded_records
-
-    try:
-        return frozenset(excluded_records(dataset, settings=settings))
-    except ReviewError:
-        return frozenset()
 
 
 def _mark_failed(settings: Settings, run_id: int, exc: BaseException) -> None:

@@ -9,6 +9,7 @@ from components.validation.review import (
     excluded_records,
     latest_run_dir,
     list_quarantined,
+    validation_exclusions,
 )
 from components.validation.stage import record_validation, validate, version_validated
 
@@ -26,5 +27,6 @@ __all__ = [
     "load_policy",
     "record_validation",
     "validate",
+    "validation_exclusions",
     "version_validated",
 ]

@@ -38,6 +38,15 @@ def excluded_records(dataset: str | None = None, *, settings: Settings | None = 
     return excluded_ids(pd.read_parquet(latest_run_dir(settings, name) / "quarantine.parquet"))
 
 
+def validation_exclusions(settings: Settings, dataset: str) -> frozenset[str]:
+    """Records the latest validation of ``dataset`` keeps out of training and evaluation (none if never
+    validated)."""
+    try:
+        return frozenset(excluded_records(dataset, settings=settings))
+    except ReviewError:
+        return frozenset()
+
+
 def _dataset(settings: Settings, dataset: str | None) -> str:
     return dataset or load_params(settings.workspace / "params.yaml").ingest.dataset
 

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from components.evaluation.gates import load_policy
-from components.finetune.errors import TaskError
-from components.finetune.tasks import load_task
+from components.tasks.errors import TaskError
+from components.tasks.spec import load_task
 from tests.finetune.workspace import LENIENT_POLICY
 
 TASK: dict[str, Any] = {

@@ -21,8 +21,9 @@ import pandas as pd
 from components.config import Settings
 from components.io.datasets import ingest_and_version
 from components.io.store import DatasetStore
+from components.metrics.bootstrap import bootstrap_ci
+from components.metrics.classification import auroc, macro_auroc
 from components.registry import MetricInfo, ModelInfo, Registry, open_registry
-from components.training.metrics import auroc, bootstrap_ci, macro_auroc
 from components.training.probe import linear_probe
 from components.training.reports import SUPERCLASSES, superdiagnostic_targets
 from components.validation import validate
@@ -88,8 +89,10 @@ def _metric(name: str, y: np.ndarray, score: np.ndarray, seed: int) -> MetricInf
             lambda i: macro_auroc(y[i], score[i]), len(y), rounds=BOOTSTRAP_ROUNDS, seed=seed
         )
     else:
-        value = auroc(y, score)
-        low, high = bootstrap_ci(lambda i: auroc(y[i], score[i]), len(y), rounds=BOOTSTRAP_ROUNDS, seed=seed)
+        value = float(auroc(y, score))
+        low, high = bootstrap_ci(
+            lambda i: float(auroc(y[i], score[i])), len(y), rounds=BOOTSTRAP_ROUNDS, seed=seed
+        )
     return MetricInfo("test", "all", name, value, min(low, value), max(high, value), n=len(y))
 
 

@@ -26,7 +26,7 @@ import yaml
 
 from components.config import Settings
 from components.io.store import DatasetStore
-from components.localserver import start_on_free_port
+from components.localserver import start_on_free_port, stop
 from components.models.checkpoint import load_foundation
 from components.registry import open_registry
 from components.training.evaluate import embed_ecgs
@@ -41,6 +41,7 @@ pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium")
 SERVER_START_TIMEOUT_S = 90.0
+STOP_GRACE_S = 20.0
 UI_TIMEOUT_MS = 60_000
 OVERRIDE_REASON = "e2e: the tiny demo model goes to production by override so deployment has a Bento"
 
@@ -119,12 +120,7 @@ def dashboard_url(demo: Demo, tmp_path: Path) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server, STOP_GRACE_S)
 
 
 def test_a_user_walks_every_page_and_records_a_steward_decision(

@@ -20,8 +20,8 @@ from components.evaluation.gates import (
     decide,
     load_policy,
 )
-from components.finetune.errors import TaskError
-from components.finetune.tasks import task_names
+from components.tasks.errors import TaskError
+from components.tasks.spec import task_names
 from tests.evaluation.conftest import Evaluated
 from tests.finetune.workspace import LENIENT_POLICY
 

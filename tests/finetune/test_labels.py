@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from components.config import IngestParams, Settings
-from components.finetune.labels import select_records, task_targets
-from components.finetune.mapping import load_mapping
-from components.finetune.tasks import TaskSpec, load_task
 from components.io.ingest import ingest
 from components.io.store import DatasetStore
+from components.tasks.labels import select_records, task_targets
+from components.tasks.mapping import load_mapping
+from components.tasks.spec import TaskSpec, load_task
 
 
 def _ptbxl_rows(samples_dir: Path, store: DatasetStore) -> pd.DataFrame:

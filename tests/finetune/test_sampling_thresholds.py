@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from components.finetune.labels import select_records
 from components.finetune.sampling import sample_fraction
-from components.finetune.tasks import load_task
 from components.finetune.thresholds import tune_threshold
 from components.io.store import DatasetStore
+from components.tasks.labels import select_records
+from components.tasks.spec import load_task
 
 LABELS = ["NORM", "MI", "STTC", "CD", "HYP"]
 

@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from components.evaluation.gates import load_policy
-from components.finetune.errors import TaskError
-from components.finetune.mapping import load_mapping
-from components.finetune.tasks import LEAD_SETS, load_task, task_names
+from components.tasks.errors import TaskError
+from components.tasks.mapping import load_mapping
+from components.tasks.spec import LEAD_SETS, load_task, task_names
 from tests.finetune.workspace import run_cli
 
 

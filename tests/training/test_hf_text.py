@@ -161,7 +161,7 @@ def test_frozen_encoder_embeds_each_report_once(
     vectors = from_setup.embed(reports, counting)
     assert seen == [] and from_setup.computed == 0
     train = data.splits["train"]
-    np.testing.assert_array_equal(vectors[train.rows], train.text.numpy())
+    np.testing.assert_array_equal(vectors[train.rows], train.fields["text_features"].numpy())
     # a fresh cache: each distinct report reaches the model once, and a reread embeds nothing
     fresh = EmbeddingCache(tmp_path, key)
     np.testing.assert_allclose(fresh.embed(reports, counting), vectors, atol=1e-5)

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from components.finetune.mapping import load_mapping
-from components.finetune.tasks import TaskSpec
-from components.finetune.vocab import CLASS_TOKEN, SUBCLASS_TOKEN, vocabulary
 from components.io.leads import STANDARD_LEADS
+from components.tasks.mapping import load_mapping
+from components.tasks.spec import TaskSpec
+from components.tasks.vocab import CLASS_TOKEN, SUBCLASS_TOKEN, vocabulary
 
 
 def records_digest(record_ids: Iterable[object]) -> str:

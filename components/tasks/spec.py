@@ -16,9 +16,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from components.config import SCHEMAS_DIR, YamlError, read_yaml
-from components.finetune.errors import TaskError
-from components.finetune.vocab import CLASS_TOKEN, SUBCLASS_TOKEN, known_systems, vocabulary
 from components.io.leads import STANDARD_LEADS
+from components.tasks.errors import TaskError
+from components.tasks.vocab import CLASS_TOKEN, SUBCLASS_TOKEN, known_systems, vocabulary
 
 TASKS_DIR = SCHEMAS_DIR / "tasks"
 LEAD_SETS: dict[str, tuple[str, ...]] = {

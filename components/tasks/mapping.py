@@ -16,9 +16,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from components.config import SCHEMAS_DIR
-from components.finetune.errors import TaskError
-from components.finetune.tasks import explain
-from components.finetune.vocab import CLASS_TOKEN, vocabulary
+from components.tasks.errors import TaskError
+from components.tasks.spec import explain
+from components.tasks.vocab import CLASS_TOKEN, vocabulary
 
 MAPPINGS_DIR = SCHEMAS_DIR / "mappings"
 

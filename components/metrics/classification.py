@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -40,15 +41,23 @@ def safe_divide(num: Array, den: Array) -> Array:
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
+def _undefined(w: Array | None) -> Array:
+    """NaN per round (a scalar NaN without weights): the value of a metric over no cases."""
+    return np.full(_weights(0, w).shape[:-1], np.nan)
+
+
+def _weights_per_score(y: Array, scores: Array, w: Array | None, descending: bool) -> tuple[Array, Array]:
+    """Positive and negative weight per distinct score, scores in ascending or descending order."""
+    y = np.asarray(y, dtype=np.float64)
+    order, starts = _tie_groups(np.asarray(scores, dtype=np.float64), descending=descending)
+    return _grouped(y, _weights(len(y), w), order, starts)
+
+
 def auroc(y: Array, scores: Array, w: Array | None = None) -> Array:
     """Area under the ROC curve (Mann–Whitney, ties counted half)."""
-    y = np.asarray(y, dtype=np.float64)
-    scores = np.asarray(scores, dtype=np.float64)
-    w = _weights(len(y), w)
     if len(y) == 0:
-        return np.full(w.shape[:-1], np.nan)
-    order, starts = _tie_groups(scores, descending=False)
-    pos, neg = _grouped(y, w, order, starts)
+        return _undefined(w)
+    pos, neg = _weights_per_score(y, scores, w, descending=False)
     neg_below = np.cumsum(neg, axis=-1) - neg
     numerator = (pos * (neg_below + 0.5 * neg)).sum(-1)
     return safe_divide(numerator, pos.sum(-1) * neg.sum(-1))
@@ -56,13 +65,9 @@ def auroc(y: Array, scores: Array, w: Array | None = None) -> Array:
 
 def average_precision(y: Array, scores: Array, w: Array | None = None) -> Array:
     """PR-AUC as average precision: Σ (recall step) × precision, thresholds at every distinct score."""
-    y = np.asarray(y, dtype=np.float64)
-    scores = np.asarray(scores, dtype=np.float64)
-    w = _weights(len(y), w)
     if len(y) == 0:
-        return np.full(w.shape[:-1], np.nan)
-    order, starts = _tie_groups(scores, descending=True)
-    pos, neg = _grouped(y, w, order, starts)
+        return _undefined(w)
+    pos, neg = _weights_per_score(y, scores, w, descending=True)
     tp, fp = np.cumsum(pos, axis=-1), np.cumsum(neg, axis=-1)
     precision = safe_divide(tp, tp + fp)
     total = pos.sum(-1)
@@ -101,11 +106,11 @@ def confusion(y: Array, decision: Array, w: Array | None = None) -> Confusion:
 
 def expected_calibration_error(y: Array, proba: Array, w: Array | None = None, bins: int = 10) -> Array:
     """ECE over ``bins`` equal-width probability bins: Σ_b (share of cases) × |mean p − observed rate|."""
+    if len(y) == 0:
+        return _undefined(w)
     y = np.asarray(y, dtype=np.float64)
     p = np.asarray(proba, dtype=np.float64)
     w = _weights(len(y), w)
-    if len(y) == 0:
-        return np.full(w.shape[:-1], np.nan)
     onehot = np.eye(bins)[np.clip((p * bins).astype(int), 0, bins - 1)]  # (n, bins)
     count = w @ onehot
     gap = np.abs(w @ (onehot * p[:, None]) - w @ (onehot * y[:, None]))
@@ -114,8 +119,7 @@ def expected_calibration_error(y: Array, proba: Array, w: Array | None = None, b
 
 def roc_curve(y: Array, scores: Array) -> tuple[Array, Array]:
     """``(false positive rate, true positive rate)`` from the highest threshold down, starting at (0, 0)."""
-    order, starts = _tie_groups(np.asarray(scores, dtype=np.float64), descending=True)
-    pos, neg = _grouped(np.asarray(y, dtype=np.float64), np.ones(len(y)), order, starts)
+    pos, neg = _weights_per_score(y, scores, None, descending=True)
     tpr = np.concatenate([[0.0], np.cumsum(pos)]) / max(pos.sum(), 1e-12)
     fpr = np.concatenate([[0.0], np.cumsum(neg)]) / max(neg.sum(), 1e-12)
     return fpr, tpr
@@ -123,8 +127,7 @@ def roc_curve(y: Array, scores: Array) -> tuple[Array, Array]:
 
 def pr_curve(y: Array, scores: Array) -> tuple[Array, Array]:
     """``(recall, precision)`` from the highest threshold down."""
-    order, starts = _tie_groups(np.asarray(scores, dtype=np.float64), descending=True)
-    pos, neg = _grouped(np.asarray(y, dtype=np.float64), np.ones(len(y)), order, starts)
+    pos, neg = _weights_per_score(y, scores, None, descending=True)
     tp, fp = np.cumsum(pos), np.cumsum(neg)
     return tp / max(pos.sum(), 1e-12), tp / np.maximum(tp + fp, 1e-12)
 
@@ -146,7 +149,7 @@ def macro(values: Array) -> Array:
     values = np.asarray(values, dtype=np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(values, axis=-1)
+        return cast(Array, np.nanmean(values, axis=-1))
 
 
 def macro_auroc(targets: Array, proba: Array) -> float:

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from components.config import SCHEMAS_DIR
-from components.finetune.errors import TaskError
+from components.tasks.errors import TaskError
 
 VOCAB_DIR = SCHEMAS_DIR / "vocab"
 #: a finding known only at the level of a PTB-XL diagnostic class/subclass (from a mapped code)

@@ -1,9 +1,12 @@
-"""Patient-level bootstrap: resample patients (all their records go together), percentile CIs."""
+"""Bootstrap confidence intervals: patient-level (all of a patient's records go together, as case weights)
+and case-level (a statistic of resampled indices); percentile intervals.
+"""
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,3 +74,18 @@ def estimate(point: float, samples: np.ndarray, level: float = 0.95, min_valid: 
         warnings.simplefilter("ignore", RuntimeWarning)
         low, high = np.quantile(valid, [(1 - level) / 2, 1 - (1 - level) / 2])
     return Estimate(float(point), float(low), float(high))
+
+
+def bootstrap_ci(
+    statistic: Callable[[np.ndarray], float],
+    n: int,
+    *,
+    rounds: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``statistic(indices)`` over ``n`` cases resampled with replacement."""
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(rng.integers(0, n, n)) for _ in range(rounds)])
+    values = values[~np.isnan(values)]
+    return float(np.quantile(values, alpha / 2)), float(np.quantile(values, 1 - alpha / 2))

@@ -1,0 +1,41 @@
+"""A view of a canonical store that loaders and predictions read records through."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from components.io.canonical import conform
+from components.io.store import DatasetStore
+
+
+class StoreView:
+    """Signals of manifest rows, as stored or at a model's rate and length (``fs`` and ``n_samples``).
+
+    The store is opened lazily and left out when the view is pickled, so every loader worker maps the
+    shards itself.
+    """
+
+    def __init__(self, root: Path, fs: int | None = None, n_samples: int | None = None) -> None:
+        self.root = root
+        self.fs = fs
+        self.n_samples = n_samples
+        self._store: DatasetStore | None = None
+
+    @property
+    def store(self) -> DatasetStore:
+        if self._store is None:
+            self._store = DatasetStore.open(self.root)
+        return self._store
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """``(len(rows), 12, samples)`` float32 signals of manifest ``rows``."""
+        signals = self.store.read(rows)
+        if self.fs is None or self.n_samples is None:
+            return signals
+        return conform(signals, self.store.info.fs, self.fs, self.n_samples)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.__dict__ | {"_store": None}
