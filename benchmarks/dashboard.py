@@ -45,10 +45,11 @@ from components.io.datasets import ingest_and_version, version_dataset
 from components.io.store import DatasetStore
 from components.metrics.classification import auroc
 from components.quality.defects import DEFECTS, write_derived_store
-from components.registry import MetricInfo, Registry, open_registry
+from components.registry import MetricInfo, Registry
 from components.training.probe import linear_probe
 from components.training.reports import SUPERCLASSES, superdiagnostic_targets
 from components.validation import list_quarantined, validate
+from components.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_PTBXL = REPO.parent / "shared" / "data" / "ptb-xl"
@@ -275,7 +276,7 @@ def build(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     y, scores = probe_scores(settings, result_1.report_dir)
     artifact = root / "artifact.zip"
     shutil.make_archive(str(artifact.with_suffix("")), "zip", result_1.report_dir, "result.json")
-    with open_registry(settings.resolved_registry_url) as reg:
+    with Workspace(settings).registry() as reg:
         fill_registry(reg, BASELINE_MODELS, y, scores, artifact, [result_1.validation_run_id])
     baseline = measure_pages(settings, {})
 
@@ -307,7 +308,7 @@ def build(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     assert result_2.validation_run_id is not None
 
     start = time.perf_counter()
-    with open_registry(settings.resolved_registry_url) as reg:
+    with Workspace(settings).registry() as reg:
         counts = fill_registry(
             reg,
             args.models - BASELINE_MODELS,
@@ -363,7 +364,7 @@ def report(settings: Settings, info: dict[str, Any]) -> dict[str, Any]:
             "stage.changed"
         ),
     }
-    with open_registry(settings.resolved_registry_url) as reg:
+    with Workspace(settings).registry() as reg:
         workspace = {
             "records": info["records"],
             "quarantined": info["quarantined"],

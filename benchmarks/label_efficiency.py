@@ -46,10 +46,9 @@ def _ci(est) -> dict:
 def _foundation(args, settings, cache_root: Path) -> tuple[Path, dict]:
     """The cached foundation model for these pretraining parameters and data, pretrained when missing."""
     from components.config import load_params
-    from components.training.params import pretrain_params
     from components.training.stage import pretrain
 
-    params = pretrain_params(load_params(args.params))
+    params = load_params(args.params).pretrain
     text = params.text.model_copy(update={"extra_reports_csv": args.drop / "ptbxl_database.csv"})
     params = params.model_copy(update={"max_epochs": args.pretrain_epochs, "text": text})
     import pandas as pd
@@ -102,7 +101,6 @@ def main() -> None:
 
     from components.config import IngestParams, Settings, load_params
     from components.evaluation.predict import score, select_cohort
-    from components.finetune.params import finetune_params
     from components.finetune.stage import finetune
     from components.io.ingest import ingest
     from components.io.store import DatasetStore
@@ -113,7 +111,7 @@ def main() -> None:
 
     wall_started = time.perf_counter()
     fractions = [float(f) for f in args.fractions.split(",")]
-    ft_params = finetune_params(load_params(args.params)).model_copy(
+    ft_params = load_params(args.params).finetune.model_copy(
         update={"min_steps_per_epoch": args.min_steps_per_epoch}
         | ({"max_epochs": args.epochs} if args.epochs else {})
     )

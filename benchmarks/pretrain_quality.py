@@ -54,12 +54,11 @@ def main() -> None:
     from components.models.checkpoint import load_foundation
     from components.models.foundation import SignalLanguageModel
     from components.training.evaluate import embed_ecgs, evaluate
-    from components.training.params import pretrain_params
     from components.training.probe import linear_probe
     from components.training.reports import superdiagnostic_targets
     from components.training.stage import pretrain
 
-    params = pretrain_params(load_params(args.params))
+    params = load_params(args.params).pretrain
     text = params.text.model_copy(update={"extra_reports_csv": args.drop / "ptbxl_database.csv"})
     params = params.model_copy(update={"max_epochs": args.epochs, "text": text})
 

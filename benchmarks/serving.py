@@ -71,10 +71,10 @@ def build(workspace: Path, serve_overrides: dict[str, Any], ecg: dict[str, int])
     import yaml
 
     from components.config import Settings
-    from components.registry import open_registry
     from components.serving.bentostore import bentoml_home
     from components.serving.package import package
     from components.serving.pull import pull
+    from components.workspace import Workspace
 
     settings = Settings(
         workspace=workspace,
@@ -92,7 +92,7 @@ def build(workspace: Path, serve_overrides: dict[str, Any], ecg: dict[str, int])
     home = workspace / "bentoml-serve"
     shutil.rmtree(home, ignore_errors=True)
     pulled = pull(packaged.tag, settings=settings, home=home)
-    with open_registry(settings.resolved_registry_url) as registry:
+    with Workspace(settings).registry() as registry:
         model_dir = Path(registry.model(model).artifact_uri)
     return {
         "settings": settings,
@@ -113,11 +113,11 @@ def _encoder(model_dir: Path) -> dict[str, Any]:
 
 
 def _production_model(settings: Any) -> str | None:
-    from components.registry import open_registry
+    from components.workspace import Workspace
 
     if not (settings.workspace / "registry.db").exists():
         return None
-    with open_registry(settings.resolved_registry_url) as registry:
+    with Workspace(settings).registry() as registry:
         current = registry.model_at_stage(TASK, "production")
     return current.ref if current is not None else None
 
@@ -129,8 +129,8 @@ def _train(settings: Any, ecg: dict[str, int]) -> str:
 
     from components.finetune.stage import finetune
     from components.io.datasets import ingest_and_version
-    from components.registry import open_registry
     from components.training.stage import pretrain
+    from components.workspace import Workspace
 
     workspace = settings.workspace
     subprocess.run(["git", "init", "-q", str(workspace)], check=True)
@@ -145,7 +145,7 @@ def _train(settings: Any, ecg: dict[str, int]) -> str:
     assert foundation is not None and foundation.model_ref is not None
     tuned = finetune(TASK, settings=settings, from_model=foundation.model_ref, max_epochs=1)
     assert tuned.model_ref is not None
-    with open_registry(settings.resolved_registry_url) as registry:
+    with Workspace(settings).registry() as registry:
         registry.record_gate_decision(
             tuned.model_ref, policy="benchmark", verdict="pass", reasons=["benchmark"]
         )

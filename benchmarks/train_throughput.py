@@ -163,11 +163,10 @@ def main() -> None:
     import torch
 
     from components.config import load_params
-    from components.training.params import pretrain_params
     from components.training.stage import build_tokenizer
 
     torch.set_num_threads(torch.get_num_threads())
-    params = pretrain_params(load_params(args.params)).model_copy(
+    params = load_params(args.params).pretrain.model_copy(
         update={"batch_size": args.batch_size, "num_workers": args.num_workers}
     )
     with tempfile.TemporaryDirectory() as tmp:

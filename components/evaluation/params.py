@@ -6,8 +6,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from components.config import Params
-
 
 class EvaluateParams(BaseModel):
     """``evaluate:`` in params.yaml."""
@@ -35,8 +33,3 @@ class EvaluateParams(BaseModel):
         if value != sorted(set(value)):
             raise ValueError("age_bands must be strictly ascending")
         return value
-
-
-def evaluate_params(params: Params) -> EvaluateParams:
-    """The validated ``evaluate:`` section (defaults when absent)."""
-    return params.evaluate

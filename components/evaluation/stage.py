@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.config import Settings, get_settings, load_params
+from components.config import Settings, get_settings
 from components.evaluation.compute import (
     METRICS,
     BootstrapSettings,
@@ -30,15 +30,16 @@ from components.evaluation.gates import (
     load_policy,
 )
 from components.evaluation.model_card import CardContext
-from components.evaluation.params import EvaluateParams, evaluate_params
+from components.evaluation.params import EvaluateParams
 from components.evaluation.predict import predictions, score, select_cohort
 from components.evaluation.report import ReportFiles, report_dir_for, write_report
 from components.io.store import DatasetStore
 from components.models.task_model import TaskModel, load_task_model
-from components.registry import LineageNode, MetricInfo, ModelInfo, Registry, open_registry
+from components.registry import LineageNode, MetricInfo, ModelInfo, Registry
 from components.tasks.labels import records_digest
 from components.tasks.spec import TaskSpec, load_task, task_from_dict
 from components.validation.review import validation_exclusions
+from components.workspace import Workspace
 
 COHORT_MAX = 100  # registry column width
 
@@ -226,13 +227,13 @@ def evaluate(
     verdict and its reasons go to the registry, the report to ``<artifact store>/reports/<model ref>/``.
     """
     started = time.perf_counter()
-    settings = settings or get_settings()
-    all_params = load_params(settings.workspace / "params.yaml")
-    params = params or evaluate_params(all_params)
+    workspace = Workspace(settings or get_settings())
+    settings, all_params = workspace.settings, workspace.params
+    params = params or all_params.evaluate
     boot = BootstrapSettings(params.bootstrap_rounds, params.ci_level, params.seed, params.calibration_bins)
     externals = _externals(external, params)
 
-    with open_registry(settings.resolved_registry_url) as registry:
+    with workspace.registry() as registry:
         info = registry.model(model_ref)
         if info.kind != "task" or info.task is None:
             raise EvaluationError(f"{info.ref} is a {info.kind} model; evaluate a task model")
@@ -433,9 +434,10 @@ def gate(
     now — e.g. after a new policy version, or when production changed — and record the decision."""
     import json
 
-    settings = settings or get_settings()
-    params = params or evaluate_params(load_params(settings.workspace / "params.yaml"))
-    with open_registry(settings.resolved_registry_url) as registry:
+    workspace = Workspace(settings or get_settings())
+    settings = workspace.settings
+    params = params or workspace.params.evaluate
+    with workspace.registry() as registry:
         info = registry.model(model_ref)
         if info.kind != "task":
             raise EvaluationError(f"{info.ref} is a {info.kind} model; only task models have gates")

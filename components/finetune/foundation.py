@@ -9,6 +9,7 @@ from components.config import Settings
 from components.finetune.errors import FinetuneError
 from components.models.checkpoint import CONFIG, load_config
 from components.models.config import FoundationConfig
+from components.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -21,9 +22,7 @@ class FoundationChoice:
 
 
 def _registered_ref(settings: Settings, path: Path) -> str | None:
-    from components.registry import open_registry
-
-    with open_registry(settings.resolved_registry_url) as registry:
+    with Workspace(settings).registry() as registry:
         for info in registry.models(kind="foundation"):
             if Path(info.artifact_uri).resolve() == path.resolve():
                 return info.ref
@@ -36,12 +35,12 @@ def resolve_foundation(from_model: str | None, settings: Settings) -> Foundation
 
     Registered artifacts are checked against their sha256 before use.
     """
-    from components.registry import NotFoundError, open_registry
+    from components.registry import NotFoundError
 
     if from_model is not None and (Path(from_model) / CONFIG).is_file():
         path = Path(from_model).resolve()
         return FoundationChoice(_registered_ref(settings, path), path, load_config(path))
-    with open_registry(settings.resolved_registry_url) as registry:
+    with Workspace(settings).registry() as registry:
         if from_model is None:
             newest = registry.models(kind="foundation", limit=1)
             if not newest:

@@ -6,7 +6,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.config import Params
 from components.models.config import EcgEncoderConfig, TrainingMode
 from components.training.params import AugmentParams
 
@@ -61,8 +60,3 @@ class FinetuneParams(BaseModel):
     )
     num_workers: int = Field(default=0, ge=0)
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
-
-
-def finetune_params(params: Params) -> FinetuneParams:
-    """The validated ``finetune:`` section (defaults when absent)."""
-    return params.finetune

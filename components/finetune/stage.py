@@ -17,12 +17,12 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from components.config import Params, Settings, get_settings, load_params
+from components.config import Params, Settings, get_settings
 from components.finetune.data import FinetuneDataModule, SplitData
 from components.finetune.errors import FinetuneError
 from components.finetune.foundation import FoundationChoice, resolve_foundation
 from components.finetune.module import FinetuneModule
-from components.finetune.params import FinetuneParams, finetune_params
+from components.finetune.params import FinetuneParams
 from components.finetune.sampling import sample_fraction
 from components.finetune.thresholds import tune_thresholds
 from components.io.store import DatasetStore
@@ -32,11 +32,12 @@ from components.metrics.classification import auroc, macro
 from components.models.checkpoint import load_foundation
 from components.models.config import EcgEncoderConfig
 from components.models.task_model import TaskModelConfig, save_task_model
+from components.runs import lightning_precision, mark_failed
 from components.tasks.labels import TaskRecords, records_digest, select_records, task_targets
 from components.tasks.predict import predict_rows
 from components.tasks.spec import TaskSpec, load_task, task_from_dict
-from components.training.params import pretrain_params
 from components.validation.review import validation_exclusions
+from components.workspace import Workspace
 
 RUN_FILE, LAST_CKPT = "run.json", "checkpoints/last.ckpt"
 
@@ -70,17 +71,6 @@ class FinetuneResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"model_dir": str(self.model_dir), "run_dir": str(self.run_dir)}
-
-
-def run_dir_for(settings: Settings, task: str, dataset: str, mode: str, fraction: float) -> Path:
-    """Where a (resumable) fine-tuning run keeps its checkpoints, logs and ``run.json``."""
-    return settings.state_dir / "finetune" / task / dataset / f"{mode}-{fraction:g}"
-
-
-def _precision(params: FinetuneParams) -> str:
-    if params.precision != "auto":
-        return params.precision if params.precision != "32" else "32-true"
-    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
 
 
 @dataclass
@@ -159,18 +149,18 @@ def _architecture(
         return fcfg.ecg, fcfg.fs, fcfg.n_samples
     fs = spec.fs or store.info.fs
     duration = spec.duration_s or store.info.duration_s
-    ecg = params.scratch_ecg or pretrain_params(all_params).ecg
+    ecg = params.scratch_ecg or all_params.pretrain.ecg
     return ecg, fs, round(duration * fs)
 
 
 def _dataset_version(settings: Settings) -> tuple[str | None, int | None]:
     """The workspace's DVC dataset version (if registered) and its latest validation run id."""
-    from components.registry import NotFoundError, open_registry
+    from components.registry import NotFoundError
 
     md5 = current_version(settings)
     if md5 is None:
         return None, None
-    with open_registry(settings.resolved_registry_url) as registry:
+    with Workspace(settings).registry() as registry:
         try:
             version = registry.find_dataset_version(md5).dvc_md5
         except NotFoundError:
@@ -231,9 +221,7 @@ def _start(
         "registry_run_id": None,
     }
     if register:
-        from components.registry import open_registry
-
-        with open_registry(settings.resolved_registry_url) as registry:
+        with Workspace(settings).registry() as registry:
             state["registry_run_id"] = registry.start_run(
                 "finetune",
                 parameters={
@@ -282,10 +270,10 @@ def finetune(
     ``resume=True`` continues the same (task, dataset, mode, fraction) run from its last checkpoint.
     """
     started = time.perf_counter()
-    settings = settings or get_settings()
-    all_params = load_params(settings.workspace / "params.yaml")
-    params = params or finetune_params(all_params)
-    dataset = dataset or params.dataset or all_params.ingest.dataset
+    workspace = Workspace(settings or get_settings())
+    settings, all_params = workspace.settings, workspace.params
+    params = params or all_params.finetune
+    dataset = workspace.dataset(dataset or params.dataset)
     spec = load_task(task)
     mode = mode or params.mode
     if mode not in ("linear_probe", "finetune", "scratch"):
@@ -293,7 +281,7 @@ def finetune(
     fraction = params.label_fraction if label_fraction is None else label_fraction
     if not 0.0 < fraction <= 1.0:
         raise FinetuneError(f"--label-fraction must be in (0, 1], got {fraction:g}")
-    run_dir = run_dir_for(settings, spec.name, dataset, mode, fraction)
+    run_dir = workspace.finetune_dir(spec.name, dataset, mode, fraction)
 
     resumed_from: int | None = None
     if resume:
@@ -335,7 +323,7 @@ def finetune(
         )
     except BaseException as exc:
         if register and state.get("registry_run_id") is not None:
-            _mark_failed(settings, int(state["registry_run_id"]), exc)
+            mark_failed(Workspace(settings), int(state["registry_run_id"]), exc)
         raise
 
 
@@ -395,7 +383,7 @@ def _train(
         max_epochs=params.max_epochs,
         accelerator=accelerator,
         devices=1,
-        precision=_precision(params),  # type: ignore[arg-type]
+        precision=lightning_precision(params.precision),  # type: ignore[arg-type]
         deterministic="warn",
         logger=CSVLogger(run_dir, name="logs", flush_logs_every_n_steps=1),
         callbacks=[checkpoint],
@@ -498,14 +486,6 @@ def _train(
     )
 
 
-def _mark_failed(settings: Settings, run_id: int, exc: BaseException) -> None:
-    from components.registry import open_registry
-
-    with open_registry(settings.resolved_registry_url) as registry:
-        if registry.get_run(run_id).status == "running":
-            registry.finish_run(run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
-
-
 def _register(
     settings: Settings,
     spec: TaskSpec,
@@ -516,9 +496,9 @@ def _register(
     n_val: int,
 ) -> str:
     """Task model row (parent foundation, data version, validation run, run) + validation metrics."""
-    from components.registry import MetricInfo, open_registry
+    from components.registry import MetricInfo
 
-    with open_registry(settings.resolved_registry_url) as registry:
+    with Workspace(settings).registry() as registry:
         run_id = int(state["registry_run_id"])
         if registry.get_run(run_id).status != "running":
             run_id = registry.start_run(

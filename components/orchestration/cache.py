@@ -18,8 +18,9 @@ from prefect.futures import PrefectFuture
 from prefect.states import State
 from prefect.tasks import Task
 
-from components.config import Settings, get_settings, load_params
+from components.config import Settings, get_settings
 from components.orchestration import fingerprints as fp
+from components.workspace import Workspace
 
 if TYPE_CHECKING:
     from components.validation import ValidationResult
@@ -59,11 +60,11 @@ class StageCache(CachePolicy):
 
 def params_section(settings: Settings, name: str) -> dict[str, Any]:
     """A section of the workspace's params.yaml as plain data (defaults filled in where modelled)."""
-    return load_params(settings.workspace / "params.yaml").section(name)
+    return Workspace(settings).params.section(name)
 
 
 def dataset_name(settings: Settings, dataset: str | None) -> str:
-    return dataset or load_params(settings.workspace / "params.yaml").ingest.dataset
+    return Workspace(settings).dataset(dataset)
 
 
 def ingest_inputs(settings: Settings, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -97,11 +98,11 @@ def version_still_current(version: dict[str, Any]) -> bool:
 
 def model_still_registered(result: dict[str, Any]) -> bool:
     """A cached training result counts while its model is registered and its folder is there."""
-    from components.registry import NotFoundError, open_registry
+    from components.registry import NotFoundError
 
     if not result.get("model_ref"):
         return False
-    with open_registry(get_settings().resolved_registry_url) as registry:
+    with Workspace(get_settings()).registry() as registry:
         try:
             registry.model(result["model_ref"])
         except NotFoundError:
@@ -112,16 +113,15 @@ def model_still_registered(result: dict[str, Any]) -> bool:
 def gate_still_recorded(result: dict[str, Any]) -> bool:
     """A cached evaluation counts while the registry holds its model's gate decision."""
     from components.orchestration.release import gate_summary
-    from components.workspace import Workspace
 
-    return gate_summary(Workspace.current(), result["model_ref"]) is not None
+    return gate_summary(Workspace(get_settings()), result["model_ref"]) is not None
 
 
 def bento_still_verified(result: dict[str, Any]) -> bool:
     """A cached Bento counts while the artifact store holds it with its registered checksum."""
-    from components.registry import NotFoundError, open_registry
+    from components.registry import NotFoundError
 
-    with open_registry(get_settings().resolved_registry_url) as registry:
+    with Workspace(get_settings()).registry() as registry:
         try:
             registry.verify_bento(result["tag"])
         except (NotFoundError, OSError):
@@ -163,21 +163,17 @@ def training_exclusions(settings: Settings, dataset: str) -> str:
 
 def pretrain_inputs(settings: Settings, inputs: dict[str, Any]) -> dict[str, Any]:
     """The dataset version, the records excluded from it, and the pretraining parameters."""
-    from components.training.params import pretrain_params
-
     return {
         "dataset": inputs["dataset"],
         "dataset_version": inputs["dataset_version"],
         "excluded": training_exclusions(settings, inputs["dataset"]),
-        "params": pretrain_params(load_params(settings.workspace / "params.yaml")).model_dump(mode="json"),
+        "params": params_section(settings, "pretrain"),
     }
 
 
 def model_identity(settings: Settings, model_ref: str) -> dict[str, str]:
     """A registered model as a key part: its reference and the sha256 of its artifact."""
-    from components.registry import open_registry
-
-    with open_registry(settings.resolved_registry_url) as registry:
+    with Workspace(settings).registry() as registry:
         info = registry.model(model_ref)
     return {"ref": info.ref, "sha256": info.sha256}
 
@@ -197,12 +193,10 @@ def finetune_inputs(settings: Settings, inputs: dict[str, Any]) -> dict[str, Any
 def evaluate_inputs(settings: Settings, inputs: dict[str, Any]) -> dict[str, Any]:
     """The model, the evaluation parameters, the external cohorts' stores, and the production model the
     candidate is compared with (the gate depends on it)."""
-    from components.evaluation.params import evaluate_params
-    from components.registry import open_registry
-
-    params = evaluate_params(load_params(settings.workspace / "params.yaml"))
+    workspace = Workspace(settings)
+    params = workspace.params.evaluate
     model = model_identity(settings, inputs["model_ref"])
-    with open_registry(settings.resolved_registry_url) as registry:
+    with workspace.registry() as registry:
         task = registry.model(model["ref"]).task
         production = registry.model_at_stage(task, "production") if task else None
     return {

@@ -135,9 +135,9 @@ def data_state(settings: Settings) -> str:
 
 def steward_decisions_fingerprint(settings: Settings, dataset: str) -> str:
     """Identity of the steward decisions on a dataset (a new accept/reject changes validation)."""
-    from components.registry import open_registry
+    from components.workspace import Workspace
 
-    with open_registry(settings.resolved_registry_url) as registry:
+    with Workspace(settings).registry() as registry:
         decisions = registry.steward_decisions(dataset)
     return digest(sorted((d.record_id, d.decision, d.id) for d in decisions.values()))
 

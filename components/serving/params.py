@@ -6,8 +6,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.config import Params
-
 
 class ServeParams(BaseModel):
     """How the served API behaves: limits, batching, threads. Baked into the Bento when it is built."""
@@ -61,13 +59,3 @@ class PackageParams(BaseModel):
     export_format: Literal["bento", "gz", "tar", "zip"] = Field(
         default="bento", description="archive format in the artifact store: bento (tar.xz), gz, tar or zip"
     )
-
-
-def serve_params(params: Params) -> ServeParams:
-    """The validated ``serve:`` section (defaults when absent)."""
-    return params.serve
-
-
-def package_params(params: Params) -> PackageParams:
-    """The validated ``package:`` section (defaults when absent)."""
-    return params.package

@@ -7,7 +7,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from components.config import Params
 from components.models.config import EcgEncoderConfig, TextEncoderConfig
 
 
@@ -109,8 +108,3 @@ class PretrainParams(BaseModel):
                 "text.frozen: false"
             )
         return self
-
-
-def pretrain_params(params: Params) -> PretrainParams:
-    """The validated ``pretrain:`` section (defaults when absent)."""
-    return params.pretrain

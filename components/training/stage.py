@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import numpy as np
@@ -18,20 +18,25 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from components.config import Settings, get_settings, load_params
+from components.config import Settings, get_settings
 from components.io.store import DatasetStore
 from components.io.versioning import current_version
 from components.models.checkpoint import save_foundation
 from components.models.config import FoundationConfig
 from components.models.text import TextTokenizer
 from components.models.tokenizer import ReportTokenizer
+from components.runs import lightning_precision, mark_failed
 from components.training.data import PretrainDataModule
 from components.training.errors import PretrainError
 from components.training.evaluate import evaluate
 from components.training.module import PretrainModule
-from components.training.params import PretrainParams, pretrain_params
+from components.training.params import PretrainParams
 from components.training.reports import record_reports, training_patient_reports
 from components.validation.review import validation_exclusions
+from components.workspace import Workspace
+
+if TYPE_CHECKING:
+    from components.registry import Registry
 
 RUN_FILE, TOKENIZER_FILE, LAST_CKPT = "run.json", "tokenizer.json", "checkpoints/last.ckpt"
 
@@ -61,11 +66,6 @@ class PretrainResult:
 def is_launched_worker() -> bool:
     """True in the processes Lightning's DDP launcher starts besides the first (they re-run the command)."""
     return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
-
-
-def run_dir_for(settings: Settings, dataset: str) -> Path:
-    """Where the (resumable) pretraining run of ``dataset`` keeps its checkpoints, logs and tokenizer."""
-    return settings.state_dir / "pretrain" / dataset
 
 
 def build_tokenizer(store: DatasetStore, params: PretrainParams) -> ReportTokenizer:
@@ -157,12 +157,6 @@ def text_feature_cache(
     return lambda texts: cache.embed(texts, encoder.encode_texts)
 
 
-def _precision(params: PretrainParams) -> str:
-    if params.precision != "auto":
-        return params.precision if params.precision != "32" else "32-true"
-    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
-
-
 def build_trainer(
     params: PretrainParams,
     run_dir: Path,
@@ -179,7 +173,7 @@ def build_trainer(
         "accelerator": accelerator,
         "devices": devices,
         "strategy": strategy,
-        "precision": _precision(params),
+        "precision": lightning_precision(params.precision),
         "deterministic": "warn",
         "logger": CSVLogger(run_dir, name="logs", flush_logs_every_n_steps=1),  # a version_N per attempt
         "callbacks": [ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, every_n_epochs=1)],
@@ -232,15 +226,13 @@ def _start(
         "dataset_version": None,
     }
     if register:
-        from components.registry import open_registry
-
-        registry = open_registry(settings.resolved_registry_url)
-        state["dataset_version"] = _dataset_version(settings, registry)
-        state["registry_run_id"] = registry.start_run(
-            "pretrain",
-            parameters={k: state[k] for k in ("dataset", "dataset_version", "manifest_sha256", "params")},
-            prefect_flow_run_id=flow_run_id,
-        )
+        with Workspace(settings).registry() as registry:
+            state["dataset_version"] = _dataset_version(settings, registry)
+            state["registry_run_id"] = registry.start_run(
+                "pretrain",
+                parameters={k: state[k] for k in ("dataset", "dataset_version", "manifest_sha256", "params")},
+                prefect_flow_run_id=flow_run_id,
+            )
     (run_dir / RUN_FILE).write_text(json.dumps(state, indent=2))
     return state
 
@@ -267,11 +259,12 @@ def pretrain(
     ``flow_run_id`` (a Prefect flow run) is recorded on the registry run.
     """
     started = time.perf_counter()
-    settings = settings or get_settings()
-    params = params or pretrain_params(load_params(settings.workspace / "params.yaml"))
-    dataset = dataset or params.dataset or load_params(settings.workspace / "params.yaml").ingest.dataset
-    store = DatasetStore.open(settings.data_dir / dataset)
-    run_dir = run_dir_for(settings, dataset)
+    workspace = Workspace(settings or get_settings())
+    settings = workspace.settings
+    params = params or workspace.params.pretrain
+    dataset = workspace.dataset(dataset or params.dataset)
+    store = workspace.store(dataset)
+    run_dir = workspace.pretrain_dir(dataset)
     worker = is_launched_worker()
 
     resumed_from: int | None = None
@@ -326,7 +319,7 @@ def pretrain(
         )
     except BaseException as exc:
         if register and not worker and state["registry_run_id"] is not None:
-            _mark_failed(settings, int(state["registry_run_id"]), exc)
+            mark_failed(Workspace(settings), int(state["registry_run_id"]), exc)
         raise
 
 
@@ -341,15 +334,6 @@ def _check_enough_records(data: PretrainDataModule, batch_size: int, processes: 
         )
     if n_test == 0:
         raise PretrainError("the test split has no usable records: zero-shot and retrieval need some")
-
-
-def _mark_failed(settings: Settings, run_id: int, exc: BaseException) -> None:
-    """Record the error on the registry run (a later --resume opens a new run that names this one)."""
-    from components.registry import open_registry
-
-    registry = open_registry(settings.resolved_registry_url)
-    if registry.get_run(run_id).status == "running":
-        registry.finish_run(run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
 
 
 def _publish(
@@ -403,11 +387,22 @@ def _register(
     n_test: int,
 ) -> str:
     """Model row (artifact, sha256, dataset version, run) + test metrics; finishes the registry run."""
+    with Workspace(settings).registry() as registry:
+        return _register_in(registry, params, state, model_dir, metrics, n_test)
+
+
+def _register_in(
+    registry: Registry,
+    params: PretrainParams,
+    state: dict[str, Any],
+    model_dir: Path,
+    metrics: dict[str, float],
+    n_test: int,
+) -> str:
     import math
 
-    from components.registry import MetricInfo, open_registry
+    from components.registry import MetricInfo
 
-    registry = open_registry(settings.resolved_registry_url)
     run_id = int(state["registry_run_id"])
     if registry.get_run(run_id).status != "running":
         run_id = registry.start_run("pretrain", parameters={"resumes_run": run_id, **state["params"]})

@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from components.config import Settings, get_settings, load_params
+from components.config import Settings, get_settings
 from components.errors import UserError
 from components.validation.quarantine import excluded_ids
-from components.validation.stage import validation_root
+from components.workspace import Workspace
 
 
 class ReviewError(UserError, ValueError):
@@ -24,7 +24,7 @@ class ReviewError(UserError, ValueError):
 
 def latest_run_dir(settings: Settings, dataset: str) -> Path:
     """The newest validation run directory of ``dataset`` with a result."""
-    root = validation_root(settings, dataset)
+    root = Workspace(settings).validation_dir(dataset)
     runs = sorted((p for p in root.glob("*/result.json")), reverse=True) if root.is_dir() else []
     if not runs:
         raise ReviewError(f"dataset {dataset!r} has not been validated yet (run `ecgops validate`)")
@@ -48,7 +48,7 @@ def validation_exclusions(settings: Settings, dataset: str) -> frozenset[str]:
 
 
 def _dataset(settings: Settings, dataset: str | None) -> str:
-    return dataset or load_params(settings.workspace / "params.yaml").ingest.dataset
+    return Workspace(settings).dataset(dataset)
 
 
 def list_quarantined(
@@ -63,13 +63,12 @@ def list_quarantined(
     ``status`` filters on ``quarantined`` (awaiting review), ``accepted`` or ``rejected``. Decisions
     made after that validation are shown too (they take effect on the next ``validate``).
     """
-    from components.registry import open_registry
-
-    settings = settings or get_settings()
+    workspace = Workspace(settings or get_settings()).with_registry(registry_url)
+    settings = workspace.settings
     name = _dataset(settings, dataset)
     run_dir = latest_run_dir(settings, name)
     table = pd.read_parquet(run_dir / "quarantine.parquet")
-    with open_registry(registry_url or settings.resolved_registry_url) as registry:
+    with workspace.registry() as registry:
         decisions = registry.steward_decisions(name)
     for i, rid in enumerate(table["record_id"].astype(str)):
         d = decisions.get(rid)
@@ -83,7 +82,7 @@ def list_quarantined(
         for s in table["reasons"]
     ]
     table["plot"] = [
-        str(validation_root(settings, name) / "plots" / f"{rid}.png") for rid in table["record_id"]
+        str(workspace.validation_dir(name) / "plots" / f"{rid}.png") for rid in table["record_id"]
     ]
     if status is not None:
         table = table[table["status"] == status]
@@ -105,9 +104,8 @@ def decide(
     ``accept`` overrides the quarantine (the record is used), ``reject`` confirms it. A note saying
     why is required; the reviewer defaults to the configured actor.
     """
-    from components.registry import open_registry
-
-    settings = settings or get_settings()
+    workspace = Workspace(settings or get_settings()).with_registry(registry_url)
+    settings = workspace.settings
     name = _dataset(settings, dataset)
     if not note.strip():
         raise ReviewError("a note saying why is required")
@@ -120,7 +118,7 @@ def decide(
     if unknown:
         raise ReviewError(f"not in the latest quarantine list of {name!r}: {', '.join(unknown)}")
     who = reviewer or settings.actor
-    with open_registry(registry_url or settings.resolved_registry_url) as registry, registry.atomic():
+    with workspace.registry() as registry, registry.atomic():
         return [
             registry.record_steward_decision(
                 dataset=name, record_id=r, decision=decision, note=note, reviewer=who

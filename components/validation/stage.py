@@ -49,11 +49,6 @@ SignalParts: TypeAlias = tuple[pd.DataFrame, pd.DataFrame]
 ShardMap: TypeAlias = Callable[[Callable[[RangeJob], SignalParts], Iterable[RangeJob]], Iterator[SignalParts]]
 
 
-def validation_root(settings: Settings, dataset: str) -> Path:
-    """Where the runs of one dataset are kept."""
-    return settings.state_dir / "validation" / dataset
-
-
 def content_fingerprint(manifest: pd.DataFrame) -> str:
     """Identity of a dataset's content: md5 over its sorted record content hashes."""
     digest = hashlib.md5(usedforsecurity=False)

@@ -9,10 +9,6 @@ import pytest
 import yaml
 
 from components.config import PACKAGE_ROOT, Params, ParamsError, Settings, load_params, parse_params
-from components.evaluation.params import evaluate_params
-from components.finetune.params import finetune_params
-from components.serving.params import package_params, serve_params
-from components.training.params import pretrain_params
 from tests.badinput.corpus import broken_drop
 from tests.finetune.workspace import run_cli
 
@@ -22,11 +18,11 @@ def test_the_repository_params_yaml_validates_and_every_section_is_typed() -> No
     raw = yaml.safe_load((PACKAGE_ROOT / "params.yaml").read_text())
     assert set(raw) == set(Params.model_fields)  # every section in the file has a model, and vice versa
     assert params.ingest.target_fs == raw["ingest"]["target_fs"]
-    assert pretrain_params(params).ecg.width == raw["pretrain"]["ecg"]["width"]
-    assert finetune_params(params).tasks == raw["finetune"]["tasks"]
-    assert evaluate_params(params).gate_policies == raw["evaluate"]["gate_policies"]
-    assert serve_params(params).max_body_bytes == raw["serve"]["max_body_bytes"]
-    assert package_params(params).bento_prefix == raw["package"]["bento_prefix"]
+    assert params.pretrain.ecg.width == raw["pretrain"]["ecg"]["width"]
+    assert params.finetune.tasks == raw["finetune"]["tasks"]
+    assert params.evaluate.gate_policies == raw["evaluate"]["gate_policies"]
+    assert params.serve.max_body_bytes == raw["serve"]["max_body_bytes"]
+    assert params.package.bento_prefix == raw["package"]["bento_prefix"]
     assert params.orchestration.promote_to == raw["orchestration"]["promote_to"]
     assert params.compute.shard_records == raw["compute"]["shard_records"]
     assert params.section("ingest") == params.ingest.model_dump(mode="json")

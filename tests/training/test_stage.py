@@ -19,7 +19,8 @@ from components.registry import open_registry
 from components.registry.artifacts import sha256_of
 from components.training.errors import PretrainError
 from components.training.params import PretrainParams
-from components.training.stage import LAST_CKPT, pretrain, run_dir_for
+from components.training.stage import LAST_CKPT, pretrain
+from components.workspace import Workspace
 from tests.training.conftest import TINY, cli, cli_env
 
 pytestmark = pytest.mark.slow
@@ -81,7 +82,7 @@ def test_killed_run_resumes_to_the_same_model(tmp_path: Path, demo_store_root: P
     reference = pretrain("demo", settings=straight)
     assert reference is not None
 
-    last = run_dir_for(killed, "demo") / LAST_CKPT
+    last = Workspace(killed).pretrain_dir("demo") / LAST_CKPT
     proc = subprocess.Popen(
         cli("--dataset", "demo", "--json"),
         # the same intra-op thread count as this process, so float reductions match bit for bit
