@@ -6,7 +6,7 @@ shared machine they are less disturbed by bursts of other work than mean wall-cl
 the same ``PretrainModule.losses`` on the same batches from the same DataModule (memory-mapped store), with
 the same AdamW optimizer. The order alternates over rounds, because the machine is shared. Uses
 ../shared/data/ptb-xl when present, else samples/. CPU only here: no GPU figures (bf16 is used
-automatically when a GPU is present). The Lightning loop is the stage's own Trainer (``build_trainer``).
+automatically when a GPU is present). The Lightning loop is the stage's own Trainer (``pretrain_trainer``).
 
     python benchmarks/train_throughput.py [--steps 30] [--rounds 4] [--batch-size 64] [--num-workers 0]
 """
@@ -111,8 +111,9 @@ def lightning_loop(store, tokenizer, params, steps: int, warmup: int, workdir: P
     import lightning as L
     from lightning.pytorch.profilers import SimpleProfiler
 
+    from components.runs import TrainerSpec
     from components.training.data import PretrainDataModule
-    from components.training.stage import build_trainer
+    from components.training.stage import pretrain_trainer
 
     class Clock(L.Callback):
         def __init__(self) -> None:
@@ -133,10 +134,10 @@ def lightning_loop(store, tokenizer, params, steps: int, warmup: int, workdir: P
         store.root, tokenizer, batch_size=params.batch_size, seed=params.seed, num_workers=params.num_workers
     )
     clock, profiler = Clock(), SimpleProfiler(dirpath=workdir, filename="profile")
-    trainer = build_trainer(
+    trainer = pretrain_trainer(
         params,
         workdir,
-        accelerator="cpu",
+        TrainerSpec(workdir, params.max_epochs, accelerator="cpu"),
         max_steps=warmup + steps,
         enable_checkpointing=False,
         callbacks=[clock],

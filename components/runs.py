@@ -1,16 +1,60 @@
-"""What every training run shares, whatever its stage: Lightning's precision setting and marking a
-registry run failed when the stage ends on an error.
-
-The pretrain and finetune stages both use these; a later ``RunDir`` / ``RunState`` goes here too.
+"""What every training run shares, whatever its stage: the Lightning ``Trainer`` (precision, devices,
+strategy, CSV logs per attempt, checkpoints for resume) and marking a registry run failed when the stage
+ends on an error. The pretrain and finetune stages both build their runs from these.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from components.workspace import Workspace
 
-PrecisionSetting = Literal["auto", "32", "16-mixed", "bf16-mixed"]
+if TYPE_CHECKING:
+    import lightning as L
+
+
+@dataclass(frozen=True)
+class TrainerSpec:
+    """How one training run trains: where it writes, for how long, on what, and which checkpoints it keeps
+    (Lightning callbacks: a ``ModelCheckpoint`` with ``save_last`` is what a resume continues from)."""
+
+    run_dir: Path
+    max_epochs: int
+    precision: str = "auto"  # the params.yaml setting; see lightning_precision
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    callbacks: tuple[Any, ...] = ()
+    progress: bool = False
+    log_every_n_steps: int = 10
+    options: dict[str, Any] = field(default_factory=dict)  # other Trainer arguments, as Lightning names them
+
+
+def build_trainer(spec: TrainerSpec) -> L.Trainer:
+    """The one Trainer factory: a CSV log folder per attempt (``logs/version_N``), a new dataloader every
+    epoch (the stages' samplers reshuffle per epoch), no sanity validation, warnings for nondeterminism."""
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger
+
+    return L.Trainer(
+        max_epochs=spec.max_epochs,
+        accelerator=spec.accelerator,
+        devices=spec.devices,
+        strategy=spec.strategy,
+        precision=lightning_precision(spec.precision),  # type: ignore[arg-type]
+        deterministic="warn",
+        logger=CSVLogger(spec.run_dir, name="logs", flush_logs_every_n_steps=1),
+        callbacks=list(spec.callbacks),
+        reload_dataloaders_every_n_epochs=1,
+        num_sanity_val_steps=0,
+        log_every_n_steps=spec.log_every_n_steps,
+        enable_progress_bar=spec.progress,
+        enable_model_summary=spec.progress,
+        default_root_dir=spec.run_dir,
+        **spec.options,
+    )
 
 
 def lightning_precision(setting: str) -> str:

@@ -15,7 +15,6 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 
 from components.config import Params, Settings, get_settings
 from components.finetune.data import FinetuneDataModule, SplitData
@@ -32,7 +31,7 @@ from components.metrics.classification import auroc, macro
 from components.models.checkpoint import load_foundation
 from components.models.config import EcgEncoderConfig
 from components.models.task_model import TaskModelConfig, save_task_model
-from components.runs import lightning_precision, mark_failed
+from components.runs import TrainerSpec, build_trainer, mark_failed
 from components.tasks.labels import TaskRecords, records_digest, select_records, task_targets
 from components.tasks.predict import predict_rows
 from components.tasks.spec import TaskSpec, load_task, task_from_dict
@@ -379,20 +378,16 @@ def _train(
         enable_version_counter=False,
     )
     steps_per_epoch = max(len(data.splits.train) // datamodule.batch_size, params.min_steps_per_epoch)
-    trainer = L.Trainer(
-        max_epochs=params.max_epochs,
-        accelerator=accelerator,
-        devices=1,
-        precision=lightning_precision(params.precision),  # type: ignore[arg-type]
-        deterministic="warn",
-        logger=CSVLogger(run_dir, name="logs", flush_logs_every_n_steps=1),
-        callbacks=[checkpoint],
-        reload_dataloaders_every_n_epochs=1,
-        num_sanity_val_steps=0,
-        log_every_n_steps=max(1, min(10, steps_per_epoch)),
-        enable_progress_bar=progress,
-        enable_model_summary=progress,
-        default_root_dir=run_dir,
+    trainer = build_trainer(
+        TrainerSpec(
+            run_dir,
+            params.max_epochs,
+            precision=params.precision,
+            accelerator=accelerator,
+            callbacks=(checkpoint,),
+            progress=progress,
+            log_every_n_steps=max(1, min(10, steps_per_epoch)),
+        )
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(run_dir / LAST_CKPT) if resume else None)
     if trainer.interrupted:

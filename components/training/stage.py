@@ -8,7 +8,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +16,6 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 
 from components.config import Settings, get_settings
 from components.io.store import DatasetStore
@@ -25,7 +24,7 @@ from components.models.checkpoint import save_foundation
 from components.models.config import FoundationConfig
 from components.models.text import TextTokenizer
 from components.models.tokenizer import ReportTokenizer
-from components.runs import lightning_precision, mark_failed
+from components.runs import TrainerSpec, build_trainer, mark_failed
 from components.training.data import PretrainDataModule
 from components.training.errors import PretrainError
 from components.training.evaluate import evaluate
@@ -157,35 +156,28 @@ def text_feature_cache(
     return lambda texts: cache.embed(texts, encoder.encode_texts)
 
 
-def build_trainer(
-    params: PretrainParams,
-    run_dir: Path,
-    *,
-    devices: int | str = 1,
-    strategy: str = "auto",
-    accelerator: str = "auto",
-    progress: bool = False,
-    **overrides: Any,
+def pretrain_trainer(
+    params: PretrainParams, run_dir: Path, compute: TrainerSpec | None = None, **options: Any
 ) -> L.Trainer:
-    """The pretraining Trainer: epoch checkpoints for resume, CSV logs, our own per-epoch batch sampler."""
-    options: dict[str, Any] = {
-        "max_epochs": params.max_epochs,
-        "accelerator": accelerator,
-        "devices": devices,
-        "strategy": strategy,
-        "precision": lightning_precision(params.precision),
-        "deterministic": "warn",
-        "logger": CSVLogger(run_dir, name="logs", flush_logs_every_n_steps=1),  # a version_N per attempt
-        "callbacks": [ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, every_n_epochs=1)],
-        "use_distributed_sampler": False,
-        "reload_dataloaders_every_n_epochs": 1,
-        "num_sanity_val_steps": 0,
-        "log_every_n_steps": 10,
-        "enable_progress_bar": progress,
-        "enable_model_summary": progress,
-        "default_root_dir": run_dir,
-    }
-    return L.Trainer(**(options | overrides))
+    """The pretraining Trainer: epoch checkpoints for resume and the stage's own per-epoch batch sampler
+    (so no distributed sampler). ``compute`` gives accelerator, devices, strategy and progress; ``options``
+    are further Trainer arguments (benchmarks: ``max_steps``, a profiler)."""
+    compute = compute or TrainerSpec(run_dir=run_dir, max_epochs=params.max_epochs)
+    checkpoints = (
+        (ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, every_n_epochs=1),)
+        if options.get("enable_checkpointing", True)
+        else ()
+    )
+    return build_trainer(
+        replace(
+            compute,
+            run_dir=run_dir,
+            max_epochs=params.max_epochs,
+            precision=params.precision,
+            callbacks=(*checkpoints, *options.pop("callbacks", ())),
+            options={"use_distributed_sampler": False, **options},
+        )
+    )
 
 
 def _file_sha256(path: Path) -> str:
@@ -305,9 +297,15 @@ def pretrain(
         text_pool=_training_texts(store, params) if params.objectives.text_text > 0 else None,
     )
     _check_enough_records(data, params.batch_size, devices if isinstance(devices, int) else 1)
-    trainer = build_trainer(
-        params, run_dir, devices=devices, strategy=strategy, accelerator=accelerator, progress=progress
+    compute = TrainerSpec(
+        run_dir,
+        params.max_epochs,
+        accelerator=accelerator,
+        devices=devices,
+        strategy=strategy,
+        progress=progress,
     )
+    trainer = pretrain_trainer(params, run_dir, compute)
     try:
         trainer.fit(module, datamodule=data, ckpt_path=str(run_dir / LAST_CKPT) if resume else None)
         if trainer.interrupted:
