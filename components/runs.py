@@ -1,10 +1,14 @@
-"""What every training run shares, whatever its stage: the Lightning ``Trainer`` (precision, devices,
-strategy, CSV logs per attempt, checkpoints for resume) and marking a registry run failed when the stage
-ends on an error. The pretrain and finetune stages both build their runs from these.
+"""What every training run shares, whatever its stage: its folder (:class:`RunDir`: ``run.json``, the last
+checkpoint, the epoch a resume continues from), the Lightning ``Trainer`` (precision, devices, strategy,
+CSV logs per attempt, checkpoints for resume) and marking a registry run failed when the stage ends on
+an error. The pretrain and finetune stages build their runs from these, and the orchestration's resume
+decisions read the :class:`RunDir`, not the stages' files.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +17,47 @@ from components.workspace import Workspace
 
 if TYPE_CHECKING:
     import lightning as L
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The folder of one training run: ``run.json`` (what the run is: data, parameters, registry run) and
+    ``checkpoints/last.ckpt`` (where a resume continues)."""
+
+    path: Path
+
+    @property
+    def run_file(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.path / "checkpoints" / "last.ckpt"
+
+    def exists(self) -> bool:
+        """True when a run was started here (its ``run.json`` was written)."""
+        return self.run_file.is_file()
+
+    def has_checkpoint(self) -> bool:
+        return self.last_checkpoint.is_file()
+
+    def load(self) -> dict[str, Any]:
+        """The run's ``run.json``."""
+        state: dict[str, Any] = json.loads(self.run_file.read_text())
+        return state
+
+    def save(self, state: dict[str, Any]) -> None:
+        """Write ``run.json`` whole or not at all (a kill mid-write leaves the previous one)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.run_file.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        os.replace(tmp, self.run_file)
+
+    def resumed_epoch(self) -> int:
+        """The epoch of the last checkpoint, which a resume continues after."""
+        import torch
+
+        return int(torch.load(self.last_checkpoint, map_location="cpu", weights_only=False)["epoch"])
 
 
 @dataclass(frozen=True)

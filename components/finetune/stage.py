@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -31,14 +30,12 @@ from components.metrics.classification import auroc, macro
 from components.models.checkpoint import load_foundation
 from components.models.config import EcgEncoderConfig
 from components.models.task_model import TaskModelConfig, save_task_model
-from components.runs import TrainerSpec, build_trainer, mark_failed
+from components.runs import RunDir, TrainerSpec, build_trainer, mark_failed
 from components.tasks.labels import TaskRecords, records_digest, select_records, task_targets
 from components.tasks.predict import predict_rows
 from components.tasks.spec import TaskSpec, load_task, task_from_dict
 from components.validation.review import validation_exclusions
 from components.workspace import Workspace
-
-RUN_FILE, LAST_CKPT = "run.json", "checkpoints/last.ckpt"
 
 
 @dataclass
@@ -238,7 +235,7 @@ def _start(
                 | {"task_version": spec.version, "task_sha256": spec.digest()},
                 prefect_flow_run_id=flow_run_id,
             )
-    (run_dir / RUN_FILE).write_text(json.dumps(state, indent=2))
+    RunDir(run_dir).save(state)
     return state
 
 
@@ -284,12 +281,13 @@ def finetune(
 
     resumed_from: int | None = None
     if resume:
-        if not (run_dir / LAST_CKPT).is_file():
+        run = RunDir(run_dir)
+        if not run.has_checkpoint():
             raise FinetuneError(f"no fine-tuning run to resume in {run_dir}; start it without --resume")
-        state = json.loads((run_dir / RUN_FILE).read_text())
+        state = run.load()
         params = FinetuneParams.model_validate(state["params"])
         spec = task_from_dict(state["task_spec"])
-        resumed_from = int(torch.load(run_dir / LAST_CKPT, map_location="cpu", weights_only=False)["epoch"])
+        resumed_from = run.resumed_epoch()
     else:
         state = _start(
             run_dir,
@@ -353,7 +351,7 @@ def _train(
         )
     if not resume:
         state["train_records_sha256"] = digest
-        (run_dir / RUN_FILE).write_text(json.dumps(state, indent=2))
+        RunDir(run_dir).save(state)
     config = TaskModelConfig.model_validate(state["config"])
     module = FinetuneModule(config.model_dump(mode="json"), params.model_dump(mode="json"))
     if not resume and state["foundation_path"] is not None:
@@ -389,7 +387,9 @@ def _train(
             log_every_n_steps=max(1, min(10, steps_per_epoch)),
         )
     )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(run_dir / LAST_CKPT) if resume else None)
+    trainer.fit(
+        module, datamodule=datamodule, ckpt_path=str(RunDir(run_dir).last_checkpoint) if resume else None
+    )
     if trainer.interrupted:
         raise FinetuneError(f"fine-tuning was interrupted; continue it with --resume ({run_dir})")
     best_epoch = None

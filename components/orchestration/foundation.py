@@ -9,12 +9,12 @@ model.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from components.orchestration.fingerprints import file_digest
+from components.runs import RunDir
 from components.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -106,12 +106,10 @@ def _interrupted_run(
 ) -> FoundationDecision | None:
     """Resume the dataset's last pretraining run if it is this data and these parameters and it never
     finished."""
-    from components.training.stage import LAST_CKPT, RUN_FILE
-
-    run_dir = workspace.pretrain_dir(dataset)
-    if not (run_dir / RUN_FILE).is_file():
+    folder = RunDir(workspace.pretrain_dir(dataset))
+    if not folder.exists():
         return None
-    state = json.loads((run_dir / RUN_FILE).read_text())
+    state = folder.load()
     run_id = state.get("registry_run_id")
     same = state.get("params") == params.model_dump(mode="json") and state.get(
         "manifest_sha256"
@@ -121,7 +119,7 @@ def _interrupted_run(
     run = registry.get_run(int(run_id))
     if run.status == "succeeded":
         return None
-    if (run_dir / LAST_CKPT).is_file():
+    if folder.has_checkpoint():
         return FoundationDecision(
             "resume", f"pretraining run {run.id} was interrupted; continuing from its last checkpoint"
         )

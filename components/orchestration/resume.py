@@ -7,10 +7,10 @@ had; when they are this run's and its registry run never finished, it continues 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
+from components.runs import RunDir
 from components.workspace import Workspace
 
 
@@ -24,13 +24,11 @@ def finetune_decision(
     workspace: Workspace, task: str, dataset: str, dataset_version: str, foundation_ref: str
 ) -> ResumeDecision:
     """What to do about the (task, dataset) fine-tuning run with the workspace's ``finetune:`` params."""
-    from components.finetune.stage import LAST_CKPT, RUN_FILE
-
     params = workspace.params.finetune
-    run_dir = workspace.finetune_dir(task, dataset, params.mode, params.label_fraction)
-    if not (run_dir / RUN_FILE).is_file():
+    folder = RunDir(workspace.finetune_dir(task, dataset, params.mode, params.label_fraction))
+    if not folder.exists():
         return ResumeDecision("start", "no earlier run")
-    state: dict[str, Any] = json.loads((run_dir / RUN_FILE).read_text())
+    state = folder.load()
     expected = {
         "dataset_version": dataset_version,
         "foundation": foundation_ref,
@@ -42,7 +40,7 @@ def finetune_decision(
         run = registry.get_run(int(state["registry_run_id"]))
         if run.status == "succeeded":
             return ResumeDecision("start", f"fine-tuning run {run.id} finished")
-        if (run_dir / LAST_CKPT).is_file():
+        if folder.has_checkpoint():
             return ResumeDecision("resume", f"fine-tuning run {run.id} was interrupted; resuming")
         if run.status == "running":
             registry.finish_run(run.id, status="failed", error="interrupted before its first checkpoint")

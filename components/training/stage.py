@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import time
@@ -24,7 +23,7 @@ from components.models.checkpoint import save_foundation
 from components.models.config import FoundationConfig
 from components.models.text import TextTokenizer
 from components.models.tokenizer import ReportTokenizer
-from components.runs import TrainerSpec, build_trainer, mark_failed
+from components.runs import RunDir, TrainerSpec, build_trainer, mark_failed
 from components.training.data import PretrainDataModule
 from components.training.errors import PretrainError
 from components.training.evaluate import evaluate
@@ -37,7 +36,7 @@ from components.workspace import Workspace
 if TYPE_CHECKING:
     from components.registry import Registry
 
-RUN_FILE, TOKENIZER_FILE, LAST_CKPT = "run.json", "tokenizer.json", "checkpoints/last.ckpt"
+TOKENIZER_FILE = "tokenizer.json"
 
 
 @dataclass
@@ -225,7 +224,7 @@ def _start(
                 parameters={k: state[k] for k in ("dataset", "dataset_version", "manifest_sha256", "params")},
                 prefect_flow_run_id=flow_run_id,
             )
-    (run_dir / RUN_FILE).write_text(json.dumps(state, indent=2))
+    RunDir(run_dir).save(state)
     return state
 
 
@@ -261,16 +260,15 @@ def pretrain(
 
     resumed_from: int | None = None
     if resume or worker:
-        if not (run_dir / RUN_FILE).is_file():
+        run = RunDir(run_dir)
+        if not run.exists():
             raise PretrainError(f"no pretraining run of {dataset!r} to resume in {run_dir}")
-        state = json.loads((run_dir / RUN_FILE).read_text())
+        state = run.load()
         params = PretrainParams.model_validate(state["params"])
-        if resume and not (run_dir / LAST_CKPT).is_file():
+        if resume and not run.has_checkpoint():
             raise PretrainError(f"{run_dir}: the run has no checkpoint yet; start it again without --resume")
         if resume:
-            resumed_from = int(
-                torch.load(run_dir / LAST_CKPT, map_location="cpu", weights_only=False)["epoch"]
-            )
+            resumed_from = run.resumed_epoch()
     else:
         params = pin_text_model(params)
         state = _start(run_dir, store, params, settings, register, flow_run_id)
@@ -307,7 +305,9 @@ def pretrain(
     )
     trainer = pretrain_trainer(params, run_dir, compute)
     try:
-        trainer.fit(module, datamodule=data, ckpt_path=str(run_dir / LAST_CKPT) if resume else None)
+        trainer.fit(
+            module, datamodule=data, ckpt_path=str(RunDir(run_dir).last_checkpoint) if resume else None
+        )
         if trainer.interrupted:
             raise PretrainError(f"pretraining was interrupted; continue it with --resume ({run_dir})")
         if not trainer.is_global_zero:

@@ -14,7 +14,7 @@ import torch
 from components.config import Settings
 from components.finetune.errors import FinetuneError
 from components.finetune.params import FinetuneParams
-from components.finetune.stage import LAST_CKPT, finetune
+from components.finetune.stage import finetune
 from components.models.checkpoint import load_foundation
 from components.models.task_model import load_task_model
 from components.registry import open_registry
@@ -103,7 +103,7 @@ def test_crashed_run_resumes_to_the_weights_of_an_uninterrupted_one(
     def save_then_crash(trainer: L.Trainer, filepath: Any, *args: Any, **kwargs: Any) -> None:
         """The run crashes right after it wrote its first ``last.ckpt``, at the same point every time."""
         save(trainer, filepath, *args, **kwargs)
-        if Path(filepath).name == Path(LAST_CKPT).name:
+        if Path(filepath).name == "last.ckpt":
             raise _Crash("simulated crash after the first checkpoint")
 
     with monkeypatch.context() as patched:

@@ -17,9 +17,10 @@ from components.config import Settings
 from components.io.datasets import ingest_and_version
 from components.registry import open_registry
 from components.registry.artifacts import sha256_of
+from components.runs import RunDir
 from components.training.errors import PretrainError
 from components.training.params import PretrainParams
-from components.training.stage import LAST_CKPT, pretrain
+from components.training.stage import pretrain
 from components.workspace import Workspace
 from tests.training.conftest import TINY, cli, cli_env
 
@@ -82,7 +83,7 @@ def test_killed_run_resumes_to_the_same_model(tmp_path: Path, demo_store_root: P
     reference = pretrain("demo", settings=straight)
     assert reference is not None
 
-    last = Workspace(killed).pretrain_dir("demo") / LAST_CKPT
+    last = RunDir(Workspace(killed).pretrain_dir("demo")).last_checkpoint
     proc = subprocess.Popen(
         cli("--dataset", "demo", "--json"),
         # the same intra-op thread count as this process, so float reductions match bit for bit
