@@ -246,29 +246,20 @@ def evaluate(
         )
         lineage = lineage_lines(registry.lineage_up(model=info.ref))
         report_dir = report_dir_for(settings.resolved_artifact_store, info.ref)
-        run_id = registry.start_run(
-            "evaluate",
-            parameters={
-                "model": info.ref,
-                "external": externals,
-                "bootstrap_rounds": boot.rounds,
-                "ci_level": boot.level,
-                "seed": boot.seed,
-                "report_dir": str(report_dir),
-                "production": facts.production,
-            },
-            prefect_flow_run_id=flow_run_id,
-        )
-        try:
-            result = _evaluate(
+        parameters = {
+            "model": info.ref,
+            "external": externals,
+            "bootstrap_rounds": boot.rounds,
+            "ci_level": boot.level,
+            "seed": boot.seed,
+            "report_dir": str(report_dir),
+            "production": facts.production,
+        }
+        with registry.run("evaluate", parameters=parameters, prefect_flow_run_id=flow_run_id) as run_id:
+            return _evaluate(
                 registry, info, path, production_path, facts, lineage, report_dir, run_id, externals,
                 settings, params, boot, all_params.ingest.dataset, gate_policy, started,
             )  # fmt: skip
-        except BaseException as exc:
-            registry.finish_run(run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
-            raise
-        registry.finish_run(run_id)
-    return result
 
 
 def _evaluate(

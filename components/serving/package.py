@@ -97,12 +97,8 @@ def package(
             raise PackagingError(f"{model.ref} descends from {foundation.ref}, not from a foundation model")
         task_dir = registry.verify_artifact(model.ref)
         foundation_dir = registry.verify_artifact(foundation.ref)
-        run_id = registry.start_run(
-            "package",
-            parameters={"model": model.ref, "force": force, "reason": reason},
-            prefect_flow_run_id=flow_run_id,
-        )
-        try:
+        parameters = {"model": model.ref, "force": force, "reason": reason}
+        with registry.run("package", parameters=parameters, prefect_flow_run_id=flow_run_id) as run_id:
             result = _build_and_export(
                 registry,
                 model,
@@ -122,10 +118,6 @@ def package(
                 )
                 if result.forced:
                     _audit_forced(registry, model, result.tag, gate, reason or "")
-            registry.finish_run(run_id)
-        except BaseException as exc:
-            registry.finish_run(run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
-            raise
     result.elapsed_s = round(time.perf_counter() - started, 2)
     return result
 
