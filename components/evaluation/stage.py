@@ -15,6 +15,7 @@ from components.evaluation.compute import (
     METRICS,
     BootstrapSettings,
     CohortReport,
+    Comparison,
     EvaluationReport,
     Predictions,
     compare,
@@ -31,7 +32,7 @@ from components.evaluation.gates import (
 )
 from components.evaluation.model_card import CardContext
 from components.evaluation.params import EvaluateParams
-from components.evaluation.predict import predictions, score, select_cohort
+from components.evaluation.predict import Cohort, predictions, score, select_cohort
 from components.evaluation.report import ReportFiles, report_dir_for, write_report
 from components.io.store import DatasetStore
 from components.models.task_model import TaskModel, load_task_model
@@ -246,56 +247,118 @@ def evaluate(
         )
         lineage = lineage_lines(registry.lineage_up(model=info.ref))
         report_dir = report_dir_for(settings.resolved_artifact_store, info.ref)
-        parameters = {
-            "model": info.ref,
-            "external": externals,
-            "bootstrap_rounds": boot.rounds,
-            "ci_level": boot.level,
-            "seed": boot.seed,
-            "report_dir": str(report_dir),
-            "production": facts.production,
+        job = _Job(
+            info=info,
+            path=path,
+            production_path=production_path,
+            facts=facts,
+            lineage=lineage,
+            report_dir=report_dir,
+            externals=externals,
+            settings=settings,
+            params=params,
+            boot=boot,
+            default_dataset=all_params.ingest.dataset,
+            gate_policy=gate_policy,
+            started=started,
+        )
+        with registry.run(
+            "evaluate", parameters=job.run_parameters(), prefect_flow_run_id=flow_run_id
+        ) as run_id:
+            return _evaluate(registry, job, run_id)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One evaluation of one task model: what the registry said of it, and how to evaluate it."""
+
+    info: ModelInfo
+    path: Path
+    production_path: Path | None
+    facts: RegistryFacts
+    lineage: list[str]
+    report_dir: Path
+    externals: list[str]
+    settings: Settings
+    params: EvaluateParams
+    boot: BootstrapSettings
+    default_dataset: str
+    gate_policy: str | None
+    started: float
+
+    def run_parameters(self) -> dict[str, Any]:
+        """What the registry run of this evaluation records."""
+        return {
+            "model": self.info.ref,
+            "external": self.externals,
+            "bootstrap_rounds": self.boot.rounds,
+            "ci_level": self.boot.level,
+            "seed": self.boot.seed,
+            "report_dir": str(self.report_dir),
+            "production": self.facts.production,
         }
-        with registry.run("evaluate", parameters=parameters, prefect_flow_run_id=flow_run_id) as run_id:
-            return _evaluate(
-                registry, info, path, production_path, facts, lineage, report_dir, run_id, externals,
-                settings, params, boot, all_params.ingest.dataset, gate_policy, started,
-            )  # fmt: skip
 
 
-def _evaluate(
-    registry: Registry,
-    info: ModelInfo,
-    path: Path,
-    production_path: Path | None,
-    facts: RegistryFacts,
-    lineage: list[str],
-    report_dir: Path,
-    run_id: int,
-    externals: list[str],
-    settings: Settings,
-    params: EvaluateParams,
-    boot: BootstrapSettings,
-    default_dataset: str,
-    gate_policy: str | None,
-    started: float,
-) -> EvaluationResult:
-    model = load_task_model(path)
+def _evaluate(registry: Registry, job: _Job, run_id: int) -> EvaluationResult:
+    """Evaluate, decide the gate, write the report, record metrics and verdict under ``run_id``."""
+    model = load_task_model(job.path)
     spec = _spec_of(model)
-    policy = _policy_for(spec, params, gate_policy)
-    meta = model.cfg.meta
+    policy = _policy_for(spec, job.params, job.gate_policy)
+    dataset = str(model.cfg.meta.get("dataset") or job.default_dataset)
+    report, pred, external_preds = _report(job, model, spec, dataset)
+    new, conflict = _new_metrics(registry, job.info.ref, registry_metrics(report))
+    if conflict:
+        _qualify(report, run_id)
+        new = registry_metrics(report)
+    outcome = decide(policy, report, job.facts)
+    ctx = CardContext(
+        model=job.info.ref,
+        created_at=job.info.created_at.isoformat(timespec="seconds"),
+        created_by=job.info.created_by,
+        artifact_uri=job.info.artifact_uri,
+        sha256=job.info.sha256,
+        stage=job.info.stage,
+        config=model.cfg,
+        spec=spec,
+        report=report,
+        outcome=outcome,
+        policy=policy,
+        dataset=dataset,
+        dataset_version=job.info.dataset_version_md5,
+        validation=job.facts.training_validation,
+        lineage=job.lineage,
+    )
+    files = write_report(ctx, pred, external_preds, job.report_dir)
+    with registry.atomic():
+        if new:
+            registry.record_metrics(job.info.ref, new, run_id=run_id)
+        registry.record_gate_decision(
+            job.info.ref,
+            policy=outcome.policy,
+            verdict=outcome.verdict,
+            reasons=outcome.reasons,
+            run_id=run_id,
+        )
+    return _result(job.info, spec, report, outcome, files, run_id, len(new), job.started)
+
+
+def _report(
+    job: _Job, model: TaskModel, spec: TaskSpec, dataset: str
+) -> tuple[EvaluationReport, Predictions, dict[str, Predictions]]:
+    """The evaluation report (test split, external cohorts, comparison with production) and the
+    predictions behind it."""
     labels = list(model.cfg.labels)
     thresholds = [float(t) for t in model.cfg.decision_thresholds]
-    dataset = str(meta.get("dataset") or default_dataset)
-    store = DatasetStore.open(settings.data_dir / dataset)
-    cohort = select_cohort(store, spec, split="test", excluded_ids=validation_exclusions(settings, dataset))
+    store = DatasetStore.open(job.settings.data_dir / dataset)
+    excluded = validation_exclusions(job.settings, dataset)
+    cohort = select_cohort(store, spec, split="test", excluded_ids=excluded)
     if len(cohort.rows) == 0:
         raise EvaluationError(
-            f"{info.ref}: no usable test record in data/{dataset} (left out: {cohort.excluded})"
+            f"{job.info.ref}: no usable test record in data/{dataset} (left out: {cohort.excluded})"
         )
-    pred = predictions(cohort, score(model, cohort), params.age_bands)
+    pred = predictions(cohort, score(model, cohort), job.params.age_bands)
     digest = records_digest(pred.record_ids)
-    trained_on = meta.get("test_records_sha256")
-    split = "test" if trained_on in (None, digest) else f"test@{digest[:8]}"
+    split = "test" if model.cfg.meta.get("test_records_sha256") in (None, digest) else f"test@{digest[:8]}"
     test = evaluate_cohort(
         pred,
         name="test",
@@ -303,66 +366,43 @@ def _evaluate(
         dataset=dataset,
         labels=labels,
         thresholds=thresholds,
-        settings=boot,
-        subgroups=list(params.subgroups),
+        settings=job.boot,
+        subgroups=list(job.params.subgroups),
         excluded=cohort.excluded,
     )
-    comparison, note = None, ""
-    if production_path is not None and facts.production is not None:
-        production = load_task_model(production_path)
-        if list(production.cfg.labels) == labels:
-            comparison = compare(
-                pred, score(production, cohort), production=facts.production, labels=labels, settings=boot
-            )
-        else:
-            note = f"the production model predicts {list(production.cfg.labels)}, this one {labels}"
+    comparison, note = _comparison(job, pred, cohort, labels)
     external_reports, external_preds = [], {}
-    for name in externals:
-        ext_report, ext_pred = _external_cohort(name, model, spec, settings, params, boot)
+    for name in job.externals:
+        ext_report, ext_pred = _external_cohort(name, model, spec, job.settings, job.params, job.boot)
         external_reports.append(ext_report)
         external_preds[name] = ext_pred
     report = EvaluationReport(
-        model=info.ref,
+        model=job.info.ref,
         task=spec.name,
         labels=labels,
         thresholds=thresholds,
         test=test,
         external=external_reports,
         comparison=comparison,
-        settings=asdict(boot) | {"age_bands": params.age_bands, "subgroups": list(params.subgroups)},
+        settings=asdict(job.boot)
+        | {"age_bands": job.params.age_bands, "subgroups": list(job.params.subgroups)},
         created_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         comparison_note=note,
     )
-    new, conflict = _new_metrics(registry, info.ref, registry_metrics(report))
-    if conflict:
-        _qualify(report, run_id)
-        new = registry_metrics(report)
-    outcome = decide(policy, report, facts)
-    ctx = CardContext(
-        model=info.ref,
-        created_at=info.created_at.isoformat(timespec="seconds"),
-        created_by=info.created_by,
-        artifact_uri=info.artifact_uri,
-        sha256=info.sha256,
-        stage=info.stage,
-        config=model.cfg,
-        spec=spec,
-        report=report,
-        outcome=outcome,
-        policy=policy,
-        dataset=dataset,
-        dataset_version=info.dataset_version_md5,
-        validation=facts.training_validation,
-        lineage=lineage,
-    )
-    files = write_report(ctx, pred, external_preds, report_dir)
-    with registry.atomic():
-        if new:
-            registry.record_metrics(info.ref, new, run_id=run_id)
-        registry.record_gate_decision(
-            info.ref, policy=outcome.policy, verdict=outcome.verdict, reasons=outcome.reasons, run_id=run_id
-        )
-    return _result(info, spec, report, outcome, files, run_id, len(new), started)
+    return report, pred, external_preds
+
+
+def _comparison(
+    job: _Job, pred: Predictions, cohort: Cohort, labels: list[str]
+) -> tuple[Comparison | None, str]:
+    """The paired comparison with the production model on the same records, or why there is none."""
+    if job.production_path is None or job.facts.production is None:
+        return None, ""
+    production = load_task_model(job.production_path)
+    if list(production.cfg.labels) != labels:
+        return None, f"the production model predicts {list(production.cfg.labels)}, this one {labels}"
+    proba = score(production, cohort)
+    return compare(pred, proba, production=job.facts.production, labels=labels, settings=job.boot), ""
 
 
 def _result(
