@@ -281,13 +281,13 @@ def finetune(
 
     resumed_from: int | None = None
     if resume:
-        run = RunDir(run_dir)
-        if not run.has_checkpoint():
+        folder = RunDir(run_dir)
+        if not folder.has_checkpoint():
             raise FinetuneError(f"no fine-tuning run to resume in {run_dir}; start it without --resume")
-        state = run.load()
+        state = folder.load()
         params = FinetuneParams.model_validate(state["params"])
         spec = task_from_dict(state["task_spec"])
-        resumed_from = run.resumed_epoch()
+        resumed_from = folder.resumed_epoch()
     else:
         state = _start(
             run_dir,
@@ -304,60 +304,98 @@ def finetune(
         )
     if max_epochs is not None:
         params = params.model_copy(update={"max_epochs": max_epochs})
+    run = _Run(
+        state, spec, params, settings, run_dir, resume, resumed_from, register, progress, accelerator, started
+    )
     try:
-        return _train(
-            state,
-            spec,
-            params,
-            settings,
-            run_dir,
-            resume,
-            resumed_from,
-            register,
-            progress,
-            accelerator,
-            started,
-        )
+        return _train(run)
     except BaseException as exc:
         if register and state.get("registry_run_id") is not None:
             mark_failed(Workspace(settings), int(state["registry_run_id"]), exc)
         raise
 
 
-def _train(
-    state: dict[str, Any],
-    spec: TaskSpec,
-    params: FinetuneParams,
-    settings: Settings,
-    run_dir: Path,
-    resume: bool,
-    resumed_from: int | None,
-    register: bool,
-    progress: bool,
-    accelerator: str,
-    started: float,
-) -> FinetuneResult:
-    L.seed_everything(params.seed, workers=True, verbose=False)
-    dataset = state["dataset"]
-    store = DatasetStore.open(settings.data_dir / dataset)
-    data = _select(
-        store, spec, params, float(state["label_fraction"]), validation_exclusions(settings, dataset)
+@dataclass(frozen=True)
+class _Run:
+    """One fine-tuning run as the stage trains it: its ``run.json`` state, task, parameters and options."""
+
+    state: dict[str, Any]
+    spec: TaskSpec
+    params: FinetuneParams
+    settings: Settings
+    run_dir: Path
+    resume: bool
+    resumed_from: int | None
+    register: bool
+    progress: bool
+    accelerator: str
+    started: float
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    """What training left: the model at its best epoch, and the Trainer's counts."""
+
+    model: Any
+    epochs: int
+    steps: int
+    best_epoch: int | None
+
+
+def _train(run: _Run) -> FinetuneResult:
+    """Select the records, train, tune thresholds on val, save and register the task model."""
+    L.seed_everything(run.params.seed, workers=True, verbose=False)
+    store = DatasetStore.open(run.settings.data_dir / run.state["dataset"])
+    data = _training_data(run, store)
+    config = TaskModelConfig.model_validate(run.state["config"])
+    view = StoreView(store.root, config.fs, config.n_samples)
+    fitted = _fit(run, config, view, data)
+    val = data.splits.val
+    proba = predict_rows(fitted.model, view, val.rows, data.splits.lead_masks)
+    choices = tune_thresholds(
+        val.targets,
+        proba,
+        run.spec.label_names,
+        rule=run.params.threshold_rule,
+        target_sensitivity=run.params.target_sensitivity,
     )
+    val_metrics = _val_metrics(val.targets, proba, run.spec.label_names)
+    meta = _model_meta(run, data, choices, val_metrics, fitted)
+    model = fitted.model
+    model.cfg = model.cfg.model_copy(update={"thresholds": [c.threshold for c in choices], "meta": meta})
+    model_dir = _save(run, model)
+    model_ref = None
+    if run.register and run.state["registry_run_id"] is not None:
+        model_ref = _register(
+            run.settings, run.spec, run.state, model_dir, val_metrics, model.cfg.thresholds, len(val)
+        )
+    return _result(run, config, data, choices, val_metrics, fitted, model_dir, model_ref)
+
+
+def _training_data(run: _Run, store: DatasetStore) -> _Data:
+    """The run's records; a resumed run refuses training records that changed since it started."""
+    dataset = run.state["dataset"]
+    excluded = validation_exclusions(run.settings, dataset)
+    data = _select(store, run.spec, run.params, float(run.state["label_fraction"]), excluded)
     digest = records_digest(store.manifest["record_id"].to_numpy()[data.splits.train.rows])
-    if resume and state.get("train_records_sha256") not in (None, digest):
+    if run.resume and run.state.get("train_records_sha256") not in (None, digest):
         raise FinetuneError(
-            f"the training records of data/{dataset} changed since the run started in {run_dir}; "
+            f"the training records of data/{dataset} changed since the run started in {run.run_dir}; "
             "start it again without --resume"
         )
-    if not resume:
-        state["train_records_sha256"] = digest
-        RunDir(run_dir).save(state)
-    config = TaskModelConfig.model_validate(state["config"])
+    if not run.resume:
+        run.state["train_records_sha256"] = digest
+        RunDir(run.run_dir).save(run.state)
+    return data
+
+
+def _fit(run: _Run, config: TaskModelConfig, view: StoreView, data: _Data) -> _Fitted:
+    """Train (or resume) with the best-on-val checkpoint kept; the model comes back at its best epoch."""
+    params = run.params
     module = FinetuneModule(config.model_dump(mode="json"), params.model_dump(mode="json"))
-    if not resume and state["foundation_path"] is not None:
-        foundation, _ = load_foundation(Path(state["foundation_path"]))
+    if not run.resume and run.state["foundation_path"] is not None:
+        foundation, _ = load_foundation(Path(run.state["foundation_path"]))
         module.model.encoder.load_state_dict(foundation.ecg.state_dict())
-    view = StoreView(store.root, config.fs, config.n_samples)
     datamodule = FinetuneDataModule(
         view,
         data.splits,
@@ -367,7 +405,7 @@ def _train(
         num_workers=params.num_workers,
     )
     checkpoint = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints",
+        dirpath=run.run_dir / "checkpoints",
         filename="best",
         monitor="val/selection",
         mode="max",
@@ -378,49 +416,47 @@ def _train(
     steps_per_epoch = max(len(data.splits.train) // datamodule.batch_size, params.min_steps_per_epoch)
     trainer = build_trainer(
         TrainerSpec(
-            run_dir,
+            run.run_dir,
             params.max_epochs,
             precision=params.precision,
-            accelerator=accelerator,
+            accelerator=run.accelerator,
             callbacks=(checkpoint,),
-            progress=progress,
+            progress=run.progress,
             log_every_n_steps=max(1, min(10, steps_per_epoch)),
         )
     )
-    trainer.fit(
-        module, datamodule=datamodule, ckpt_path=str(RunDir(run_dir).last_checkpoint) if resume else None
-    )
+    last = str(RunDir(run.run_dir).last_checkpoint) if run.resume else None
+    trainer.fit(module, datamodule=datamodule, ckpt_path=last)
     if trainer.interrupted:
-        raise FinetuneError(f"fine-tuning was interrupted; continue it with --resume ({run_dir})")
+        raise FinetuneError(f"fine-tuning was interrupted; continue it with --resume ({run.run_dir})")
     best_epoch = None
     if checkpoint.best_model_path and Path(checkpoint.best_model_path).is_file():
         best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
         module.load_state_dict(best["state_dict"])
         best_epoch = int(best["epoch"])
     model = module.model.to(torch.float32).cpu().eval()
+    return _Fitted(model, trainer.current_epoch, trainer.global_step, best_epoch)
 
-    val = data.splits.val
-    proba = predict_rows(model, view, val.rows, data.splits.lead_masks)
-    choices = tune_thresholds(
-        val.targets,
-        proba,
-        spec.label_names,
-        rule=params.threshold_rule,
-        target_sensitivity=params.target_sensitivity,
-    )
-    per_label = {
-        name: float(auroc(val.targets[:, j], proba[:, j])) for j, name in enumerate(spec.label_names)
-    }
-    val_metrics = {"macro_auroc": float(macro(np.array(list(per_label.values()))))}
-    val_metrics |= {f"auroc_{name}": v for name, v in per_label.items()}
-    train = data.splits.train
-    meta = {
+
+def _val_metrics(targets: np.ndarray, proba: np.ndarray, labels: list[str]) -> dict[str, float]:
+    per_label = {name: float(auroc(targets[:, j], proba[:, j])) for j, name in enumerate(labels)}
+    metrics = {"macro_auroc": float(macro(np.array(list(per_label.values()))))}
+    return metrics | {f"auroc_{name}": v for name, v in per_label.items()}
+
+
+def _model_meta(
+    run: _Run, data: _Data, choices: list[Any], val_metrics: dict[str, float], fitted: _Fitted
+) -> dict[str, Any]:
+    """What the saved task model says of itself: task, data, lineage, selection, thresholds, training."""
+    state, spec, params = run.state, run.spec, run.params
+    train, val = data.splits.train, data.splits.val
+    return {
         "task_version": spec.version,
         "task_sha256": spec.digest(),
         "task_spec": spec.model_dump(mode="json"),
         "foundation": state["foundation"],
         "architecture_from": state["architecture_from"],
-        "dataset": dataset,
+        "dataset": state["dataset"],
         "dataset_version": state["dataset_version"],
         "validation_run_id": state["validation_run_id"],
         "registry_run_id": state["registry_run_id"],
@@ -438,45 +474,59 @@ def _train(
         "threshold_rule": params.threshold_rule,
         "threshold_notes": {c.label: c.note for c in choices if c.note},
         "val_metrics": {k: v for k, v in val_metrics.items() if math.isfinite(v)},
-        "epochs": trainer.current_epoch,
-        "best_epoch": best_epoch,
+        "epochs": fitted.epochs,
+        "best_epoch": fitted.best_epoch,
         "params": params.model_dump(mode="json"),
     }
-    model.cfg = model.cfg.model_copy(update={"thresholds": [c.threshold for c in choices], "meta": meta})
-    run_id = state["registry_run_id"]
+
+
+def _save(run: _Run, model: Any) -> Path:
+    """The task model's folder in the artifact store (``run-<registry run>``, else a unique name)."""
+    run_id = run.state["registry_run_id"]
     tag = (
         f"run-{run_id}"
         if run_id is not None
         else f"unregistered-{time.strftime('%Y%m%dT%H%M%S')}-{uuid4().hex[:6]}"
     )
-    model_dir = Path(settings.resolved_artifact_store) / "models" / spec.name / tag
+    model_dir = Path(run.settings.resolved_artifact_store) / "models" / run.spec.name / tag
     shutil.rmtree(model_dir, ignore_errors=True)
     save_task_model(model, model_dir)
-    model_ref = None
-    if register and run_id is not None:
-        model_ref = _register(settings, spec, state, model_dir, val_metrics, model.cfg.thresholds, len(val))
+    return model_dir
+
+
+def _result(
+    run: _Run,
+    config: TaskModelConfig,
+    data: _Data,
+    choices: list[Any],
+    val_metrics: dict[str, float],
+    fitted: _Fitted,
+    model_dir: Path,
+    model_ref: str | None,
+) -> FinetuneResult:
+    state, train, val = run.state, data.splits.train, data.splits.val
     return FinetuneResult(
-        task=spec.name,
+        task=run.spec.name,
         mode=config.mode,
         label_fraction=float(state["label_fraction"]),
-        dataset=dataset,
+        dataset=state["dataset"],
         dataset_version=state["dataset_version"],
         foundation=state["foundation"],
         model_ref=model_ref,
         model_dir=model_dir,
-        run_dir=run_dir,
-        registry_run_id=run_id,
-        epochs=trainer.current_epoch,
-        best_epoch=best_epoch,
-        steps=trainer.global_step,
+        run_dir=run.run_dir,
+        registry_run_id=state["registry_run_id"],
+        epochs=fitted.epochs,
+        best_epoch=fitted.best_epoch,
+        steps=fitted.steps,
         train_records=len(train),
         train_patients=data.train_patients,
         val_records=len(val),
-        train_positives=train.positives(spec.label_names),
+        train_positives=train.positives(run.spec.label_names),
         thresholds={c.label: round(c.threshold, 6) for c in choices},
         val_metrics=val_metrics,
-        resumed_from_epoch=resumed_from,
-        elapsed_s=round(time.perf_counter() - started, 2),
+        resumed_from_epoch=run.resumed_from,
+        elapsed_s=round(time.perf_counter() - run.started, 2),
         excluded=data.excluded,
     )
 
