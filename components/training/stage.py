@@ -385,22 +385,23 @@ def _register(
     n_test: int,
 ) -> str:
     """Model row (artifact, sha256, dataset version, run) + test metrics; finishes the registry run."""
-    with Workspace(settings).registry() as registry:
-        return _register_in(registry, params, state, model_dir, metrics, n_test)
-
-
-def _register_in(
-    registry: Registry,
-    params: PretrainParams,
-    state: dict[str, Any],
-    model_dir: Path,
-    metrics: dict[str, float],
-    n_test: int,
-) -> str:
     import math
 
     from components.registry import MetricInfo
 
+    with Workspace(settings).registry() as registry:
+        return _record_model(
+            registry,
+            params,
+            state,
+            model_dir,
+            [MetricInfo("test", "all", k, v, n=n_test) for k, v in metrics.items() if math.isfinite(v)],
+        )
+
+
+def _record_model(
+    registry: Registry, params: PretrainParams, state: dict[str, Any], model_dir: Path, metrics: list[Any]
+) -> str:
     run_id = int(state["registry_run_id"])
     if registry.get_run(run_id).status != "running":
         run_id = registry.start_run("pretrain", parameters={"resumes_run": run_id, **state["params"]})
@@ -416,10 +417,6 @@ def _register_in(
             validation_run_id=validation.id if validation else None,
             run_id=run_id,
         )
-        registry.record_metrics(
-            info,
-            [MetricInfo("test", "all", k, v, n=n_test) for k, v in metrics.items() if math.isfinite(v)],
-            run_id=run_id,
-        )
+        registry.record_metrics(info, metrics, run_id=run_id)
     registry.finish_run(run_id)
     return f"{info.name}@{info.version}"
