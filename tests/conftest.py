@@ -69,6 +69,24 @@ def demo_store_root(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path)
 
 
 @pytest.fixture(scope="session")
+def trained_base(tmp_path_factory: pytest.TempPathFactory, demo_store_root: Path, fixtures_dir: Path) -> Path:
+    """The fine-tuning and evaluation tests' trained workspace, built once (tests/finetune/workspace.py)."""
+    from tests.finetune.workspace import build_base
+
+    return build_base(
+        tmp_path_factory.getbasetemp() / "finetune-base", demo_store_root, fixtures_dir / "cinc"
+    )
+
+
+@pytest.fixture
+def ft_settings(trained_base: Path, tmp_path: Path) -> Settings:
+    """A copy of the trained workspace: ecg-fm@1 and ptbxl-superdiagnostic@1 registered, data validated."""
+    from tests.finetune.workspace import copy_workspace
+
+    return copy_workspace(trained_base, tmp_path / "ws")
+
+
+@pytest.fixture(scope="session")
 def demo_store(demo_store_root: Path) -> DatasetStore:
     from components.io.store import DatasetStore
 
@@ -109,3 +127,24 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     }
     env.pop("PREFECT_API_URL", None)  # Prefect starts its own temporary server for the test
     return env
+
+
+def zero_lead_in_drop(drop: Path, rel: str, lead: str) -> None:
+    """Rewrite one WFDB record of ``drop`` with ``lead`` all zero (a disconnected electrode: validation
+    quarantines it)."""
+    import wfdb
+
+    record = wfdb.rdrecord(str(drop / rel))
+    signal = record.p_signal.copy()
+    signal[:, record.sig_name.index(lead)] = 0.0
+    wfdb.wrsamp(
+        Path(rel).name,
+        fs=record.fs,
+        units=record.units,
+        sig_name=record.sig_name,
+        p_signal=signal,
+        fmt=record.fmt,
+        adc_gain=record.adc_gain,
+        baseline=record.baseline,
+        write_dir=str((drop / rel).parent),
+    )

@@ -258,19 +258,10 @@ def pretrain(
     run_dir = workspace.pretrain_dir(dataset)
     worker = is_launched_worker()
 
-    resumed_from: int | None = None
     if resume or worker:
-        run = RunDir(run_dir)
-        if not run.exists():
-            raise PretrainError(f"no pretraining run of {dataset!r} to resume in {run_dir}")
-        state = run.load()
-        params = PretrainParams.model_validate(state["params"])
-        if resume and not run.has_checkpoint():
-            raise PretrainError(f"{run_dir}: the run has no checkpoint yet; start it again without --resume")
-        if resume:
-            resumed_from = run.resumed_epoch()
+        state, params, resumed_from = _continued(RunDir(run_dir), dataset, resume)
     else:
-        params = pin_text_model(params)
+        params, resumed_from = pin_text_model(params), None
         state = _start(run_dir, store, params, settings, register, flow_run_id)
     if max_epochs is not None:
         params = params.model_copy(update={"max_epochs": max_epochs})
@@ -282,18 +273,7 @@ def pretrain(
         else None
     )
     module, tokenizer = build_module(store, params, scratch_tokenizer)
-    data = PretrainDataModule(
-        store.root,
-        tokenizer,
-        batch_size=params.batch_size,
-        seed=params.seed,
-        num_workers=params.num_workers,
-        in_distribution_batches=params.in_distribution_batches,
-        limit_train_records=params.limit_train_records,
-        excluded=validation_exclusions(settings, dataset),
-        text_features=text_feature_cache(module, settings),
-        text_pool=_training_texts(store, params) if params.objectives.text_text > 0 else None,
-    )
+    data = _data_module(store, params, module, tokenizer, settings)
     _check_enough_records(data, params.batch_size, devices if isinstance(devices, int) else 1)
     compute = TrainerSpec(
         run_dir,
@@ -319,6 +299,40 @@ def pretrain(
         if register and not worker and state["registry_run_id"] is not None:
             mark_failed(Workspace(settings), int(state["registry_run_id"]), exc)
         raise
+
+
+def _continued(run: RunDir, dataset: str, resume: bool) -> tuple[dict[str, Any], PretrainParams, int | None]:
+    """The state and parameters of the run a resume (or a DDP worker) continues, and the epoch it resumes
+    after (None for a worker joining a fresh run)."""
+    if not run.exists():
+        raise PretrainError(f"no pretraining run of {dataset!r} to resume in {run.path}")
+    state = run.load()
+    params = PretrainParams.model_validate(state["params"])
+    if resume and not run.has_checkpoint():
+        raise PretrainError(f"{run.path}: the run has no checkpoint yet; start it again without --resume")
+    return state, params, run.resumed_epoch() if resume else None
+
+
+def _data_module(
+    store: DatasetStore,
+    params: PretrainParams,
+    module: PretrainModule,
+    tokenizer: TextTokenizer,
+    settings: Settings,
+) -> PretrainDataModule:
+    """Batches of the store's records, validation's exclusions left out, report features cached."""
+    return PretrainDataModule(
+        store.root,
+        tokenizer,
+        batch_size=params.batch_size,
+        seed=params.seed,
+        num_workers=params.num_workers,
+        in_distribution_batches=params.in_distribution_batches,
+        limit_train_records=params.limit_train_records,
+        excluded=validation_exclusions(settings, store.root.name),
+        text_features=text_feature_cache(module, settings),
+        text_pool=_training_texts(store, params) if params.objectives.text_text > 0 else None,
+    )
 
 
 def _check_enough_records(data: PretrainDataModule, batch_size: int, processes: int) -> None:

@@ -9,20 +9,7 @@ import pytest
 
 from components.config import Settings
 from components.evaluation.stage import EvaluationResult, evaluate
-from tests.finetune.workspace import build_base, copy_workspace, write_policy
-
-
-@pytest.fixture(scope="session")
-def trained_base(tmp_path_factory: pytest.TempPathFactory, demo_store_root: Path, fixtures_dir: Path) -> Path:
-    return build_base(
-        tmp_path_factory.getbasetemp() / "finetune-base", demo_store_root, fixtures_dir / "cinc"
-    )
-
-
-@pytest.fixture
-def ft_settings(trained_base: Path, tmp_path: Path) -> Settings:
-    """A copy of the trained workspace: ecg-fm@1 and ptbxl-superdiagnostic@1 registered, data validated."""
-    return copy_workspace(trained_base, tmp_path / "ws")
+from tests.finetune.workspace import copy_workspace, write_policy
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ import pytest
 
 from components.config import Settings
 from components.orchestration.lock import holder
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, zero_lead_in_drop
 from tests.flows.conftest import (
     TASK,
     TINY,
@@ -238,26 +238,6 @@ def stage_done(server: str, flow_run_id: str, stage: str) -> Callable[[], dict[s
     return check
 
 
-def _dead_lead(drop: Path, rel: str) -> None:
-    """Rewrite one WFDB record of ``drop`` with lead V2 all zero (validation quarantines it)."""
-    import wfdb
-
-    record = wfdb.rdrecord(str(drop / rel))
-    signal_ = record.p_signal.copy()
-    signal_[:, record.sig_name.index("V2")] = 0.0
-    wfdb.wrsamp(
-        Path(rel).name,
-        fs=record.fs,
-        units=record.units,
-        sig_name=record.sig_name,
-        p_signal=signal_,
-        fmt=record.fmt,
-        adc_gain=record.adc_gain,
-        baseline=record.baseline,
-        write_dir=str((drop / rel).parent),
-    )
-
-
 @pytest.fixture(scope="session")
 def drop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The first ``N_RECORDS`` demo records as a PTB-XL drop, the 4th with a dead lead."""
@@ -274,7 +254,7 @@ def drop(tmp_path_factory: pytest.TempPathFactory) -> Path:
             target = root / f"{row[column]}{suffix}"
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(SAMPLES / f"{row[column]}{suffix}", target)
-    _dead_lead(root, body[3][column])
+    zero_lead_in_drop(root, body[3][column], "V2")
     return root
 
 

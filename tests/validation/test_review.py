@@ -9,31 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import wfdb
 from typer.testing import CliRunner
 
 from components.config import IngestParams, Settings, get_settings
 from components.io.ingest import ingest
 from components.registry import open_registry
 from components.validation import ReviewError, decide, excluded_records, list_quarantined, validate
-
-
-def _zero_lead_in_drop(drop: Path, rel: str, lead: str) -> None:
-    """Rewrite one WFDB record of the drop with ``lead`` all zero (a disconnected electrode)."""
-    record = wfdb.rdrecord(str(drop / rel))
-    signal = record.p_signal.copy()
-    signal[:, record.sig_name.index(lead)] = 0.0
-    wfdb.wrsamp(
-        Path(rel).name,
-        fs=record.fs,
-        units=record.units,
-        sig_name=record.sig_name,
-        p_signal=signal,
-        fmt=record.fmt,
-        adc_gain=record.adc_gain,
-        baseline=record.baseline,
-        write_dir=str((drop / rel).parent),
-    )
+from tests.conftest import zero_lead_in_drop
 
 
 @pytest.fixture
@@ -42,8 +24,8 @@ def defective_drop(small_drop: Path, tmp_path: Path) -> tuple[Path, str, str]:
     drop = tmp_path / "drop"
     shutil.copytree(small_drop, drop)
     rels = pd.read_csv(drop / "ptbxl_database.csv")["filename_lr"]
-    _zero_lead_in_drop(drop, str(rels.iloc[3]), "V2")
-    _zero_lead_in_drop(drop, str(rels.iloc[5]), "V5")
+    zero_lead_in_drop(drop, str(rels.iloc[3]), "V2")
+    zero_lead_in_drop(drop, str(rels.iloc[5]), "V5")
     return drop, str(rels.iloc[3]), str(rels.iloc[5])
 
 
