@@ -228,25 +228,8 @@ def validate(
 
     t = time.perf_counter()
     context = open_context(settings.state_dir)
-    outcomes = run_suite(
-        context,
-        dataset=dataset,
-        suite_name="manifest",
-        specs=policy.suite("manifest"),
-        table=store.manifest,
-        policy_version=policy.version,
-        run_name=run_name,
-    )
-    outcomes += run_suite(
-        context,
-        dataset=dataset,
-        suite_name="records",
-        specs=policy.suite("records"),
-        table=features,
-        policy_version=policy.version,
-        id_column="record_id",
-        run_name=run_name,
-    )
+    suite = _SuiteRun(context, policy, dataset, run_name)
+    outcomes = suite("manifest", store.manifest) + suite("records", features, id_column="record_id")
     gx_seconds = time.perf_counter() - t
 
     with workspace.registry() as registry:
@@ -258,15 +241,7 @@ def validate(
     stats = dataset_stats(store, features, n_quarantined + n_rejected)
 
     t = time.perf_counter()
-    outcomes += run_suite(
-        context,
-        dataset=dataset,
-        suite_name="dataset",
-        specs=policy.suite("dataset"),
-        table=pd.DataFrame([stats]),
-        policy_version=policy.version,
-        run_name=run_name,
-    )
+    outcomes += suite("dataset", pd.DataFrame([stats]))
     timings["gx"] = gx_seconds + time.perf_counter() - t
 
     fingerprint = content_fingerprint(store.manifest)
@@ -295,15 +270,7 @@ def validate(
         dataset_version_md5=dataset_version_md5,
     )
 
-    t = time.perf_counter()
-    features.to_parquet(result.features_path, index=False)
-    tables.leads.to_parquet(report_dir / "lead_features.parquet", index=False)
-    quarantine.to_parquet(result.quarantine_path, index=False)
-    plot_paths = _plots(store, quarantine, root / "plots") if plots else {}
-    timings["plots"] = time.perf_counter() - t
-    t = time.perf_counter()
-    write_summary(result, quarantine, plot_paths)
-    timings["report"] = time.perf_counter() - t
+    timings |= _write_reports(result, store, tables, quarantine, root / "plots" if plots else None)
     if dataset_version_md5:
         with workspace.registry() as registry:
             record_validation(result, dataset_version_md5, registry)
@@ -311,6 +278,46 @@ def validate(
     result.timings_s = {k: round(v, 3) for k, v in timings.items()}
     result.write_json()
     return result
+
+
+class _SuiteRun:
+    """Runs one suite of the policy over a table, as part of one validation run."""
+
+    def __init__(self, context: Any, policy: Policy, dataset: str, run_name: str) -> None:
+        self.context, self.policy, self.dataset, self.run_name = context, policy, dataset, run_name
+
+    def __call__(
+        self, name: str, table: pd.DataFrame, id_column: str | None = None
+    ) -> list[ExpectationOutcome]:
+        return run_suite(
+            self.context,
+            dataset=self.dataset,
+            suite_name=name,
+            specs=self.policy.suite(name),
+            table=table,
+            policy_version=self.policy.version,
+            id_column=id_column,
+            run_name=self.run_name,
+        )
+
+
+def _write_reports(
+    result: ValidationResult,
+    store: DatasetStore,
+    tables: FeatureTables,
+    quarantine: pd.DataFrame,
+    plots_dir: Path | None,
+) -> dict[str, float]:
+    """Features, lead features and quarantine as parquet, the 12-lead plots, the steward summary; the
+    seconds each took."""
+    t = time.perf_counter()
+    tables.records.to_parquet(result.features_path, index=False)
+    tables.leads.to_parquet(result.report_dir / "lead_features.parquet", index=False)
+    quarantine.to_parquet(result.quarantine_path, index=False)
+    plot_paths = _plots(store, quarantine, plots_dir) if plots_dir is not None else {}
+    plotted = time.perf_counter()
+    write_summary(result, quarantine, plot_paths)
+    return {"plots": plotted - t, "report": time.perf_counter() - plotted}
 
 
 def version_validated(dataset: str, validation: ValidationResult | None, settings: Settings) -> DataVersion:
