@@ -5,15 +5,13 @@ and the dashboards build one) instead of reading ``params.yaml`` or opening the 
 
     workspace = Workspace.current()          # the ECGOPS_* environment
     workspace.params.finetune.epochs         # every section typed; a misspelt key was an error at load
-    with workspace.registry() as registry:   # opened and closed
+    with workspace.registry() as registry:   # closed after the block
         registry.models(task="AF")
     workspace.store()                        # the canonical store of params.yaml's dataset
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,10 +53,6 @@ class Workspace:
         names a misspelt or unknown key."""
         return load_params(self.root / "params.yaml")
 
-    def reload(self) -> Workspace:
-        """The same workspace with ``params.yaml`` read again (it may have been edited since)."""
-        return Workspace(self.settings)
-
     @property
     def default_dataset(self) -> str:
         """The dataset ``params.yaml`` names (``ingest.dataset``)."""
@@ -89,14 +83,9 @@ class Workspace:
         database = url.database or ""
         return database in ("", ":memory:") or Path(database).is_file()
 
-    @contextmanager
-    def registry(self, *, actor: str | None = None) -> Iterator[Registry]:
-        """The workspace's registry, open for the block and closed after it."""
-        with self.open_registry(actor=actor) as registry:
-            yield registry
-
-    def open_registry(self, *, actor: str | None = None) -> Registry:
-        """A registry handle the caller keeps (and closes): long-lived processes such as the dashboard."""
+    def registry(self, *, actor: str | None = None) -> Registry:
+        """The workspace's registry: ``with workspace.registry() as registry:`` closes it after the block;
+        a long-lived process (the dashboard) keeps the handle."""
         from components.registry import open_registry
 
         return open_registry(self.registry_url, actor=actor or self.settings.actor)

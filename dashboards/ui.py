@@ -19,7 +19,7 @@ DATASET_KEY = "dataset"
 @st.cache_resource(show_spinner=False)
 def _registry(_ws: Workspace, url: str) -> Registry:
     """One registry handle per process and registry URL (Streamlit keys the cache on ``url`` only)."""
-    return _ws.open_registry()
+    return _ws.registry()
 
 
 def workspace() -> Workspace:

@@ -311,7 +311,7 @@ def finetune(
         return _train(run)
     except BaseException as exc:
         if register and state.get("registry_run_id") is not None:
-            mark_failed(Workspace(settings), int(state["registry_run_id"]), exc)
+            mark_failed(workspace, int(state["registry_run_id"]), exc)
         raise
 
 

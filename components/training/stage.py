@@ -297,7 +297,7 @@ def pretrain(
         )
     except BaseException as exc:
         if register and not worker and state["registry_run_id"] is not None:
-            mark_failed(Workspace(settings), int(state["registry_run_id"]), exc)
+            mark_failed(workspace, int(state["registry_run_id"]), exc)
         raise
 
 

@@ -34,7 +34,7 @@ def latest_run_dir(settings: Settings, dataset: str) -> Path:
 def excluded_records(dataset: str | None = None, *, settings: Settings | None = None) -> list[str]:
     """Record ids the latest validation of ``dataset`` excludes from training (quarantined or rejected)."""
     settings = settings or get_settings()
-    name = _dataset(settings, dataset)
+    name = Workspace(settings).dataset(dataset)
     return excluded_ids(pd.read_parquet(latest_run_dir(settings, name) / "quarantine.parquet"))
 
 
@@ -45,10 +45,6 @@ def validation_exclusions(settings: Settings, dataset: str) -> frozenset[str]:
         return frozenset(excluded_records(dataset, settings=settings))
     except ReviewError:
         return frozenset()
-
-
-def _dataset(settings: Settings, dataset: str | None) -> str:
-    return Workspace(settings).dataset(dataset)
 
 
 def list_quarantined(
@@ -65,7 +61,7 @@ def list_quarantined(
     """
     workspace = Workspace(settings or get_settings()).with_registry(registry_url)
     settings = workspace.settings
-    name = _dataset(settings, dataset)
+    name = workspace.dataset(dataset)
     run_dir = latest_run_dir(settings, name)
     table = pd.read_parquet(run_dir / "quarantine.parquet")
     with workspace.registry() as registry:
@@ -106,7 +102,7 @@ def decide(
     """
     workspace = Workspace(settings or get_settings()).with_registry(registry_url)
     settings = workspace.settings
-    name = _dataset(settings, dataset)
+    name = workspace.dataset(dataset)
     if not note.strip():
         raise ReviewError("a note saying why is required")
     if decision not in ("accept", "reject"):
