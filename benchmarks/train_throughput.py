@@ -111,7 +111,7 @@ def lightning_loop(store, tokenizer, params, steps: int, warmup: int, workdir: P
     import lightning as L
     from lightning.pytorch.profilers import SimpleProfiler
 
-    from components.runs import TrainerSpec
+    from components.runs.trainer import TrainerSpec
     from components.training.data import PretrainDataModule
     from components.training.stage import pretrain_trainer
 

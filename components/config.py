@@ -23,7 +23,7 @@ from components.errors import UserError
 if TYPE_CHECKING:
     from components.evaluation.params import EvaluateParams
     from components.finetune.params import FinetuneParams
-    from components.orchestration.params import ComputeParams, OrchestrationParams
+    from components.runs.params import ComputeParams, OrchestrationParams
     from components.serving.params import PackageParams, ServeParams
     from components.training.params import PretrainParams
 
@@ -130,8 +130,8 @@ SECTION_MODELS: dict[str, tuple[str, str]] = {
     "evaluate": ("components.evaluation.params", "EvaluateParams"),
     "serve": ("components.serving.params", "ServeParams"),
     "package": ("components.serving.params", "PackageParams"),
-    "orchestration": ("components.orchestration.params", "OrchestrationParams"),
-    "compute": ("components.orchestration.params", "ComputeParams"),
+    "orchestration": ("components.runs.params", "OrchestrationParams"),
+    "compute": ("components.runs.params", "ComputeParams"),
 }
 
 

@@ -28,6 +28,7 @@ FLOORS = {
     "serving": 9,
     "dashboard": 9,
     "orchestration": 10,
+    "dvc_stages": 10,
     "cli": 11,
 }
 
@@ -37,7 +38,8 @@ EXCEPTIONS = {
     ("config", "finetune"): "type-only: Params types each section with its stage's model",
     ("config", "evaluation"): "type-only: Params types each section with its stage's model",
     ("config", "serving"): "type-only: Params types each section with its stage's model",
-    ("config", "orchestration"): "type-only: Params types each section with its stage's model",
+    ("config", "runs"): "type-only: Params types each section with its stage's model",
+    ("runs", "training"): "type-only: the foundation policy compares pretrain parameters",
     ("workspace", "registry"): "Workspace.registry() opens the registry on demand (imported in the call)",
     ("workspace", "io"): "Workspace.store() opens a store on demand (imported in the call)",
 }

@@ -26,7 +26,7 @@ def stage_command(
 
     Exit code 1 when validation blocks the dataset, so `dvc repro` stops there.
     """
-    from components.orchestration.pipeline import STAGES
+    from components.dvc_stages import STAGES
 
     if name not in STAGES:
         raise typer.BadParameter(f"unknown stage {name!r}: use one of {', '.join(STAGE_NAMES)}")

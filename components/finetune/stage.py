@@ -30,7 +30,9 @@ from components.metrics.classification import auroc, macro
 from components.models.checkpoint import load_foundation
 from components.models.config import EcgEncoderConfig
 from components.models.task_model import TaskModelConfig, save_task_model
-from components.runs import RunDir, TrainerSpec, build_trainer, mark_failed
+from components.runs.folder import FinetuneRunState, RunDir
+from components.runs.lifecycle import failure_recorded, registering_run
+from components.runs.trainer import TrainerSpec, build_trainer
 from components.tasks.labels import TaskRecords, records_digest, select_records, task_targets
 from components.tasks.predict import predict_rows
 from components.tasks.spec import TaskSpec, load_task, task_from_dict
@@ -177,7 +179,7 @@ def _start(
     settings: Settings,
     register: bool,
     flow_run_id: str | None,
-) -> dict[str, Any]:
+) -> FinetuneRunState:
     """Fresh run: choose the foundation, build the model config, open the registry run; returns run.json."""
     store = DatasetStore.open(settings.data_dir / dataset)
     foundation = resolve_foundation(from_model, settings) if (mode != "scratch" or from_model) else None
@@ -200,38 +202,27 @@ def _start(
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     version, validation_run_id = _dataset_version(settings) if register else (None, None)
-    state: dict[str, Any] = {
-        "task": spec.name,
-        "task_spec": spec.model_dump(mode="json"),
-        "dataset": dataset,
-        "mode": mode,
-        "label_fraction": fraction,
-        "params": params.model_dump(mode="json"),
-        "config": config.model_dump(mode="json"),
-        "foundation": foundation.ref if foundation and mode != "scratch" else None,
-        "foundation_path": str(foundation.path) if foundation and mode != "scratch" else None,
-        "architecture_from": str(foundation.ref or foundation.path) if foundation else "params",
-        "dataset_version": version,
-        "validation_run_id": validation_run_id,
-        "flow_run_id": flow_run_id,
-        "registry_run_id": None,
-    }
+    state = FinetuneRunState(
+        task=spec.name,
+        task_spec=spec.model_dump(mode="json"),
+        dataset=dataset,
+        mode=mode,
+        label_fraction=fraction,
+        params=params.model_dump(mode="json"),
+        config=config.model_dump(mode="json"),
+        foundation=foundation.ref if foundation and mode != "scratch" else None,
+        foundation_path=str(foundation.path) if foundation and mode != "scratch" else None,
+        architecture_from=str(foundation.ref or foundation.path) if foundation else "params",
+        dataset_version=version,
+        validation_run_id=validation_run_id,
+        flow_run_id=flow_run_id,
+    )
     if register:
+        recorded = {"task", "dataset", "dataset_version", "mode", "label_fraction", "foundation", "params"}
         with Workspace(settings).registry() as registry:
-            state["registry_run_id"] = registry.start_run(
+            state.registry_run_id = registry.start_run(
                 "finetune",
-                parameters={
-                    k: state[k]
-                    for k in (
-                        "task",
-                        "dataset",
-                        "dataset_version",
-                        "mode",
-                        "label_fraction",
-                        "foundation",
-                        "params",
-                    )
-                }
+                parameters=state.model_dump(include=recorded)
                 | {"task_version": spec.version, "task_sha256": spec.digest()},
                 prefect_flow_run_id=flow_run_id,
             )
@@ -284,9 +275,9 @@ def finetune(
         folder = RunDir(run_dir)
         if not folder.has_checkpoint():
             raise FinetuneError(f"no fine-tuning run to resume in {run_dir}; start it without --resume")
-        state = folder.load()
-        params = FinetuneParams.model_validate(state["params"])
-        spec = task_from_dict(state["task_spec"])
+        state = folder.load(FinetuneRunState)
+        params = FinetuneParams.model_validate(state.params)
+        spec = task_from_dict(state.task_spec)
         resumed_from = folder.resumed_epoch()
     else:
         state = _start(
@@ -307,19 +298,15 @@ def finetune(
     run = _Run(
         state, spec, params, settings, run_dir, resume, resumed_from, register, progress, accelerator, started
     )
-    try:
+    with failure_recorded(workspace, state.registry_run_id if register else None):
         return _train(run)
-    except BaseException as exc:
-        if register and state.get("registry_run_id") is not None:
-            mark_failed(workspace, int(state["registry_run_id"]), exc)
-        raise
 
 
 @dataclass(frozen=True)
 class _Run:
     """One fine-tuning run as the stage trains it: its ``run.json`` state, task, parameters and options."""
 
-    state: dict[str, Any]
+    state: FinetuneRunState
     spec: TaskSpec
     params: FinetuneParams
     settings: Settings
@@ -345,9 +332,9 @@ class _Fitted:
 def _train(run: _Run) -> FinetuneResult:
     """Select the records, train, tune thresholds on val, save and register the task model."""
     L.seed_everything(run.params.seed, workers=True, verbose=False)
-    store = DatasetStore.open(run.settings.data_dir / run.state["dataset"])
+    store = DatasetStore.open(run.settings.data_dir / run.state.dataset)
     data = _training_data(run, store)
-    config = TaskModelConfig.model_validate(run.state["config"])
+    config = TaskModelConfig.model_validate(run.state.config)
     view = StoreView(store.root, config.fs, config.n_samples)
     fitted = _fit(run, config, view, data)
     val = data.splits.val
@@ -365,7 +352,7 @@ def _train(run: _Run) -> FinetuneResult:
     model.cfg = model.cfg.model_copy(update={"thresholds": [c.threshold for c in choices], "meta": meta})
     model_dir = _save(run, model)
     model_ref = None
-    if run.register and run.state["registry_run_id"] is not None:
+    if run.register and run.state.registry_run_id is not None:
         model_ref = _register(
             run.settings, run.spec, run.state, model_dir, val_metrics, model.cfg.thresholds, len(val)
         )
@@ -374,17 +361,17 @@ def _train(run: _Run) -> FinetuneResult:
 
 def _training_data(run: _Run, store: DatasetStore) -> _Data:
     """The run's records; a resumed run refuses training records that changed since it started."""
-    dataset = run.state["dataset"]
+    dataset = run.state.dataset
     excluded = validation_exclusions(run.settings, dataset)
-    data = _select(store, run.spec, run.params, float(run.state["label_fraction"]), excluded)
+    data = _select(store, run.spec, run.params, float(run.state.label_fraction), excluded)
     digest = records_digest(store.manifest["record_id"].to_numpy()[data.splits.train.rows])
-    if run.resume and run.state.get("train_records_sha256") not in (None, digest):
+    if run.resume and run.state.train_records_sha256 not in (None, digest):
         raise FinetuneError(
             f"the training records of data/{dataset} changed since the run started in {run.run_dir}; "
             "start it again without --resume"
         )
     if not run.resume:
-        run.state["train_records_sha256"] = digest
+        run.state.train_records_sha256 = digest
         RunDir(run.run_dir).save(run.state)
     return data
 
@@ -393,8 +380,8 @@ def _fit(run: _Run, config: TaskModelConfig, view: StoreView, data: _Data) -> _F
     """Train (or resume) with the best-on-val checkpoint kept; the model comes back at its best epoch."""
     params = run.params
     module = FinetuneModule(config.model_dump(mode="json"), params.model_dump(mode="json"))
-    if not run.resume and run.state["foundation_path"] is not None:
-        foundation, _ = load_foundation(Path(run.state["foundation_path"]))
+    if not run.resume and run.state.foundation_path is not None:
+        foundation, _ = load_foundation(Path(run.state.foundation_path))
         module.model.encoder.load_state_dict(foundation.ecg.state_dict())
     datamodule = FinetuneDataModule(
         view,
@@ -454,14 +441,14 @@ def _model_meta(
         "task_version": spec.version,
         "task_sha256": spec.digest(),
         "task_spec": spec.model_dump(mode="json"),
-        "foundation": state["foundation"],
-        "architecture_from": state["architecture_from"],
-        "dataset": state["dataset"],
-        "dataset_version": state["dataset_version"],
-        "validation_run_id": state["validation_run_id"],
-        "registry_run_id": state["registry_run_id"],
-        "flow_run_id": state["flow_run_id"],
-        "label_fraction": state["label_fraction"],
+        "foundation": state.foundation,
+        "architecture_from": state.architecture_from,
+        "dataset": state.dataset,
+        "dataset_version": state.dataset_version,
+        "validation_run_id": state.validation_run_id,
+        "registry_run_id": state.registry_run_id,
+        "flow_run_id": state.flow_run_id,
+        "label_fraction": state.label_fraction,
         "fraction_seed": params.seed,
         "fraction_added_patients_for_labels": sorted(data.added_for_labels),
         "train_records": len(train),
@@ -482,7 +469,7 @@ def _model_meta(
 
 def _save(run: _Run, model: Any) -> Path:
     """The task model's folder in the artifact store (``run-<registry run>``, else a unique name)."""
-    run_id = run.state["registry_run_id"]
+    run_id = run.state.registry_run_id
     tag = (
         f"run-{run_id}"
         if run_id is not None
@@ -508,14 +495,14 @@ def _result(
     return FinetuneResult(
         task=run.spec.name,
         mode=config.mode,
-        label_fraction=float(state["label_fraction"]),
-        dataset=state["dataset"],
-        dataset_version=state["dataset_version"],
-        foundation=state["foundation"],
+        label_fraction=float(state.label_fraction),
+        dataset=state.dataset,
+        dataset_version=state.dataset_version,
+        foundation=state.foundation,
         model_ref=model_ref,
         model_dir=model_dir,
         run_dir=run.run_dir,
-        registry_run_id=state["registry_run_id"],
+        registry_run_id=state.registry_run_id,
         epochs=fitted.epochs,
         best_epoch=fitted.best_epoch,
         steps=fitted.steps,
@@ -534,7 +521,7 @@ def _result(
 def _register(
     settings: Settings,
     spec: TaskSpec,
-    state: dict[str, Any],
+    state: FinetuneRunState,
     model_dir: Path,
     val_metrics: dict[str, float],
     thresholds: list[float],
@@ -544,11 +531,7 @@ def _register(
     from components.registry import MetricInfo
 
     with Workspace(settings).registry() as registry:
-        run_id = int(state["registry_run_id"])
-        if registry.get_run(run_id).status != "running":
-            run_id = registry.start_run(
-                "finetune", parameters={"resumes_run": run_id}, prefect_flow_run_id=state["flow_run_id"]
-            )
+        run_id = registering_run(registry, "finetune", state)
         metrics = [
             MetricInfo("val", "all", k, v, n=n_val) for k, v in val_metrics.items() if math.isfinite(v)
         ]
@@ -562,9 +545,9 @@ def _register(
                 kind="task",
                 task=spec.name,
                 artifact_uri=str(model_dir),
-                parent=state["foundation"],
-                dataset_version_md5=state["dataset_version"],
-                validation_run_id=state["validation_run_id"],
+                parent=state.foundation,
+                dataset_version_md5=state.dataset_version,
+                validation_run_id=state.validation_run_id,
                 run_id=run_id,
             )
             registry.record_metrics(info.ref, metrics, run_id=run_id)

@@ -421,6 +421,13 @@ class StagedFiles:
         self._pending.clear()
 
 
+def manifest_sha256(root: Path) -> str:
+    """sha256 of the store's ``manifest.parquet``: which records a run saw (a resume needs the same)."""
+    import hashlib
+
+    return hashlib.sha256((root / "manifest.parquet").read_bytes()).hexdigest()
+
+
 def append_manifest(
     root: Path, columns: Mapping[str, Sequence[Any]], common: Mapping[str, Any] | None = None
 ) -> None:

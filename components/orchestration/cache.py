@@ -112,7 +112,7 @@ def model_still_registered(result: dict[str, Any]) -> bool:
 
 def gate_still_recorded(result: dict[str, Any]) -> bool:
     """A cached evaluation counts while the registry holds its model's gate decision."""
-    from components.orchestration.release import gate_summary
+    from components.evaluation.release import gate_summary
 
     return gate_summary(Workspace(get_settings()), result["model_ref"]) is not None
 

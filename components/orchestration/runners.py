@@ -27,8 +27,8 @@ from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from components.orchestration.params import ComputeParams
 from components.process_env import environ_restored
+from components.runs.params import ComputeParams
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -74,9 +74,14 @@ class RunAPI(RegistryBase):
         try:
             yield run_id
         except BaseException as exc:
-            self.finish_run(run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+            self.fail_run(run_id, exc)
             raise
         self.finish_run(run_id)
+
+    def fail_run(self, run_id: int, exc: BaseException) -> None:
+        """Finish run ``run_id`` as failed with ``exc`` as its error, unless it already finished."""
+        if self.get_run(run_id).status == "running":
+            self.finish_run(run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
 
     def get_run(self, run_id: int) -> RunInfo:
         """One run by id."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import time
@@ -17,13 +16,15 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from components.config import Settings, get_settings
-from components.io.store import DatasetStore
+from components.io.store import DatasetStore, manifest_sha256
 from components.io.versioning import current_version
 from components.models.checkpoint import save_foundation
 from components.models.config import FoundationConfig
 from components.models.text import TextTokenizer
 from components.models.tokenizer import ReportTokenizer
-from components.runs import RunDir, TrainerSpec, build_trainer, mark_failed
+from components.runs.folder import PretrainRunState, RunDir
+from components.runs.lifecycle import failure_recorded, registering_run
+from components.runs.trainer import TrainerSpec, build_trainer
 from components.training.data import PretrainDataModule
 from components.training.errors import PretrainError
 from components.training.evaluate import evaluate
@@ -179,10 +180,6 @@ def pretrain_trainer(
     )
 
 
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _dataset_version(settings: Settings, registry: Any) -> str | None:
     """The workspace's DVC dataset version, if the registry knows it."""
     from components.registry import NotFoundError
@@ -203,25 +200,26 @@ def _start(
     settings: Settings,
     register: bool,
     flow_run_id: str | None,
-) -> dict[str, Any]:
+) -> PretrainRunState:
     """Fresh run: clear the run directory, learn the tokenizer, open the registry run; returns run.json."""
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     if params.text.kind == "scratch":
         (run_dir / TOKENIZER_FILE).write_text(build_tokenizer(store, params).to_json())
-    state: dict[str, Any] = {
-        "dataset": store.root.name,
-        "params": params.model_dump(mode="json"),
-        "manifest_sha256": _file_sha256(store.root / "manifest.parquet"),
-        "registry_run_id": None,
-        "dataset_version": None,
-    }
+    state = PretrainRunState(
+        dataset=store.root.name,
+        params=params.model_dump(mode="json"),
+        manifest_sha256=manifest_sha256(store.root),
+        flow_run_id=flow_run_id,
+    )
     if register:
         with Workspace(settings).registry() as registry:
-            state["dataset_version"] = _dataset_version(settings, registry)
-            state["registry_run_id"] = registry.start_run(
+            state.dataset_version = _dataset_version(settings, registry)
+            state.registry_run_id = registry.start_run(
                 "pretrain",
-                parameters={k: state[k] for k in ("dataset", "dataset_version", "manifest_sha256", "params")},
+                parameters=state.model_dump(
+                    include={"dataset", "dataset_version", "manifest_sha256", "params"}
+                ),
                 prefect_flow_run_id=flow_run_id,
             )
     RunDir(run_dir).save(state)
@@ -284,7 +282,7 @@ def pretrain(
         progress=progress,
     )
     trainer = pretrain_trainer(params, run_dir, compute)
-    try:
+    with failure_recorded(workspace, state.registry_run_id if register and not worker else None):
         trainer.fit(
             module, datamodule=data, ckpt_path=str(RunDir(run_dir).last_checkpoint) if resume else None
         )
@@ -295,19 +293,17 @@ def pretrain(
         return _publish(
             module, tokenizer, store, state, settings, run_dir, trainer, data, resumed_from, register, started
         )
-    except BaseException as exc:
-        if register and not worker and state["registry_run_id"] is not None:
-            mark_failed(workspace, int(state["registry_run_id"]), exc)
-        raise
 
 
-def _continued(run: RunDir, dataset: str, resume: bool) -> tuple[dict[str, Any], PretrainParams, int | None]:
+def _continued(
+    run: RunDir, dataset: str, resume: bool
+) -> tuple[PretrainRunState, PretrainParams, int | None]:
     """The state and parameters of the run a resume (or a DDP worker) continues, and the epoch it resumes
     after (None for a worker joining a fresh run)."""
     if not run.exists():
         raise PretrainError(f"no pretraining run of {dataset!r} to resume in {run.path}")
-    state = run.load()
-    params = PretrainParams.model_validate(state["params"])
+    state = run.load(PretrainRunState)
+    params = PretrainParams.model_validate(state.params)
     if resume and not run.has_checkpoint():
         raise PretrainError(f"{run.path}: the run has no checkpoint yet; start it again without --resume")
     return state, params, run.resumed_epoch() if resume else None
@@ -352,7 +348,7 @@ def _publish(
     module: PretrainModule,
     tokenizer: TextTokenizer,
     store: DatasetStore,
-    state: dict[str, Any],
+    state: PretrainRunState,
     settings: Settings,
     run_dir: Path,
     trainer: L.Trainer,
@@ -364,11 +360,11 @@ def _publish(
     """Export safetensors + JSON, evaluate on the test split, register model and metrics (rank 0 only)."""
     params = module.params
     model = module.model.to(torch.float32).cpu().eval()
-    run_id = state["registry_run_id"]
+    run_id = state.registry_run_id
     tag = f"run-{run_id}" if run_id is not None else time.strftime("%Y%m%dT%H%M%S")
     model_dir = Path(settings.resolved_artifact_store) / "models" / params.model_name / tag
     shutil.rmtree(model_dir, ignore_errors=True)
-    meta = {k: state[k] for k in ("dataset", "dataset_version", "manifest_sha256", "registry_run_id")}
+    meta = state.model_dump(include={"dataset", "dataset_version", "manifest_sha256", "registry_run_id"})
     save_foundation(model, tokenizer, model_dir, extra=meta | {"epochs": trainer.current_epoch})
     evaluation = evaluate(model, tokenizer, store, split="test", language=params.prompt_language)
     model_ref = None
@@ -376,7 +372,7 @@ def _publish(
         model_ref = _register(settings, params, state, model_dir, evaluation.metrics(), evaluation.n_records)
     return PretrainResult(
         dataset=store.root.name,
-        dataset_version=state["dataset_version"],
+        dataset_version=state.dataset_version,
         model_ref=model_ref,
         model_dir=model_dir,
         run_dir=run_dir,
@@ -393,7 +389,7 @@ def _publish(
 def _register(
     settings: Settings,
     params: PretrainParams,
-    state: dict[str, Any],
+    state: PretrainRunState,
     model_dir: Path,
     metrics: dict[str, float],
     n_test: int,
@@ -414,20 +410,16 @@ def _register(
 
 
 def _record_model(
-    registry: Registry, params: PretrainParams, state: dict[str, Any], model_dir: Path, metrics: list[Any]
+    registry: Registry, params: PretrainParams, state: PretrainRunState, model_dir: Path, metrics: list[Any]
 ) -> str:
-    run_id = int(state["registry_run_id"])
-    if registry.get_run(run_id).status != "running":
-        run_id = registry.start_run("pretrain", parameters={"resumes_run": run_id, **state["params"]})
-    validation = (
-        registry.latest_validation_run(state["dataset_version"]) if state["dataset_version"] else None
-    )
+    run_id = registering_run(registry, "pretrain", state)
+    validation = registry.latest_validation_run(state.dataset_version) if state.dataset_version else None
     with registry.atomic():
         info = registry.register_model(
             params.model_name,
             kind="foundation",
             artifact_uri=str(model_dir),
-            dataset_version_md5=state["dataset_version"],
+            dataset_version_md5=state.dataset_version,
             validation_run_id=validation.id if validation else None,
             run_id=run_id,
         )

@@ -22,7 +22,7 @@ INTERNAL = {
     "components.localserver.ServerStartError": "a local server that did not come up",
     "components.orchestration.server.PrefectServerError": "a local server that did not come up",
     "components.localserver.ServerExitedError": "a local server that did not come up",
-    "components.orchestration.launch.TrainingLaunchError": "a DDP child that failed, with its log",
+    "components.training.launch.TrainingLaunchError": "a DDP child that failed, with its log",
     "components.orchestration.errors.ValidationBlocked": "a run ended on purpose: `ecgops run` exits 1",
 }
 

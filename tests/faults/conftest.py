@@ -27,7 +27,7 @@ from typing import IO, Any, TypeVar
 import pytest
 
 from components.config import Settings
-from components.orchestration.lock import holder
+from components.runs.lock import holder
 from tests.conftest import SAMPLES, zero_lead_in_drop
 from tests.flows.conftest import (
     TASK,

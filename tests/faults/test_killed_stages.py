@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from components.orchestration.lock import workspace_lock
 from components.registry import open_registry
+from components.runs.lock import workspace_lock
 from components.validation import list_quarantined
 from tests.faults.conftest import (
     Reference,

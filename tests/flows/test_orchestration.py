@@ -17,15 +17,15 @@ from components.config import IngestParams, Settings
 from components.io.ingest import ingest
 from components.orchestration import cache
 from components.orchestration.fingerprints import code_version, drop_fingerprint, store_state
-from components.orchestration.lock import WorkspaceBusyError, holder, workspace_lock
 from components.registry import open_registry
+from components.runs.lock import WorkspaceBusyError, holder, workspace_lock
 from tests.conftest import FIXTURES
 
 HOLD = """
 import sys, time
 from pathlib import Path
 from components.config import Settings
-from components.orchestration.lock import workspace_lock
+from components.runs.lock import workspace_lock
 with workspace_lock(Settings(workspace=Path(sys.argv[1])), timeout_s=0, owner={"flow_run_id": "run-A"}):
     print("held", flush=True)
     time.sleep(600)

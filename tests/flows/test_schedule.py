@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.orchestration.lock import workspace_lock
 from components.registry import open_registry
+from components.runs.lock import workspace_lock
 from tests.conftest import REPO_ROOT, SAMPLES
 from tests.flows.conftest import TASK, TrainedWorkspace, gate_policy, write_params
 

@@ -17,7 +17,7 @@ from components.config import Settings
 from components.io.datasets import ingest_and_version
 from components.registry import open_registry
 from components.registry.artifacts import sha256_of
-from components.runs import RunDir
+from components.runs.folder import RunDir
 from components.training.errors import PretrainError
 from components.training.params import PretrainParams
 from components.training.stage import pretrain

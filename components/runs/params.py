@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,17 +59,3 @@ class ComputeParams(BaseModel):
     def distributed(self) -> bool:
         """True when training needs Lightning's launcher (several processes)."""
         return self.devices > 1
-
-
-def io_retries() -> dict[str, Any]:
-    """Prefect task options for I/O steps: retries with exponential backoff and some jitter."""
-    from prefect.tasks import exponential_backoff
-
-    from components.workspace import Workspace
-
-    orchestration = Workspace.current().params.orchestration
-    return {
-        "retries": orchestration.io_retries,
-        "retry_delay_seconds": exponential_backoff(backoff_factor=orchestration.retry_backoff_s),
-        "retry_jitter_factor": orchestration.retry_jitter,
-    }

@@ -88,7 +88,7 @@ def validate_stage(workspace: Workspace) -> dict[str, Any]:
 
 def pretrain_stage(workspace: Workspace) -> dict[str, Any]:
     """Pretrain (devices from ``compute:``); the model goes to ``pipeline/foundation``."""
-    from components.orchestration.launch import pretrain_with
+    from components.training.launch import pretrain_with
 
     dataset = workspace.default_dataset
     register_checked_out_version(workspace, dataset)

@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from components.orchestration.fingerprints import file_digest
-from components.runs import RunDir
+from components.io.store import manifest_sha256
+from components.runs.folder import PretrainRunState, RunDir
+from components.runs.resume import resume_decision
 from components.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -40,10 +41,10 @@ def decide_foundation(workspace: Workspace, dataset: str, dataset_version: str) 
     """The decision for ``dataset`` at ``dataset_version`` under the workspace's ``orchestration.foundation``
     policy with its ``pretrain:`` parameters."""
     policy, params = workspace.params.orchestration, workspace.params.pretrain
+    interrupted = _interrupted_run(workspace, dataset, params)
+    if interrupted is not None:
+        return interrupted
     with workspace.registry() as registry:
-        interrupted = _interrupted_run(workspace, dataset, params, registry)
-        if interrupted is not None:
-            return interrupted
         current = current_foundation(registry, dataset, params.model_name)
         if current is None:
             return FoundationDecision("pretrain", f"no foundation model for dataset {dataset} yet")
@@ -101,28 +102,13 @@ def _growth(registry: Registry, before: str | None, now: str) -> float | None:
     return (n_now - n_before) / n_before if n_before else None
 
 
-def _interrupted_run(
-    workspace: Workspace, dataset: str, params: PretrainParams, registry: Registry
-) -> FoundationDecision | None:
+def _interrupted_run(workspace: Workspace, dataset: str, params: PretrainParams) -> FoundationDecision | None:
     """Resume the dataset's last pretraining run if it is this data and these parameters and it never
     finished."""
+    expected = {
+        "params": params.model_dump(mode="json"),
+        "manifest_sha256": manifest_sha256(workspace.store_dir(dataset)),
+    }
     folder = RunDir(workspace.pretrain_dir(dataset))
-    if not folder.exists():
-        return None
-    state = folder.load()
-    run_id = state.get("registry_run_id")
-    same = state.get("params") == params.model_dump(mode="json") and state.get(
-        "manifest_sha256"
-    ) == file_digest(workspace.store_dir(dataset) / "manifest.parquet")
-    if run_id is None or not same:
-        return None
-    run = registry.get_run(int(run_id))
-    if run.status == "succeeded":
-        return None
-    if folder.has_checkpoint():
-        return FoundationDecision(
-            "resume", f"pretraining run {run.id} was interrupted; continuing from its last checkpoint"
-        )
-    if run.status == "running":
-        registry.finish_run(run.id, status="failed", error="interrupted before its first checkpoint")
-    return None
+    decision = resume_decision(workspace, folder, PretrainRunState, expected)
+    return FoundationDecision("resume", decision.reason) if decision.action == "resume" else None

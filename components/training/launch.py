@@ -1,7 +1,7 @@
 """Pretraining with the device settings of ``compute:`` in params.yaml.
 
 One device: in this process. Several (``compute.devices > 1``, e.g. ``strategy: ddp``): in a child
-process running ``python -m components.orchestration.launch``, because Lightning's DDP launcher starts
+process running ``python -m components.training.launch``, because Lightning's DDP launcher starts
 the other ranks by re-running the current command — which must be this small one, not the whole flow.
 Rank 0 writes the result as JSON where the flow reads it.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from components.config import Settings
-from components.orchestration.params import ComputeParams
+from components.runs.params import ComputeParams
 
 
 class TrainingLaunchError(RuntimeError):
@@ -66,7 +66,7 @@ def pretrain_with(
         command = [
             sys.executable,
             "-m",
-            "components.orchestration.launch",
+            "components.training.launch",
             "--dataset",
             dataset,
             "--out",
