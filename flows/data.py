@@ -21,7 +21,7 @@ from components.orchestration.cache import (
     version_still_current,
 )
 from components.orchestration.errors import ValidationBlocked
-from components.orchestration.params import io_retries
+from components.orchestration.retries import io_retries
 from components.orchestration.runners import TaskShards, on_dask, worker_identity
 from components.orchestration.summary import INGEST_COUNTS
 from components.validation import ValidationResult

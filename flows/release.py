@@ -8,6 +8,7 @@ from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
 from components.config import get_settings
+from components.evaluation.release import gate_summary, kept_as_candidates, promote_candidate
 from components.orchestration.cache import (
     Outcome,
     bento_still_verified,
@@ -17,8 +18,7 @@ from components.orchestration.cache import (
     run_all,
     stage_cache,
 )
-from components.orchestration.params import io_retries
-from components.orchestration.release import gate_summary, kept_as_candidates, promote_candidate
+from components.orchestration.retries import io_retries
 from components.orchestration.runners import worker_identity
 from components.orchestration.summary import headline_metrics, metric_rows
 from components.workspace import Workspace

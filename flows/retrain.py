@@ -12,9 +12,9 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from components.orchestration.lock import workspace_lock
 from components.orchestration.runners import dask_cluster, task_runner
 from components.orchestration.summary import gate_passed, not_promoted, publish
+from components.runs.lock import workspace_lock
 from components.workspace import Workspace
 from flows.data import ingest_flow, validate_flow, version_flow
 from flows.release import evaluate_flow, package_flow, promote_flow

@@ -23,7 +23,7 @@ from components.workspace import Workspace
 @task(name="foundation-decision")
 def foundation_decision_task(dataset: str, dataset_version: str) -> dict[str, Any]:
     """Pretrain, resume an interrupted pretraining, or reuse a foundation model (params.yaml policy)."""
-    from components.orchestration.foundation import decide_foundation
+    from components.runs.foundation import decide_foundation
 
     return decide_foundation(Workspace.current(), dataset, dataset_version).to_dict()
 
@@ -33,7 +33,7 @@ def pretrain_task(
     dataset: str, dataset_version: str, resume: bool, flow_run_id: str | None
 ) -> dict[str, Any]:
     """Signal-language pretraining with the compute settings of params.yaml (DDP when several devices)."""
-    from components.orchestration.launch import pretrain_with
+    from components.training.launch import pretrain_with
 
     workspace = Workspace.current()
     compute = workspace.params.compute
@@ -71,7 +71,7 @@ def finetune_task(
 ) -> dict[str, Any]:
     """Fine-tune one task from the foundation model; resumes the task's interrupted run, if any."""
     from components.finetune.stage import finetune
-    from components.orchestration.resume import finetune_decision
+    from components.runs.resume import finetune_decision
 
     workspace = Workspace.current()
     decision = finetune_decision(workspace, task, dataset, dataset_version, foundation_ref)
