@@ -46,7 +46,9 @@ def _ci(est) -> dict:
 def _foundation(args, settings, cache_root: Path) -> tuple[Path, dict]:
     """The cached foundation model for these pretraining parameters and data, pretrained when missing."""
     from components.config import load_params
+    from components.runs.lifecycle import RunOptions
     from components.training.stage import pretrain
+    from components.workspace import Workspace
 
     params = load_params(args.params).pretrain
     text = params.text.model_copy(update={"extra_reports_csv": args.drop / "ptbxl_database.csv"})
@@ -65,7 +67,8 @@ def _foundation(args, settings, cache_root: Path) -> tuple[Path, dict]:
     if info_file.is_file():
         return cached, json.loads(info_file.read_text()) | {"cached": True}
     started = time.perf_counter()
-    result = pretrain("ptbxl", settings=settings, params=params, accelerator="cpu", register=False)
+    cpu = RunOptions(register=False, accelerator="cpu")
+    result = pretrain(Workspace(settings).with_params(pretrain=params), "ptbxl", cpu)
     assert result is not None
     info = {
         "epochs": result.epochs,
@@ -101,13 +104,15 @@ def main() -> None:
 
     from components.config import IngestParams, Settings, load_params
     from components.evaluation.predict import score, select_cohort
-    from components.finetune.stage import finetune
+    from components.finetune.stage import FinetuneRequest, finetune
     from components.io.ingest import ingest
     from components.io.store import DatasetStore
     from components.metrics.bootstrap import estimate, patient_weights
     from components.metrics.classification import auroc, macro
     from components.models.task_model import load_task_model
+    from components.runs.lifecycle import RunOptions
     from components.tasks.spec import load_task
+    from components.workspace import Workspace
 
     wall_started = time.perf_counter()
     fractions = [float(f) for f in args.fractions.split(",")]
@@ -125,6 +130,7 @@ def main() -> None:
         (root / "params.yaml").write_text(args.params.read_text())
         ingest(args.drop, dataset="ptbxl", settings=settings, params=IngestParams(workers=1), progress=False)
         foundation_dir, pretrain_info = _foundation(args, settings, args.cache)
+        workspace = Workspace(settings).with_params(finetune=ft_params)
         store = DatasetStore.open(settings.data_dir / "ptbxl")
         test = select_cohort(store, spec, split="test", excluded_ids=frozenset())
         patients = store.manifest["patient_key"].to_numpy()[test.rows]
@@ -132,17 +138,8 @@ def main() -> None:
             for mode in MODES:
                 name = f"{mode}@{fraction:g}"
                 started = time.perf_counter()
-                result = finetune(
-                    TASK,
-                    dataset="ptbxl",
-                    from_model=str(foundation_dir),
-                    mode=mode,
-                    label_fraction=fraction,
-                    settings=settings,
-                    params=ft_params,
-                    register=False,
-                    accelerator="cpu",
-                )
+                request = FinetuneRequest(TASK, "ptbxl", str(foundation_dir), mode, fraction)
+                result = finetune(workspace, request, RunOptions(register=False, accelerator="cpu"))
                 seconds = time.perf_counter() - started
                 scores[name] = score(load_task_model(result.model_dir), test)
                 print(f"{name}: {seconds:.0f} s", file=sys.stderr)

@@ -53,10 +53,12 @@ def main() -> None:
     from components.metrics.classification import macro_auroc
     from components.models.checkpoint import load_foundation
     from components.models.foundation import SignalLanguageModel
+    from components.runs.lifecycle import RunOptions
     from components.training.evaluate import embed_ecgs, evaluate
     from components.training.probe import linear_probe
     from components.training.reports import superdiagnostic_targets
     from components.training.stage import pretrain
+    from components.workspace import Workspace
 
     params = load_params(args.params).pretrain
     text = params.text.model_copy(update={"extra_reports_csv": args.drop / "ptbxl_database.csv"})
@@ -67,7 +69,9 @@ def main() -> None:
         settings = Settings(workspace=root, patient_salt="benchmark")  # type: ignore[arg-type]
         ingest(args.drop, dataset="ptbxl", settings=settings, params=IngestParams(workers=1), progress=False)
         started = time.perf_counter()
-        result = pretrain("ptbxl", settings=settings, params=params, accelerator="cpu")
+        result = pretrain(
+            Workspace(settings).with_params(pretrain=params), "ptbxl", RunOptions(accelerator="cpu")
+        )
         train_seconds = time.perf_counter() - started
         assert result is not None
         store = DatasetStore.open(settings.data_dir / "ptbxl")

@@ -127,8 +127,9 @@ def _train(settings: Any, ecg: dict[str, int]) -> str:
     depend on training length)."""
     import yaml
 
-    from components.finetune.stage import finetune
+    from components.finetune.stage import FinetuneRequest, finetune
     from components.io.datasets import ingest_and_version
+    from components.runs.lifecycle import RunOptions
     from components.training.stage import pretrain
     from components.workspace import Workspace
 
@@ -141,9 +142,10 @@ def _train(settings: Any, ecg: dict[str, int]) -> str:
     params["pretrain"]["ecg"] |= ecg
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
     ingest_and_version(REPO / "samples", settings=settings, progress=False)
-    foundation = pretrain(settings=settings, max_epochs=1)
+    one_epoch = RunOptions(max_epochs=1)
+    foundation = pretrain(Workspace(settings), options=one_epoch)
     assert foundation is not None and foundation.model_ref is not None
-    tuned = finetune(TASK, settings=settings, from_model=foundation.model_ref, max_epochs=1)
+    tuned = finetune(Workspace(settings), FinetuneRequest(TASK, from_model=foundation.model_ref), one_epoch)
     assert tuned.model_ref is not None
     with Workspace(settings).registry() as registry:
         registry.record_gate_decision(

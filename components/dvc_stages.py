@@ -92,7 +92,7 @@ def pretrain_stage(workspace: Workspace) -> dict[str, Any]:
 
     dataset = workspace.default_dataset
     register_checked_out_version(workspace, dataset)
-    result = pretrain_with(workspace.settings, dataset, workspace.params.compute)
+    result = pretrain_with(workspace, dataset)
     out = pipeline_dir(workspace)
     _replace_dir(Path(result["model_dir"]), out / "foundation")
     _write_json(out / "metrics" / "pretrain.json", result["evaluation"]["metrics"])
@@ -138,16 +138,14 @@ def registered_ref(workspace: Workspace, directory: Path, stage: str) -> str:
 
 def finetune_stage(workspace: Workspace) -> dict[str, Any]:
     """Fine-tune each of ``finetune.tasks`` from ``pipeline/foundation``; models to ``pipeline/models``."""
-    from components.finetune.stage import finetune
+    from components.finetune.stage import FinetuneRequest, finetune
 
     out = pipeline_dir(workspace)
     foundation = registered_ref(workspace, out / "foundation", "pretrain")
     results: dict[str, Any] = {}
     shutil.rmtree(out / "models", ignore_errors=True)
     for task in workspace.params.finetune.tasks:
-        result = finetune(
-            task, dataset=workspace.default_dataset, from_model=foundation, settings=workspace.settings
-        )
+        result = finetune(workspace, FinetuneRequest(task, workspace.default_dataset, foundation))
         _replace_dir(result.model_dir, out / "models" / task)
         results[task] = result.to_dict()
     _write_json(out / "metrics" / "finetune.json", {t: r["val_metrics"] for t, r in results.items()})

@@ -16,7 +16,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from components.config import Params, Settings, get_settings, load_params
+from pydantic import BaseModel
+
+from components.config import Params, ParamsError, Settings, get_settings, load_params
 
 if TYPE_CHECKING:
     from components.io.store import DatasetStore
@@ -67,6 +69,14 @@ class Workspace:
         if url is None:
             return self
         return Workspace(self.settings.model_copy(update={"registry_url": url}), self.__dict__.get("params"))
+
+    def with_params(self, **sections: BaseModel) -> Workspace:
+        """This workspace with some ``params.yaml`` sections replaced, e.g. ``with_params(pretrain=p)``
+        (a benchmark or test that trains with other parameters than the file's)."""
+        unknown = sorted(set(sections) - set(Params.model_fields))
+        if unknown:
+            raise ParamsError(f"params.yaml has no section {', '.join(unknown)}")
+        return Workspace(self.settings, Params.model_validate({**dict(self.params), **sections}))
 
     @property
     def registry_url(self) -> str:

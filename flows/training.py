@@ -35,9 +35,7 @@ def pretrain_task(
     """Signal-language pretraining with the compute settings of params.yaml (DDP when several devices)."""
     from components.training.launch import pretrain_with
 
-    workspace = Workspace.current()
-    compute = workspace.params.compute
-    result = pretrain_with(workspace.settings, dataset, compute, resume=resume, flow_run_id=flow_run_id)
+    result = pretrain_with(Workspace.current(), dataset, resume=resume, flow_run_id=flow_run_id)
     return result | {"ran_on": worker_identity()}
 
 
@@ -70,21 +68,18 @@ def finetune_task(
     task: str, dataset: str, dataset_version: str, foundation_ref: str, flow_run_id: str | None
 ) -> dict[str, Any]:
     """Fine-tune one task from the foundation model; resumes the task's interrupted run, if any."""
-    from components.finetune.stage import finetune
+    from components.finetune.stage import FinetuneRequest, finetune
+    from components.runs.lifecycle import RunOptions
     from components.runs.resume import finetune_decision
 
     workspace = Workspace.current()
     decision = finetune_decision(workspace, task, dataset, dataset_version, foundation_ref)
-    compute = workspace.params.compute
-    result = finetune(
-        task,
-        dataset=dataset,
-        from_model=foundation_ref,
-        settings=workspace.settings,
+    options = RunOptions(
         resume=decision.action == "resume",
         flow_run_id=flow_run_id,
-        accelerator=compute.accelerator,
+        accelerator=workspace.params.compute.accelerator,
     )
+    result = finetune(workspace, FinetuneRequest(task, dataset, foundation_ref), options)
     return result.to_dict() | {"decision": decision.reason, "ran_on": worker_identity()}
 
 

@@ -44,20 +44,15 @@ def finetune_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Fine-tune a task model from a foundation model (linear probe, full fine-tune) or from scratch."""
-    from components.finetune.stage import finetune
+    from components.finetune.stage import FinetuneRequest, finetune
+    from components.runs.lifecycle import RunOptions
+    from components.workspace import Workspace
 
-    result = finetune(
-        task,
-        dataset=dataset,
-        from_model=from_model,
-        mode=mode.value if mode else None,
-        label_fraction=label_fraction,
-        resume=resume,
-        register=register,
-        progress=not as_json,
-        max_epochs=max_epochs,
-        accelerator=accelerator,
+    request = FinetuneRequest(task, dataset, from_model, mode.value if mode else None, label_fraction)
+    options = RunOptions(
+        resume=resume, register=register, progress=not as_json, max_epochs=max_epochs, accelerator=accelerator
     )
+    result = finetune(Workspace.current(), request, options)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return

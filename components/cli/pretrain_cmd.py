@@ -31,18 +31,20 @@ def pretrain_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Pretrain the ECG–report foundation model, publish it (safetensors + JSON) and register it."""
+    from components.runs.lifecycle import RunOptions
     from components.training.stage import pretrain
+    from components.workspace import Workspace
 
-    result = pretrain(
-        dataset,
+    options = RunOptions(
         resume=resume,
-        max_epochs=max_epochs,
-        devices=int(devices) if devices.isdigit() else devices,
-        strategy=strategy,
-        accelerator=accelerator,
         register=register,
         progress=not as_json,
+        max_epochs=max_epochs,
+        accelerator=accelerator,
+        devices=int(devices) if devices.isdigit() else devices,
+        strategy=strategy,
     )
+    result = pretrain(Workspace.current(), dataset, options)
     if result is None:
         return
     if as_json:

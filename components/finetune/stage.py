@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from components.config import Params, Settings, get_settings
 from components.finetune.data import FinetuneDataModule, SplitData
 from components.finetune.errors import FinetuneError
 from components.finetune.foundation import FoundationChoice, resolve_foundation
@@ -25,13 +24,11 @@ from components.finetune.sampling import sample_fraction
 from components.finetune.thresholds import tune_thresholds
 from components.io.store import DatasetStore
 from components.io.store_view import StoreView
-from components.io.versioning import current_version
 from components.metrics.classification import auroc, macro
 from components.models.checkpoint import load_foundation
-from components.models.config import EcgEncoderConfig
 from components.models.task_model import TaskModelConfig, save_task_model
 from components.runs.folder import FinetuneRunState, RunDir
-from components.runs.lifecycle import failure_recorded, registering_run
+from components.runs.lifecycle import RunOptions, failure_recorded, registered_version, registering_run
 from components.runs.trainer import TrainerSpec, build_trainer
 from components.tasks.labels import TaskRecords, records_digest, select_records, task_targets
 from components.tasks.predict import predict_rows
@@ -124,14 +121,126 @@ def _select(
     )
 
 
-def _architecture(
-    spec: TaskSpec,
-    store: DatasetStore,
-    foundation: FoundationChoice | None,
-    params: FinetuneParams,
-    all_params: Params,
-) -> tuple[EcgEncoderConfig, int, int]:
-    """Encoder architecture, rate and samples of the task model; refuses a foundation of another rate."""
+@dataclass(frozen=True)
+class FinetuneRequest:
+    """What to fine-tune; a field left None takes the workspace's ``finetune:`` setting.
+
+    ``from_model``: a foundation reference or directory (default: the newest registered foundation);
+    ``mode``: ``linear_probe`` | ``finetune`` | ``scratch``; ``label_fraction``: share of the training
+    patients (patient-level, seeded).
+    """
+
+    task: str
+    dataset: str | None = None
+    from_model: str | None = None
+    mode: str | None = None
+    label_fraction: float | None = None
+
+
+def finetune(
+    workspace: Workspace, request: FinetuneRequest, options: RunOptions = RunOptions()
+) -> FinetuneResult:
+    """Fine-tune a task model from a foundation model (or from scratch) on ``data/<dataset>``.
+
+    The best validation epoch is kept, decision thresholds are tuned on the validation split, and the
+    model is written as safetensors + JSON under ``<artifact store>/models/<task>/run-<id>`` and
+    registered as a task model (parent: the foundation; dataset version and validation run of the data
+    it trained on; ``options.flow_run_id`` on the run). ``options.resume`` continues the same (task,
+    dataset, mode, fraction) run from its last checkpoint.
+    """
+    run = _open_run(workspace, request, options)
+    with failure_recorded(workspace, run.state.registry_run_id if options.register else None):
+        return _train(run)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One fine-tuning run as the stage trains it: its folder, ``run.json`` state, task and parameters."""
+
+    workspace: Workspace
+    folder: RunDir
+    state: FinetuneRunState
+    spec: TaskSpec
+    params: FinetuneParams
+    options: RunOptions
+    resumed_from: int | None
+    started: float
+
+
+def _open_run(workspace: Workspace, request: FinetuneRequest, options: RunOptions) -> _Run:
+    """The run to train: a resume continues the run's own task and parameters; otherwise a fresh run."""
+    started = time.perf_counter()
+    params = workspace.params.finetune
+    spec = load_task(request.task)
+    request = replace(
+        request,
+        dataset=workspace.dataset(request.dataset or params.dataset),
+        mode=request.mode or params.mode,
+        label_fraction=params.label_fraction if request.label_fraction is None else request.label_fraction,
+    )
+    if request.mode not in ("linear_probe", "finetune", "scratch"):
+        raise FinetuneError(f"unknown mode {request.mode!r}: use linear_probe, finetune or scratch")
+    assert request.dataset is not None and request.label_fraction is not None
+    if not 0.0 < request.label_fraction <= 1.0:
+        raise FinetuneError(f"--label-fraction must be in (0, 1], got {request.label_fraction:g}")
+    folder = RunDir(workspace.finetune_dir(spec.name, request.dataset, request.mode, request.label_fraction))
+    resumed_from = None
+    if options.resume:
+        if not folder.has_checkpoint():
+            raise FinetuneError(f"no fine-tuning run to resume in {folder.path}; start it without --resume")
+        state = folder.load(FinetuneRunState)
+        params, spec = FinetuneParams.model_validate(state.params), task_from_dict(state.task_spec)
+        resumed_from = folder.resumed_epoch()
+    else:
+        state = _start(workspace, folder, spec, request, options)
+    if options.max_epochs is not None:
+        params = params.model_copy(update={"max_epochs": options.max_epochs})
+    return _Run(workspace, folder, state, spec, params, options, resumed_from, started)
+
+
+def _start(
+    workspace: Workspace, folder: RunDir, spec: TaskSpec, request: FinetuneRequest, options: RunOptions
+) -> FinetuneRunState:
+    """Fresh run: choose the foundation, build the model config, open the registry run; returns run.json."""
+    assert request.dataset is not None and request.mode is not None and request.label_fraction is not None
+    scratch = request.mode == "scratch"
+    foundation = (
+        resolve_foundation(request.from_model, workspace.settings)
+        if (not scratch or request.from_model)
+        else None
+    )
+    if options.register and foundation is not None and foundation.ref is None and not scratch:
+        raise FinetuneError(
+            f"--from {foundation.path} is not a registered foundation model; "
+            "register it, pass its registry reference, or use --no-register"
+        )
+    config = _model_config(workspace, spec, request, foundation)
+    shutil.rmtree(folder.path, ignore_errors=True)
+    folder.path.mkdir(parents=True)
+    state = FinetuneRunState(
+        task=spec.name,
+        task_spec=spec.model_dump(mode="json"),
+        dataset=request.dataset,
+        mode=request.mode,
+        label_fraction=request.label_fraction,
+        params=workspace.params.finetune.model_dump(mode="json"),
+        config=config.model_dump(mode="json"),
+        foundation=foundation.ref if foundation and not scratch else None,
+        foundation_path=str(foundation.path) if foundation and not scratch else None,
+        architecture_from=str(foundation.ref or foundation.path) if foundation else "params",
+        flow_run_id=options.flow_run_id,
+    )
+    if options.register:
+        _open_registry_run(workspace, state, spec)
+    folder.save(state)
+    return state
+
+
+def _model_config(
+    workspace: Workspace, spec: TaskSpec, request: FinetuneRequest, foundation: FoundationChoice | None
+) -> TaskModelConfig:
+    """The task model's configuration: the foundation's encoder (refusing one of another rate or length),
+    or for scratch training ``finetune.scratch_ecg`` (default: ``pretrain.ecg``) at the task's rate."""
     if foundation is not None:
         fcfg = foundation.config
         if spec.fs is not None and spec.fs != fcfg.fs:
@@ -144,52 +253,13 @@ def _architecture(
                 f"task {spec.name} reads {spec.duration_s:g} s but foundation "
                 f"{foundation.ref or foundation.path} reads {fcfg.n_samples / fcfg.fs:g} s"
             )
-        return fcfg.ecg, fcfg.fs, fcfg.n_samples
-    fs = spec.fs or store.info.fs
-    duration = spec.duration_s or store.info.duration_s
-    ecg = params.scratch_ecg or all_params.pretrain.ecg
-    return ecg, fs, round(duration * fs)
-
-
-def _dataset_version(settings: Settings) -> tuple[str | None, int | None]:
-    """The workspace's DVC dataset version (if registered) and its latest validation run id."""
-    from components.registry import NotFoundError
-
-    md5 = current_version(settings)
-    if md5 is None:
-        return None, None
-    with Workspace(settings).registry() as registry:
-        try:
-            version = registry.find_dataset_version(md5).dvc_md5
-        except NotFoundError:
-            return None, None
-        validation = registry.latest_validation_run(version)
-    return version, validation.id if validation else None
-
-
-def _start(
-    run_dir: Path,
-    spec: TaskSpec,
-    dataset: str,
-    mode: str,
-    fraction: float,
-    params: FinetuneParams,
-    all_params: Params,
-    from_model: str | None,
-    settings: Settings,
-    register: bool,
-    flow_run_id: str | None,
-) -> FinetuneRunState:
-    """Fresh run: choose the foundation, build the model config, open the registry run; returns run.json."""
-    store = DatasetStore.open(settings.data_dir / dataset)
-    foundation = resolve_foundation(from_model, settings) if (mode != "scratch" or from_model) else None
-    if register and foundation is not None and foundation.ref is None and mode != "scratch":
-        raise FinetuneError(
-            f"--from {foundation.path} is not a registered foundation model; "
-            "register it, pass its registry reference, or use --no-register"
-        )
-    ecg, fs, n_samples = _architecture(spec, store, foundation, params, all_params)
-    config = TaskModelConfig(
+        ecg, fs, n_samples = fcfg.ecg, fcfg.fs, fcfg.n_samples
+    else:
+        info = workspace.store(request.dataset).info
+        fs = spec.fs or info.fs
+        ecg = workspace.params.finetune.scratch_ecg or workspace.params.pretrain.ecg
+        n_samples = round((spec.duration_s or info.duration_s) * fs)
+    return TaskModelConfig(
         task=spec.name,
         labels=spec.label_names,
         leads=spec.leads,
@@ -197,126 +267,24 @@ def _start(
         fs=fs,
         n_samples=n_samples,
         ecg=ecg,
-        mode=mode,  # type: ignore[arg-type]
+        mode=request.mode,  # type: ignore[arg-type]
     )
-    shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True)
-    version, validation_run_id = _dataset_version(settings) if register else (None, None)
-    state = FinetuneRunState(
-        task=spec.name,
-        task_spec=spec.model_dump(mode="json"),
-        dataset=dataset,
-        mode=mode,
-        label_fraction=fraction,
-        params=params.model_dump(mode="json"),
-        config=config.model_dump(mode="json"),
-        foundation=foundation.ref if foundation and mode != "scratch" else None,
-        foundation_path=str(foundation.path) if foundation and mode != "scratch" else None,
-        architecture_from=str(foundation.ref or foundation.path) if foundation else "params",
-        dataset_version=version,
-        validation_run_id=validation_run_id,
-        flow_run_id=flow_run_id,
-    )
-    if register:
-        recorded = {"task", "dataset", "dataset_version", "mode", "label_fraction", "foundation", "params"}
-        with Workspace(settings).registry() as registry:
-            state.registry_run_id = registry.start_run(
-                "finetune",
-                parameters=state.model_dump(include=recorded)
-                | {"task_version": spec.version, "task_sha256": spec.digest()},
-                prefect_flow_run_id=flow_run_id,
-            )
-    RunDir(run_dir).save(state)
-    return state
 
 
-def finetune(
-    task: str,
-    *,
-    dataset: str | None = None,
-    from_model: str | None = None,
-    mode: str | None = None,
-    label_fraction: float | None = None,
-    settings: Settings | None = None,
-    params: FinetuneParams | None = None,
-    resume: bool = False,
-    register: bool = True,
-    flow_run_id: str | None = None,
-    progress: bool = False,
-    max_epochs: int | None = None,
-    accelerator: str = "auto",
-) -> FinetuneResult:
-    """Fine-tune a task model from a foundation model (or from scratch) on ``data/<dataset>``.
-
-    ``from_model``: a foundation reference or directory (default: the newest registered foundation).
-    ``mode``: ``linear_probe`` | ``finetune`` | ``scratch``; ``label_fraction``: share of the training
-    patients (patient-level, seeded). The best validation epoch is kept, decision thresholds are tuned
-    on the validation split, and the model is written as safetensors + JSON under
-    ``<artifact store>/models/<task>/run-<id>`` and registered as a task model (parent: the foundation;
-    dataset version and validation run of the data it trained on; ``flow_run_id`` on the run).
-    ``resume=True`` continues the same (task, dataset, mode, fraction) run from its last checkpoint.
-    """
-    started = time.perf_counter()
-    workspace = Workspace(settings or get_settings())
-    settings, all_params = workspace.settings, workspace.params
-    params = params or all_params.finetune
-    dataset = workspace.dataset(dataset or params.dataset)
-    spec = load_task(task)
-    mode = mode or params.mode
-    if mode not in ("linear_probe", "finetune", "scratch"):
-        raise FinetuneError(f"unknown mode {mode!r}: use linear_probe, finetune or scratch")
-    fraction = params.label_fraction if label_fraction is None else label_fraction
-    if not 0.0 < fraction <= 1.0:
-        raise FinetuneError(f"--label-fraction must be in (0, 1], got {fraction:g}")
-    run_dir = workspace.finetune_dir(spec.name, dataset, mode, fraction)
-
-    resumed_from: int | None = None
-    if resume:
-        folder = RunDir(run_dir)
-        if not folder.has_checkpoint():
-            raise FinetuneError(f"no fine-tuning run to resume in {run_dir}; start it without --resume")
-        state = folder.load(FinetuneRunState)
-        params = FinetuneParams.model_validate(state.params)
-        spec = task_from_dict(state.task_spec)
-        resumed_from = folder.resumed_epoch()
-    else:
-        state = _start(
-            run_dir,
-            spec,
-            dataset,
-            mode,
-            fraction,
-            params,
-            all_params,
-            from_model,
-            settings,
-            register,
-            flow_run_id,
+def _open_registry_run(workspace: Workspace, state: FinetuneRunState, spec: TaskSpec) -> None:
+    """Record the data version and its validation run on ``state`` and start its registry run."""
+    recorded = {"task", "dataset", "dataset_version", "mode", "label_fraction", "foundation", "params"}
+    with workspace.registry() as registry:
+        state.dataset_version = registered_version(workspace, registry)
+        if state.dataset_version is not None:
+            validation = registry.latest_validation_run(state.dataset_version)
+            state.validation_run_id = validation.id if validation else None
+        state.registry_run_id = registry.start_run(
+            "finetune",
+            parameters=state.model_dump(include=recorded)
+            | {"task_version": spec.version, "task_sha256": spec.digest()},
+            prefect_flow_run_id=state.flow_run_id,
         )
-    if max_epochs is not None:
-        params = params.model_copy(update={"max_epochs": max_epochs})
-    run = _Run(
-        state, spec, params, settings, run_dir, resume, resumed_from, register, progress, accelerator, started
-    )
-    with failure_recorded(workspace, state.registry_run_id if register else None):
-        return _train(run)
-
-
-@dataclass(frozen=True)
-class _Run:
-    """One fine-tuning run as the stage trains it: its ``run.json`` state, task, parameters and options."""
-
-    state: FinetuneRunState
-    spec: TaskSpec
-    params: FinetuneParams
-    settings: Settings
-    run_dir: Path
-    resume: bool
-    resumed_from: int | None
-    register: bool
-    progress: bool
-    accelerator: str
-    started: float
 
 
 @dataclass(frozen=True)
@@ -329,10 +297,18 @@ class _Fitted:
     best_epoch: int | None
 
 
+@dataclass(frozen=True)
+class _Tuned:
+    """The decision thresholds tuned on the validation split, and the validation metrics."""
+
+    choices: list[Any]
+    val_metrics: dict[str, float]
+
+
 def _train(run: _Run) -> FinetuneResult:
     """Select the records, train, tune thresholds on val, save and register the task model."""
     L.seed_everything(run.params.seed, workers=True, verbose=False)
-    store = DatasetStore.open(run.settings.data_dir / run.state.dataset)
+    store = run.workspace.store(run.state.dataset)
     data = _training_data(run, store)
     config = TaskModelConfig.model_validate(run.state.config)
     view = StoreView(store.root, config.fs, config.n_samples)
@@ -346,33 +322,33 @@ def _train(run: _Run) -> FinetuneResult:
         rule=run.params.threshold_rule,
         target_sensitivity=run.params.target_sensitivity,
     )
-    val_metrics = _val_metrics(val.targets, proba, run.spec.label_names)
-    meta = _model_meta(run, data, choices, val_metrics, fitted)
+    tuned = _Tuned(choices, _val_metrics(val.targets, proba, run.spec.label_names))
     model = fitted.model
-    model.cfg = model.cfg.model_copy(update={"thresholds": [c.threshold for c in choices], "meta": meta})
+    thresholds = [c.threshold for c in choices]
+    model.cfg = model.cfg.model_copy(
+        update={"thresholds": thresholds, "meta": _model_meta(run, data, tuned, fitted)}
+    )
     model_dir = _save(run, model)
     model_ref = None
-    if run.register and run.state.registry_run_id is not None:
-        model_ref = _register(
-            run.settings, run.spec, run.state, model_dir, val_metrics, model.cfg.thresholds, len(val)
-        )
-    return _result(run, config, data, choices, val_metrics, fitted, model_dir, model_ref)
+    if run.options.register and run.state.registry_run_id is not None:
+        model_ref = _register(run, model_dir, tuned, len(val))
+    return _result(run, data, fitted, tuned, (model_dir, model_ref))
 
 
 def _training_data(run: _Run, store: DatasetStore) -> _Data:
     """The run's records; a resumed run refuses training records that changed since it started."""
     dataset = run.state.dataset
-    excluded = validation_exclusions(run.settings, dataset)
+    excluded = validation_exclusions(run.workspace.settings, dataset)
     data = _select(store, run.spec, run.params, float(run.state.label_fraction), excluded)
     digest = records_digest(store.manifest["record_id"].to_numpy()[data.splits.train.rows])
-    if run.resume and run.state.train_records_sha256 not in (None, digest):
+    if run.options.resume and run.state.train_records_sha256 not in (None, digest):
         raise FinetuneError(
-            f"the training records of data/{dataset} changed since the run started in {run.run_dir}; "
+            f"the training records of data/{dataset} changed since the run started in {run.folder.path}; "
             "start it again without --resume"
         )
-    if not run.resume:
+    if not run.options.resume:
         run.state.train_records_sha256 = digest
-        RunDir(run.run_dir).save(run.state)
+        run.folder.save(run.state)
     return data
 
 
@@ -380,7 +356,7 @@ def _fit(run: _Run, config: TaskModelConfig, view: StoreView, data: _Data) -> _F
     """Train (or resume) with the best-on-val checkpoint kept; the model comes back at its best epoch."""
     params = run.params
     module = FinetuneModule(config.model_dump(mode="json"), params.model_dump(mode="json"))
-    if not run.resume and run.state.foundation_path is not None:
+    if not run.options.resume and run.state.foundation_path is not None:
         foundation, _ = load_foundation(Path(run.state.foundation_path))
         module.model.encoder.load_state_dict(foundation.ecg.state_dict())
     datamodule = FinetuneDataModule(
@@ -392,7 +368,7 @@ def _fit(run: _Run, config: TaskModelConfig, view: StoreView, data: _Data) -> _F
         num_workers=params.num_workers,
     )
     checkpoint = ModelCheckpoint(
-        dirpath=run.run_dir / "checkpoints",
+        dirpath=run.folder.path / "checkpoints",
         filename="best",
         monitor="val/selection",
         mode="max",
@@ -403,19 +379,19 @@ def _fit(run: _Run, config: TaskModelConfig, view: StoreView, data: _Data) -> _F
     steps_per_epoch = max(len(data.splits.train) // datamodule.batch_size, params.min_steps_per_epoch)
     trainer = build_trainer(
         TrainerSpec(
-            run.run_dir,
+            run.folder.path,
             params.max_epochs,
             precision=params.precision,
-            accelerator=run.accelerator,
+            accelerator=run.options.accelerator,
             callbacks=(checkpoint,),
-            progress=run.progress,
+            progress=run.options.progress,
             log_every_n_steps=max(1, min(10, steps_per_epoch)),
         )
     )
-    last = str(RunDir(run.run_dir).last_checkpoint) if run.resume else None
+    last = str(run.folder.last_checkpoint) if run.options.resume else None
     trainer.fit(module, datamodule=datamodule, ckpt_path=last)
     if trainer.interrupted:
-        raise FinetuneError(f"fine-tuning was interrupted; continue it with --resume ({run.run_dir})")
+        raise FinetuneError(f"fine-tuning was interrupted; continue it with --resume ({run.folder.path})")
     best_epoch = None
     if checkpoint.best_model_path and Path(checkpoint.best_model_path).is_file():
         best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
@@ -431,9 +407,7 @@ def _val_metrics(targets: np.ndarray, proba: np.ndarray, labels: list[str]) -> d
     return metrics | {f"auroc_{name}": v for name, v in per_label.items()}
 
 
-def _model_meta(
-    run: _Run, data: _Data, choices: list[Any], val_metrics: dict[str, float], fitted: _Fitted
-) -> dict[str, Any]:
+def _model_meta(run: _Run, data: _Data, tuned: _Tuned, fitted: _Fitted) -> dict[str, Any]:
     """What the saved task model says of itself: task, data, lineage, selection, thresholds, training."""
     state, spec, params = run.state, run.spec, run.params
     train, val = data.splits.train, data.splits.val
@@ -459,8 +433,8 @@ def _model_meta(
         "excluded": data.excluded,
         "test_records_sha256": data.test_digest,
         "threshold_rule": params.threshold_rule,
-        "threshold_notes": {c.label: c.note for c in choices if c.note},
-        "val_metrics": {k: v for k, v in val_metrics.items() if math.isfinite(v)},
+        "threshold_notes": {c.label: c.note for c in tuned.choices if c.note},
+        "val_metrics": {k: v for k, v in tuned.val_metrics.items() if math.isfinite(v)},
         "epochs": fitted.epochs,
         "best_epoch": fitted.best_epoch,
         "params": params.model_dump(mode="json"),
@@ -475,33 +449,28 @@ def _save(run: _Run, model: Any) -> Path:
         if run_id is not None
         else f"unregistered-{time.strftime('%Y%m%dT%H%M%S')}-{uuid4().hex[:6]}"
     )
-    model_dir = Path(run.settings.resolved_artifact_store) / "models" / run.spec.name / tag
+    model_dir = Path(run.workspace.settings.resolved_artifact_store) / "models" / run.spec.name / tag
     shutil.rmtree(model_dir, ignore_errors=True)
     save_task_model(model, model_dir)
     return model_dir
 
 
 def _result(
-    run: _Run,
-    config: TaskModelConfig,
-    data: _Data,
-    choices: list[Any],
-    val_metrics: dict[str, float],
-    fitted: _Fitted,
-    model_dir: Path,
-    model_ref: str | None,
+    run: _Run, data: _Data, fitted: _Fitted, tuned: _Tuned, saved: tuple[Path, str | None]
 ) -> FinetuneResult:
+    """What the run produced; ``saved``: the model's folder and registry reference."""
     state, train, val = run.state, data.splits.train, data.splits.val
+    model_dir, model_ref = saved
     return FinetuneResult(
         task=run.spec.name,
-        mode=config.mode,
+        mode=state.mode,
         label_fraction=float(state.label_fraction),
         dataset=state.dataset,
         dataset_version=state.dataset_version,
         foundation=state.foundation,
         model_ref=model_ref,
         model_dir=model_dir,
-        run_dir=run.run_dir,
+        run_dir=run.folder.path,
         registry_run_id=state.registry_run_id,
         epochs=fitted.epochs,
         best_epoch=fitted.best_epoch,
@@ -510,35 +479,26 @@ def _result(
         train_patients=data.train_patients,
         val_records=len(val),
         train_positives=train.positives(run.spec.label_names),
-        thresholds={c.label: round(c.threshold, 6) for c in choices},
-        val_metrics=val_metrics,
+        thresholds={c.label: round(c.threshold, 6) for c in tuned.choices},
+        val_metrics=tuned.val_metrics,
         resumed_from_epoch=run.resumed_from,
         elapsed_s=round(time.perf_counter() - run.started, 2),
         excluded=data.excluded,
     )
 
 
-def _register(
-    settings: Settings,
-    spec: TaskSpec,
-    state: FinetuneRunState,
-    model_dir: Path,
-    val_metrics: dict[str, float],
-    thresholds: list[float],
-    n_val: int,
-) -> str:
-    """Task model row (parent foundation, data version, validation run, run) + validation metrics."""
+def _register(run: _Run, model_dir: Path, tuned: _Tuned, n_val: int) -> str:
+    """Task model row (parent foundation, data version, validation run, run) + validation metrics and
+    thresholds; finishes the registry run."""
     from components.registry import MetricInfo
 
-    with Workspace(settings).registry() as registry:
+    spec, state = run.spec, run.state
+    metrics = [
+        MetricInfo("val", "all", k, v, n=n_val) for k, v in tuned.val_metrics.items() if math.isfinite(v)
+    ]
+    metrics += [MetricInfo("val", "all", f"threshold_{c.label}", c.threshold, n=n_val) for c in tuned.choices]
+    with run.workspace.registry() as registry:
         run_id = registering_run(registry, "finetune", state)
-        metrics = [
-            MetricInfo("val", "all", k, v, n=n_val) for k, v in val_metrics.items() if math.isfinite(v)
-        ]
-        metrics += [
-            MetricInfo("val", "all", f"threshold_{name}", t, n=n_val)
-            for name, t in zip(spec.label_names, thresholds, strict=True)
-        ]
         with registry.atomic():
             info = registry.register_model(
                 spec.name,

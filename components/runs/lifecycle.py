@@ -65,3 +65,17 @@ def registering_run(registry: Registry, kind: str, state: RunState) -> int:
     return registry.start_run(
         kind, parameters={"resumes_run": run_id, **state.params}, prefect_flow_run_id=state.flow_run_id
     )
+
+
+def registered_version(workspace: Workspace, registry: Registry) -> str | None:
+    """The dataset version ``data.dvc`` records, when the registry knows it (None otherwise)."""
+    from components.io.versioning import current_version
+    from components.registry import NotFoundError
+
+    md5 = current_version(workspace.settings)
+    if md5 is None:
+        return None
+    try:
+        return registry.find_dataset_version(md5).dvc_md5
+    except NotFoundError:
+        return None

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from components.config import Settings
+from components.runs.lifecycle import RunOptions
 from components.runs.params import ComputeParams
+from components.workspace import Workspace
 
 
 class TrainingLaunchError(RuntimeError):
@@ -40,25 +42,15 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 def pretrain_with(
-    settings: Settings,
-    dataset: str,
-    compute: ComputeParams,
-    *,
-    resume: bool = False,
-    flow_run_id: str | None = None,
+    workspace: Workspace, dataset: str, *, resume: bool = False, flow_run_id: str | None = None
 ) -> dict[str, Any]:
-    """Pretrain on ``dataset`` with ``compute``'s accelerator, devices and strategy; the result as a dict."""
-    if not compute.distributed:
-        from components.training.stage import pretrain
+    """Pretrain on ``dataset`` with the accelerator, devices and strategy of the workspace's ``compute:``;
+    the result as a dict."""
+    from components.training.stage import pretrain
 
-        result = pretrain(
-            dataset,
-            settings=settings,
-            resume=resume,
-            accelerator=compute.accelerator,
-            strategy=compute.strategy,
-            flow_run_id=flow_run_id,
-        )
+    compute = workspace.params.compute
+    if not compute.distributed:
+        result = pretrain(workspace, dataset, compute_options(compute, resume, flow_run_id))
         assert result is not None  # one process: this is rank 0
         return result.to_dict()
     with tempfile.TemporaryDirectory(prefix="ecgops-launch-") as tmp:
@@ -74,7 +66,8 @@ def pretrain_with(
         ]
         command += ["--resume"] if resume else []
         command += ["--flow-run-id", flow_run_id] if flow_run_id else []
-        done = subprocess.run(command, env={**os.environ, **settings_env(settings)}, check=False)
+        env = {**os.environ, **settings_env(workspace.settings)}
+        done = subprocess.run(command, env=env, check=False)
         if done.returncode != 0 or not out.is_file():
             raise TrainingLaunchError(
                 f"distributed pretraining ({compute.devices} × {compute.accelerator}, {compute.strategy}) "
@@ -84,10 +77,20 @@ def pretrain_with(
         return launched
 
 
+def compute_options(compute: ComputeParams, resume: bool, flow_run_id: str | None) -> RunOptions:
+    """The run options of a pretraining on ``compute``'s devices."""
+    return RunOptions(
+        resume=resume,
+        flow_run_id=flow_run_id,
+        accelerator=compute.accelerator,
+        devices=compute.devices,
+        strategy=compute.strategy,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the training process (and, through Lightning's launcher, of every other rank)."""
     from components.training.stage import pretrain
-    from components.workspace import Workspace
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", required=True)
@@ -96,16 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--flow-run-id")
     args = parser.parse_args(argv)
     workspace = Workspace.current()
-    compute = workspace.params.compute
-    result = pretrain(
-        args.dataset,
-        settings=workspace.settings,
-        resume=args.resume,
-        devices=compute.devices,
-        strategy=compute.strategy,
-        accelerator=compute.accelerator,
-        flow_run_id=args.flow_run_id,
-    )
+    options = compute_options(workspace.params.compute, args.resume, args.flow_run_id)
+    result = pretrain(workspace, args.dataset, options)
     if result is not None:  # rank 0
         args.out.write_text(json.dumps(result.to_dict(), default=str))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -15,15 +16,13 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from components.config import Settings, get_settings
 from components.io.store import DatasetStore, manifest_sha256
-from components.io.versioning import current_version
 from components.models.checkpoint import save_foundation
 from components.models.config import FoundationConfig
 from components.models.text import TextTokenizer
 from components.models.tokenizer import ReportTokenizer
 from components.runs.folder import PretrainRunState, RunDir
-from components.runs.lifecycle import failure_recorded, registering_run
+from components.runs.lifecycle import RunOptions, failure_recorded, registered_version, registering_run
 from components.runs.trainer import TrainerSpec, build_trainer
 from components.training.data import PretrainDataModule
 from components.training.errors import PretrainError
@@ -35,7 +34,7 @@ from components.validation.review import validation_exclusions
 from components.workspace import Workspace
 
 if TYPE_CHECKING:
-    from components.registry import Registry
+    from components.registry import MetricInfo, Registry
 
 TOKENIZER_FILE = "tokenizer.json"
 
@@ -139,7 +138,7 @@ def build_module(
 
 
 def text_feature_cache(
-    module: PretrainModule, settings: Settings
+    module: PretrainModule, workspace: Workspace
 ) -> Callable[[list[str]], np.ndarray] | None:
     """For a frozen Hugging Face report encoder: report texts → embeddings, each text embedded once and
     kept under ``.ecgops/text-embeddings/`` (keyed by model revision and token limit); else None."""
@@ -150,7 +149,7 @@ def text_feature_cache(
     from components.models.text_hf import HFTextEncoder
 
     assert text.revision is not None
-    cache = EmbeddingCache(settings.state_dir / "text-embeddings", cache_key(text.revision, text.max_tokens))
+    cache = EmbeddingCache(workspace.state_dir / "text-embeddings", cache_key(text.revision, text.max_tokens))
     encoder = module.model.text
     assert isinstance(encoder, HFTextEncoder)
     return lambda texts: cache.embed(texts, encoder.encode_texts)
@@ -180,119 +179,107 @@ def pretrain_trainer(
     )
 
 
-def _dataset_version(settings: Settings, registry: Any) -> str | None:
-    """The workspace's DVC dataset version, if the registry knows it."""
-    from components.registry import NotFoundError
+def pretrain(
+    workspace: Workspace, dataset: str | None = None, options: RunOptions = RunOptions()
+) -> PretrainResult | None:
+    """Pretrain the signal-language foundation model on ``data/<dataset>`` (default: params.yaml's) with
+    the workspace's ``pretrain:`` parameters, publish and register it.
 
-    md5 = current_version(settings)
-    if md5 is None:
-        return None
-    try:
-        return str(registry.find_dataset_version(md5).dvc_md5)
-    except NotFoundError:
-        return None
+    ``options.resume`` continues the dataset's last run from its last epoch checkpoint, with the run's own
+    parameters (``options.max_epochs`` may extend it). Under DDP the processes Lightning launches besides
+    the first train and return None; the first one exports, evaluates, registers and returns the result.
+    """
+    run = _open_run(workspace, dataset, options)
+    params = run.params
+    L.seed_everything(params.seed, workers=True, verbose=False)
+    module, tokenizer = build_module(run.store, params, _scratch_tokenizer(run))
+    data = _data_module(run, module, tokenizer)
+    _check_enough_records(data, params.batch_size, options.devices if isinstance(options.devices, int) else 1)
+    compute = TrainerSpec(
+        run.folder.path,
+        params.max_epochs,
+        accelerator=options.accelerator,
+        devices=options.devices,
+        strategy=options.strategy,
+        progress=options.progress,
+    )
+    trainer = pretrain_trainer(params, run.folder.path, compute)
+    recorded = run.state.registry_run_id if options.register and not is_launched_worker() else None
+    with failure_recorded(workspace, recorded):
+        checkpoint = str(run.folder.last_checkpoint) if options.resume else None
+        trainer.fit(module, datamodule=data, ckpt_path=checkpoint)
+        if trainer.interrupted:
+            raise PretrainError(f"pretraining was interrupted; continue it with --resume ({run.folder.path})")
+        if not trainer.is_global_zero:
+            return None
+        return _publish(run, _Trained(module, tokenizer, trainer, data))
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One pretraining run as the stage trains it: its store, folder, ``run.json`` state and parameters."""
+
+    workspace: Workspace
+    store: DatasetStore
+    folder: RunDir
+    state: PretrainRunState
+    params: PretrainParams
+    options: RunOptions
+    resumed_from: int | None
+    started: float
+
+
+@dataclass(frozen=True)
+class _Trained:
+    """What ``Trainer.fit`` left: the module, its tokenizer, the Trainer's counts and the data it saw."""
+
+    module: PretrainModule
+    tokenizer: TextTokenizer
+    trainer: L.Trainer
+    data: PretrainDataModule
+
+
+def _open_run(workspace: Workspace, dataset: str | None, options: RunOptions) -> _Run:
+    """The run to train: a resume (or a DDP worker) continues the dataset's last run with its own
+    parameters; otherwise a fresh run with the workspace's."""
+    started = time.perf_counter()
+    params = workspace.params.pretrain
+    store = workspace.store(workspace.dataset(dataset or params.dataset))
+    folder = RunDir(workspace.pretrain_dir(store.root.name))
+    if options.resume or is_launched_worker():
+        state, params, resumed_from = _continued(folder, store.root.name, options.resume)
+    else:
+        params, resumed_from = pin_text_model(params), None
+        state = _start(workspace, folder, store, params, options)
+    if options.max_epochs is not None:
+        params = params.model_copy(update={"max_epochs": options.max_epochs})
+    return _Run(workspace, store, folder, state, params, options, resumed_from, started)
 
 
 def _start(
-    run_dir: Path,
-    store: DatasetStore,
-    params: PretrainParams,
-    settings: Settings,
-    register: bool,
-    flow_run_id: str | None,
+    workspace: Workspace, folder: RunDir, store: DatasetStore, params: PretrainParams, options: RunOptions
 ) -> PretrainRunState:
-    """Fresh run: clear the run directory, learn the tokenizer, open the registry run; returns run.json."""
-    shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True)
+    """Fresh run: clear the run folder, learn the tokenizer, open the registry run; returns run.json."""
+    shutil.rmtree(folder.path, ignore_errors=True)
+    folder.path.mkdir(parents=True)
     if params.text.kind == "scratch":
-        (run_dir / TOKENIZER_FILE).write_text(build_tokenizer(store, params).to_json())
+        (folder.path / TOKENIZER_FILE).write_text(build_tokenizer(store, params).to_json())
     state = PretrainRunState(
         dataset=store.root.name,
         params=params.model_dump(mode="json"),
         manifest_sha256=manifest_sha256(store.root),
-        flow_run_id=flow_run_id,
+        flow_run_id=options.flow_run_id,
     )
-    if register:
-        with Workspace(settings).registry() as registry:
-            state.dataset_version = _dataset_version(settings, registry)
+    if options.register:
+        with workspace.registry() as registry:
+            state.dataset_version = registered_version(workspace, registry)
             state.registry_run_id = registry.start_run(
                 "pretrain",
-                parameters=state.model_dump(
-                    include={"dataset", "dataset_version", "manifest_sha256", "params"}
-                ),
-                prefect_flow_run_id=flow_run_id,
+                parameters=state.model_dump(exclude={"registry_run_id", "flow_run_id"}),
+                prefect_flow_run_id=options.flow_run_id,
             )
-    RunDir(run_dir).save(state)
+    folder.save(state)
     return state
-
-
-def pretrain(
-    dataset: str | None = None,
-    *,
-    settings: Settings | None = None,
-    params: PretrainParams | None = None,
-    resume: bool = False,
-    max_epochs: int | None = None,
-    devices: int | str = 1,
-    strategy: str = "auto",
-    accelerator: str = "auto",
-    register: bool = True,
-    progress: bool = False,
-    flow_run_id: str | None = None,
-) -> PretrainResult | None:
-    """Pretrain the signal-language foundation model on ``data/<dataset>``, publish and register it.
-
-    ``resume=True`` continues the dataset's last run from its last epoch checkpoint, with the run's own
-    parameters (``max_epochs`` may extend it). Under DDP the processes Lightning launches besides the
-    first train and return None; the first one exports, evaluates, registers and returns the result.
-    ``flow_run_id`` (a Prefect flow run) is recorded on the registry run.
-    """
-    started = time.perf_counter()
-    workspace = Workspace(settings or get_settings())
-    settings = workspace.settings
-    params = params or workspace.params.pretrain
-    dataset = workspace.dataset(dataset or params.dataset)
-    store = workspace.store(dataset)
-    run_dir = workspace.pretrain_dir(dataset)
-    worker = is_launched_worker()
-
-    if resume or worker:
-        state, params, resumed_from = _continued(RunDir(run_dir), dataset, resume)
-    else:
-        params, resumed_from = pin_text_model(params), None
-        state = _start(run_dir, store, params, settings, register, flow_run_id)
-    if max_epochs is not None:
-        params = params.model_copy(update={"max_epochs": max_epochs})
-
-    L.seed_everything(params.seed, workers=True, verbose=False)
-    scratch_tokenizer = (
-        ReportTokenizer.from_json((run_dir / TOKENIZER_FILE).read_text(), params.text.max_tokens)
-        if params.text.kind == "scratch"
-        else None
-    )
-    module, tokenizer = build_module(store, params, scratch_tokenizer)
-    data = _data_module(store, params, module, tokenizer, settings)
-    _check_enough_records(data, params.batch_size, devices if isinstance(devices, int) else 1)
-    compute = TrainerSpec(
-        run_dir,
-        params.max_epochs,
-        accelerator=accelerator,
-        devices=devices,
-        strategy=strategy,
-        progress=progress,
-    )
-    trainer = pretrain_trainer(params, run_dir, compute)
-    with failure_recorded(workspace, state.registry_run_id if register and not worker else None):
-        trainer.fit(
-            module, datamodule=data, ckpt_path=str(RunDir(run_dir).last_checkpoint) if resume else None
-        )
-        if trainer.interrupted:
-            raise PretrainError(f"pretraining was interrupted; continue it with --resume ({run_dir})")
-        if not trainer.is_global_zero:
-            return None
-        return _publish(
-            module, tokenizer, store, state, settings, run_dir, trainer, data, resumed_from, register, started
-        )
 
 
 def _continued(
@@ -309,14 +296,18 @@ def _continued(
     return state, params, run.resumed_epoch() if resume else None
 
 
-def _data_module(
-    store: DatasetStore,
-    params: PretrainParams,
-    module: PretrainModule,
-    tokenizer: TextTokenizer,
-    settings: Settings,
-) -> PretrainDataModule:
+def _scratch_tokenizer(run: _Run) -> ReportTokenizer | None:
+    """The tokenizer a ``scratch`` report encoder learnt when the run started (None for a HF one)."""
+    if run.params.text.kind != "scratch":
+        return None
+    return ReportTokenizer.from_json(
+        (run.folder.path / TOKENIZER_FILE).read_text(), run.params.text.max_tokens
+    )
+
+
+def _data_module(run: _Run, module: PretrainModule, tokenizer: TextTokenizer) -> PretrainDataModule:
     """Batches of the store's records, validation's exclusions left out, report features cached."""
+    params, store = run.params, run.store
     return PretrainDataModule(
         store.root,
         tokenizer,
@@ -325,8 +316,8 @@ def _data_module(
         num_workers=params.num_workers,
         in_distribution_batches=params.in_distribution_batches,
         limit_train_records=params.limit_train_records,
-        excluded=validation_exclusions(settings, store.root.name),
-        text_features=text_feature_cache(module, settings),
+        excluded=validation_exclusions(run.workspace.settings, store.root.name),
+        text_features=text_feature_cache(module, run.workspace),
         text_pool=_training_texts(store, params) if params.objectives.text_text > 0 else None,
     )
 
@@ -344,74 +335,55 @@ def _check_enough_records(data: PretrainDataModule, batch_size: int, processes: 
         raise PretrainError("the test split has no usable records: zero-shot and retrieval need some")
 
 
-def _publish(
-    module: PretrainModule,
-    tokenizer: TextTokenizer,
-    store: DatasetStore,
-    state: PretrainRunState,
-    settings: Settings,
-    run_dir: Path,
-    trainer: L.Trainer,
-    data: PretrainDataModule,
-    resumed_from: int | None,
-    register: bool,
-    started: float,
-) -> PretrainResult:
+def _publish(run: _Run, trained: _Trained) -> PretrainResult:
     """Export safetensors + JSON, evaluate on the test split, register model and metrics (rank 0 only)."""
-    params = module.params
-    model = module.model.to(torch.float32).cpu().eval()
-    run_id = state.registry_run_id
-    tag = f"run-{run_id}" if run_id is not None else time.strftime("%Y%m%dT%H%M%S")
-    model_dir = Path(settings.resolved_artifact_store) / "models" / params.model_name / tag
+    params, state, trainer = trained.module.params, run.state, trained.trainer
+    model = trained.module.model.to(torch.float32).cpu().eval()
+    tag = (
+        f"run-{state.registry_run_id}"
+        if state.registry_run_id is not None
+        else time.strftime("%Y%m%dT%H%M%S")
+    )
+    model_dir = Path(run.workspace.settings.resolved_artifact_store) / "models" / params.model_name / tag
     shutil.rmtree(model_dir, ignore_errors=True)
     meta = state.model_dump(include={"dataset", "dataset_version", "manifest_sha256", "registry_run_id"})
-    save_foundation(model, tokenizer, model_dir, extra=meta | {"epochs": trainer.current_epoch})
-    evaluation = evaluate(model, tokenizer, store, split="test", language=params.prompt_language)
+    save_foundation(model, trained.tokenizer, model_dir, extra=meta | {"epochs": trainer.current_epoch})
+    evaluation = evaluate(model, trained.tokenizer, run.store, split="test", language=params.prompt_language)
     model_ref = None
-    if register and run_id is not None:
-        model_ref = _register(settings, params, state, model_dir, evaluation.metrics(), evaluation.n_records)
+    if run.options.register and state.registry_run_id is not None:
+        from components.registry import MetricInfo
+
+        metrics = [
+            MetricInfo("test", "all", k, v, n=evaluation.n_records)
+            for k, v in evaluation.metrics().items()
+            if math.isfinite(v)
+        ]
+        with run.workspace.registry() as registry:
+            model_ref = _record_model(registry, params, state, model_dir, metrics)
     return PretrainResult(
-        dataset=store.root.name,
+        dataset=run.store.root.name,
         dataset_version=state.dataset_version,
         model_ref=model_ref,
         model_dir=model_dir,
-        run_dir=run_dir,
-        registry_run_id=run_id,
+        run_dir=run.folder.path,
+        registry_run_id=state.registry_run_id,
         epochs=trainer.current_epoch,
         steps=trainer.global_step,
-        train_records=len(data.splits["train"]),
-        resumed_from_epoch=resumed_from,
-        elapsed_s=round(time.perf_counter() - started, 2),
+        train_records=len(trained.data.splits["train"]),
+        resumed_from_epoch=run.resumed_from,
+        elapsed_s=round(time.perf_counter() - run.started, 2),
         evaluation=evaluation.to_dict(),
     )
 
 
-def _register(
-    settings: Settings,
+def _record_model(
+    registry: Registry,
     params: PretrainParams,
     state: PretrainRunState,
     model_dir: Path,
-    metrics: dict[str, float],
-    n_test: int,
+    metrics: list[MetricInfo],
 ) -> str:
     """Model row (artifact, sha256, dataset version, run) + test metrics; finishes the registry run."""
-    import math
-
-    from components.registry import MetricInfo
-
-    with Workspace(settings).registry() as registry:
-        return _record_model(
-            registry,
-            params,
-            state,
-            model_dir,
-            [MetricInfo("test", "all", k, v, n=n_test) for k, v in metrics.items() if math.isfinite(v)],
-        )
-
-
-def _record_model(
-    registry: Registry, params: PretrainParams, state: PretrainRunState, model_dir: Path, metrics: list[Any]
-) -> str:
     run_id = registering_run(registry, "pretrain", state)
     validation = registry.latest_validation_run(state.dataset_version) if state.dataset_version else None
     with registry.atomic():

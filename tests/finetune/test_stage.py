@@ -14,19 +14,28 @@ import torch
 from components.config import Settings
 from components.finetune.errors import FinetuneError
 from components.finetune.params import FinetuneParams
-from components.finetune.stage import finetune
+from components.finetune.stage import FinetuneRequest, FinetuneResult, finetune
 from components.models.checkpoint import load_foundation
 from components.models.task_model import load_task_model
 from components.registry import open_registry
+from components.runs.lifecycle import RunOptions
+from components.workspace import Workspace
 from tests.finetune.workspace import TASK, TINY_FINETUNE, run_cli
 
 TINY = FinetuneParams.model_validate(TINY_FINETUNE)
 
 
+def _finetune(
+    settings: Settings, params: FinetuneParams = TINY, options: RunOptions = RunOptions(), **request: Any
+) -> FinetuneResult:
+    """The stage on ``TASK`` with ``params`` as the workspace's ``finetune:`` section."""
+    workspace = Workspace(settings).with_params(finetune=params)
+    return finetune(workspace, FinetuneRequest(TASK, **request), options)
+
+
 def test_registered_task_model_carries_lineage_thresholds_and_provenance(ft_settings: Settings) -> None:
-    result = finetune(
-        TASK, settings=ft_settings, params=TINY, label_fraction=0.5, max_epochs=2, flow_run_id="flow-run-42"
-    )
+    options = RunOptions(max_epochs=2, flow_run_id="flow-run-42")
+    result = _finetune(ft_settings, options=options, label_fraction=0.5)
     assert result.model_ref == "ptbxl-superdiagnostic@2"
     with open_registry(ft_settings.resolved_registry_url) as registry:
         info = registry.model(result.model_ref)
@@ -64,12 +73,9 @@ def test_linear_probe_keeps_the_foundation_encoder_and_finetune_changes_it(ft_se
     with open_registry(ft_settings.resolved_registry_url) as registry:
         foundation_dir = registry.verify_artifact("ecg-fm@1")
     reference = load_foundation(foundation_dir)[0].ecg.state_dict()
-    probe = finetune(
-        TASK, settings=ft_settings, params=TINY, mode="linear_probe", label_fraction=0.25, register=False
-    )
-    tuned = finetune(
-        TASK, settings=ft_settings, params=TINY, mode="finetune", label_fraction=0.25, register=False
-    )
+    unregistered = RunOptions(register=False)
+    probe = _finetune(ft_settings, options=unregistered, mode="linear_probe", label_fraction=0.25)
+    tuned = _finetune(ft_settings, options=unregistered, mode="finetune", label_fraction=0.25)
     probe_state, tuned_state = _encoder_state(probe.model_dir), _encoder_state(tuned.model_dir)
     assert all(torch.equal(probe_state[k], v) for k, v in reference.items())  # weights and BN statistics
     assert any(not torch.equal(tuned_state[k], v) for k, v in reference.items() if v.is_floating_point())
@@ -77,9 +83,7 @@ def test_linear_probe_keeps_the_foundation_encoder_and_finetune_changes_it(ft_se
 
 
 def test_scratch_needs_no_foundation_and_has_no_parent(ft_settings: Settings) -> None:
-    result = finetune(
-        TASK, settings=ft_settings, params=TINY, mode="scratch", label_fraction=0.25, max_epochs=1
-    )
+    result = _finetune(ft_settings, options=RunOptions(max_epochs=1), mode="scratch", label_fraction=0.25)
     with open_registry(ft_settings.resolved_registry_url) as registry:
         info = registry.model(str(result.model_ref))
     assert info.parent is None and result.foundation is None
@@ -96,7 +100,7 @@ def test_crashed_run_resumes_to_the_weights_of_an_uninterrupted_one(
     ft_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     params = TINY.model_copy(update={"max_epochs": 3})
-    whole = finetune(TASK, settings=ft_settings, params=params, label_fraction=0.25, register=False)
+    whole = _finetune(ft_settings, params, RunOptions(register=False), label_fraction=0.25)
     shutil.rmtree(whole.run_dir)
     save = L.Trainer.save_checkpoint
 
@@ -109,10 +113,8 @@ def test_crashed_run_resumes_to_the_weights_of_an_uninterrupted_one(
     with monkeypatch.context() as patched:
         patched.setattr(L.Trainer, "save_checkpoint", save_then_crash)
         with pytest.raises(_Crash):
-            finetune(TASK, settings=ft_settings, params=params, label_fraction=0.25, register=False)
-    resumed = finetune(
-        TASK, settings=ft_settings, params=params, label_fraction=0.25, resume=True, register=False
-    )
+            _finetune(ft_settings, params, RunOptions(register=False), label_fraction=0.25)
+    resumed = _finetune(ft_settings, params, RunOptions(resume=True, register=False), label_fraction=0.25)
     assert resumed.resumed_from_epoch is not None and resumed.resumed_from_epoch < 2
     assert (resumed.epochs, resumed.steps, resumed.best_epoch) == (
         whole.epochs,
@@ -126,18 +128,16 @@ def test_crashed_run_resumes_to_the_weights_of_an_uninterrupted_one(
 
 def test_refusals_say_what_to_do(ft_settings: Settings, tmp_path: Path) -> None:
     with pytest.raises(FinetuneError, match="is a task model; it must be a foundation model"):
-        finetune(TASK, settings=ft_settings, params=TINY, from_model="ptbxl-superdiagnostic@1")
+        _finetune(ft_settings, from_model="ptbxl-superdiagnostic@1")
     with pytest.raises(FinetuneError, match="--label-fraction must be in"):
-        finetune(TASK, settings=ft_settings, params=TINY, label_fraction=0.0)
+        _finetune(ft_settings, label_fraction=0.0)
     with pytest.raises(FinetuneError, match="no fine-tuning run to resume"):
-        finetune(
-            TASK, settings=ft_settings, params=TINY, mode="linear_probe", label_fraction=0.3, resume=True
-        )
+        _finetune(ft_settings, options=RunOptions(resume=True), mode="linear_probe", label_fraction=0.3)
     empty = Settings(
         workspace=ft_settings.workspace, registry_url=f"sqlite:///{tmp_path}/empty.db", patient_salt="x"
     )  # type: ignore[arg-type]
     with pytest.raises(FinetuneError, match="no foundation model is registered: run `ecgops pretrain` first"):
-        finetune(TASK, settings=empty, params=TINY)
+        _finetune(empty)
 
 
 def test_cli_finetune_json(ft_settings: Settings) -> None:

@@ -18,11 +18,12 @@ import yaml
 
 from components.config import IngestParams, Settings
 from components.finetune.params import FinetuneParams
-from components.finetune.stage import finetune
+from components.finetune.stage import FinetuneRequest, finetune
 from components.io.ingest import ingest
 from components.registry import open_registry
 from components.training.params import PretrainParams
 from components.training.stage import pretrain
+from components.workspace import Workspace
 from tests.training.conftest import TINY
 
 TASK = "ptbxl-superdiagnostic"
@@ -77,8 +78,11 @@ def build_base(base: Path, demo_store_root: Path, cinc_dir: Path) -> Path:
     settings = settings_for(base, base / "registry.db")
     ingest(cinc_dir, dataset="cinc", settings=settings, params=IngestParams(workers=1), progress=False)
     _record_dataset_version(base, settings)
-    pretrain("demo", settings=settings, params=PretrainParams.model_validate(TINY))
-    finetune(TASK, settings=settings, params=FinetuneParams.model_validate(TINY_FINETUNE))
+    workspace = Workspace(settings).with_params(
+        pretrain=PretrainParams.model_validate(TINY), finetune=FinetuneParams.model_validate(TINY_FINETUNE)
+    )
+    pretrain(workspace, "demo")
+    finetune(workspace, FinetuneRequest(TASK))
     (base / "ready").write_text("ok")
     return base
 

@@ -16,13 +16,15 @@ import pytest
 import yaml
 
 from components.config import Settings
-from components.finetune.stage import finetune
+from components.finetune.stage import FinetuneRequest, finetune
 from components.io.datasets import ingest_and_version
 from components.registry import ModelInfo, open_registry
+from components.runs.lifecycle import RunOptions
 from components.serving.bentostore import bentoml_home
 from components.serving.package import PackageResult, package
 from components.serving.pull import PullResult, pull
 from components.training.stage import pretrain
+from components.workspace import Workspace
 from tests.training.conftest import TINY
 
 API_KEY = "serving-test-key"
@@ -58,7 +60,7 @@ def serving_settings(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path
         patient_salt="serving-salt",  # type: ignore[arg-type]
     )
     ingest_and_version(samples_dir, settings=settings, progress=False)
-    result = pretrain(settings=settings)
+    result = pretrain(Workspace(settings))
     assert result is not None and result.model_ref is not None
     return settings
 
@@ -82,7 +84,8 @@ def serve_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _gated_package_pull(settings: Settings, foundation: str, build: Path, serve: Path, task: str) -> Packaged:
-    tuned = finetune(task, settings=settings, from_model=foundation, mode="linear_probe", max_epochs=1)
+    request = FinetuneRequest(task, from_model=foundation, mode="linear_probe")
+    tuned = finetune(Workspace(settings), request, RunOptions(max_epochs=1))
     assert tuned.model_ref is not None
     with open_registry(settings.resolved_registry_url) as registry:
         model = registry.model(tuned.model_ref)

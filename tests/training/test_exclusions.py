@@ -8,10 +8,12 @@ import pytest
 from components.config import IngestParams, Settings
 from components.io.ingest import ingest
 from components.io.store import DatasetStore
+from components.runs.lifecycle import RunOptions
 from components.training.data import PretrainDataModule
 from components.training.errors import PretrainError
 from components.training.params import PretrainParams
 from components.training.stage import build_tokenizer, pretrain
+from components.workspace import Workspace
 from tests.conftest import FIXTURES
 
 
@@ -31,4 +33,4 @@ def test_a_store_too_small_to_train_is_refused_clearly(
 ) -> None:
     ingest(FIXTURES / "cinc", dataset="tiny", settings=workspace, params=ingest_params, progress=False)
     with pytest.raises(PretrainError, match="fewer than one batch"):
-        pretrain("tiny", settings=workspace, register=False)
+        pretrain(Workspace(workspace), "tiny", RunOptions(register=False))

