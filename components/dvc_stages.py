@@ -163,7 +163,7 @@ def evaluate_stage(workspace: Workspace) -> dict[str, Any]:
     shutil.rmtree(out / "reports", ignore_errors=True)
     for task in workspace.params.finetune.tasks:
         ref = registered_ref(workspace, out / "models" / task, "finetune")
-        result = evaluate(ref, settings=workspace.settings)
+        result = evaluate(workspace, ref)
         _replace_dir(result.report_dir, out / "reports" / task)
         results[task] = result.to_dict()
     metrics = {

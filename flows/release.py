@@ -29,8 +29,9 @@ def evaluate_task(model_ref: str, flow_run_id: str | None) -> dict[str, Any]:
     """Metrics with CIs, subgroups, external cohort, comparison with production, and the gate verdict."""
     from components.evaluation.stage import evaluate
 
-    result = evaluate(model_ref, settings=get_settings(), flow_run_id=flow_run_id).to_dict()
-    gate = gate_summary(Workspace.current(), model_ref)
+    workspace = Workspace.current()
+    result = evaluate(workspace, model_ref, flow_run_id=flow_run_id).to_dict()
+    gate = gate_summary(workspace, model_ref)
     return result | {"model_ref": model_ref, "gate": gate, "ran_on": worker_identity()}
 
 
