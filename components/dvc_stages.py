@@ -190,7 +190,7 @@ def package_stage(workspace: Workspace) -> dict[str, Any]:
         verdict = gate.verdict if gate else None
         results[task] = {"model": ref, "gate": verdict, "packaged": verdict == "pass"}
         if verdict == "pass":
-            bento = package(ref, settings=workspace.settings)
+            bento = package(workspace, ref)
             fetch_file(bento.uri, out / "bentos" / Path(bento.uri).name)
             results[task] |= {"tag": bento.tag, "uri": bento.uri, "sha256": bento.sha256}
         _write_json(

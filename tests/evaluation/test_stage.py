@@ -190,7 +190,7 @@ def test_worse_candidate_fails_non_inferiority_and_cannot_be_promoted_or_package
     from components.serving.package import package
 
     with pytest.raises(PackagingRefusedError, match="refusing to package"):
-        package(worse, settings=ft_settings)
+        package(Workspace(ft_settings), worse)
 
     with open_registry(ft_settings.resolved_registry_url) as registry:
         change = registry.promote(worse, "staging", force=True, reason="clinical review ticket 123")

@@ -23,6 +23,7 @@ from components.serving.bentostore import bentoml_home
 from components.serving.package import PackageResult, package
 from components.serving.pull import PullResult, pull
 from components.training.stage import pretrain
+from components.workspace import Workspace
 from tests.training.conftest import TINY
 
 API_KEY = "serving-test-key"
@@ -90,10 +91,10 @@ def _gated_package_pull(settings: Settings, foundation: str, build: Path, serve:
             model.ref, policy="serving-test", verdict="pass", reasons=["floors met"]
         )
     with bentoml_home(build):
-        packaged = package(model.ref, settings=settings)
+        packaged = package(Workspace(settings), model.ref)
     with open_registry(settings.resolved_registry_url) as registry:
         registry.promote(model.ref, "production")
-    pulled = pull(f"{task}@production", settings=settings, home=serve)
+    pulled = pull(Workspace(settings), f"{task}@production", home=serve)
     return Packaged(model, packaged, pulled)
 
 
