@@ -87,12 +87,13 @@ def build(workspace: Path, serve_overrides: dict[str, Any], ecg: dict[str, int])
     repo_serve = yaml.safe_load((REPO / "params.yaml").read_text()).get("serve") or {}
     params["serve"] = {**repo_serve, **serve_overrides}
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    packaging = Workspace(settings)  # reads the params.yaml just written
     with bentoml_home(workspace / "bentoml-build"):
-        packaged = package(model, settings=settings)
+        packaged = package(packaging, model)
     home = workspace / "bentoml-serve"
     shutil.rmtree(home, ignore_errors=True)
-    pulled = pull(packaged.tag, settings=settings, home=home)
-    with Workspace(settings).registry() as registry:
+    pulled = pull(packaging, packaged.tag, home=home)
+    with packaging.registry() as registry:
         model_dir = Path(registry.model(model).artifact_uri)
     return {
         "settings": settings,

@@ -161,7 +161,7 @@ def evaluate_stage(workspace: Workspace) -> dict[str, Any]:
     shutil.rmtree(out / "reports", ignore_errors=True)
     for task in workspace.params.finetune.tasks:
         ref = registered_ref(workspace, out / "models" / task, "finetune")
-        result = evaluate(ref, settings=workspace.settings)
+        result = evaluate(workspace, ref)
         _replace_dir(result.report_dir, out / "reports" / task)
         results[task] = result.to_dict()
     metrics = {
@@ -188,7 +188,7 @@ def package_stage(workspace: Workspace) -> dict[str, Any]:
         verdict = gate.verdict if gate else None
         results[task] = {"model": ref, "gate": verdict, "packaged": verdict == "pass"}
         if verdict == "pass":
-            bento = package(ref, settings=workspace.settings)
+            bento = package(workspace, ref)
             fetch_file(bento.uri, out / "bentos" / Path(bento.uri).name)
             results[task] |= {"tag": bento.tag, "uri": bento.uri, "sha256": bento.sha256}
         _write_json(

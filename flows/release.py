@@ -7,7 +7,6 @@ from prefect import flow, task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
-from components.config import get_settings
 from components.evaluation.release import gate_summary, kept_as_candidates, promote_candidate
 from components.orchestration.cache import (
     Outcome,
@@ -29,8 +28,9 @@ def evaluate_task(model_ref: str, flow_run_id: str | None) -> dict[str, Any]:
     """Metrics with CIs, subgroups, external cohort, comparison with production, and the gate verdict."""
     from components.evaluation.stage import evaluate
 
-    result = evaluate(model_ref, settings=get_settings(), flow_run_id=flow_run_id).to_dict()
-    gate = gate_summary(Workspace.current(), model_ref)
+    workspace = Workspace.current()
+    result = evaluate(workspace, model_ref, flow_run_id=flow_run_id).to_dict()
+    gate = gate_summary(workspace, model_ref)
     return result | {"model_ref": model_ref, "gate": gate, "ran_on": worker_identity()}
 
 
@@ -60,7 +60,7 @@ def package_task(model_ref: str, flow_run_id: str | None) -> dict[str, Any]:
     """Build the Bento, export it to the artifact store and register it (refused unless the gate passed)."""
     from components.serving.package import package
 
-    result = package(model_ref, settings=get_settings(), flow_run_id=flow_run_id)
+    result = package(Workspace.current(), model_ref, flow_run_id=flow_run_id)
     return result.to_dict() | {"ran_on": worker_identity()}
 
 

@@ -39,8 +39,9 @@ def evaluate_command(
 ) -> None:
     """Evaluate a task model: metrics with CIs, subgroups, external cohorts, production comparison, gate."""
     from components.evaluation.stage import evaluate
+    from components.workspace import Workspace
 
-    result = evaluate(model, external=external or None, gate_policy=policy)
+    result = evaluate(Workspace.current(), model, external=external or None, gate_policy=policy)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
@@ -76,8 +77,9 @@ def gate_command(
 ) -> None:
     """Decide a model's gate again from its latest evaluation and the registry as it is now."""
     from components.evaluation.stage import gate
+    from components.workspace import Workspace
 
-    result = gate(model, policy=policy)
+    result = gate(Workspace.current(), model, policy=policy)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:

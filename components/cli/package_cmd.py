@@ -35,8 +35,9 @@ def package_command(
 ) -> None:
     """Build the Bento of a gated task model, export it to the artifact store and register it."""
     from components.serving.package import package
+    from components.workspace import Workspace
 
-    result = package(model, force=force, reason=reason)
+    result = package(Workspace.current(), model, force=force, reason=reason)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -63,8 +64,9 @@ def pull_command(
 ) -> None:
     """Fetch the Bento, verify its sha256 against the registry and import it into the local Bento store."""
     from components.serving.pull import pull
+    from components.workspace import Workspace
 
-    result = pull(target, home=to)
+    result = pull(Workspace.current(), target, home=to)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -114,7 +116,7 @@ def serve_command(
     from components.workspace import Workspace
 
     workspace = Workspace.current()
-    settings, serve = workspace.settings, workspace.params.serve
+    serve = workspace.params.serve
     tag = target
     if "@" in target and ":" not in target:
         with workspace.registry() as registry:
@@ -123,7 +125,7 @@ def serve_command(
         bentoml.bentos.get(tag)
     except NotFound:
         console.print(f"{tag} is not in the local Bento store; pulling it")
-        pull(tag, settings=settings)
+        pull(workspace, tag)
     command = [
         sys.executable,
         "-m",

@@ -3,6 +3,7 @@ patient-level CIs → gate verdict → HTML report and model card → registry; 
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterable
@@ -10,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.config import Settings, get_settings
 from components.evaluation.compute import (
     METRICS,
     BootstrapSettings,
@@ -174,13 +174,9 @@ def _qualify(report: EvaluationReport, run_id: int) -> None:
 
 
 def _external_cohort(
-    name: str,
-    model: TaskModel,
-    spec: TaskSpec,
-    settings: Settings,
-    params: EvaluateParams,
-    boot: BootstrapSettings,
+    job: _Job, name: str, model: TaskModel, spec: TaskSpec
 ) -> tuple[CohortReport, Predictions]:
+    settings, params = job.workspace.settings, job.params
     store = DatasetStore.open(settings.data_dir / name)
     cohort = select_cohort(store, spec, split=None, excluded_ids=validation_exclusions(settings, name))
     if len(cohort.rows) == 0:
@@ -195,7 +191,7 @@ def _external_cohort(
         dataset=name,
         labels=list(model.cfg.labels),
         thresholds=model.cfg.thresholds or [0.5] * len(model.cfg.labels),
-        settings=boot,
+        settings=job.boot,
         subgroups=list(params.subgroups),
         excluded=cohort.excluded,
         n_mapped=cohort.n_mapped,
@@ -210,13 +206,12 @@ def _externals(external: str | Iterable[str] | None, params: EvaluateParams) -> 
 
 
 def evaluate(
+    workspace: Workspace,
     model_ref: str,
     *,
-    settings: Settings | None = None,
-    params: EvaluateParams | None = None,
-    flow_run_id: str | None = None,
     external: str | Iterable[str] | None = None,
     gate_policy: str | None = None,
+    flow_run_id: str | None = None,
 ) -> EvaluationResult:
     """Evaluate a registered task model, decide its gate, write the report and record everything.
 
@@ -225,15 +220,11 @@ def evaluate(
     ``external`` dataset (default: ``evaluate.external``) is an external cohort; when the task has a
     production model, both are compared on the same records with a paired bootstrap. The gate policy
     (``gate_policy``, else ``evaluate.gate_policies``, else the task's ``gate:``) decides; metrics, the
-    verdict and its reasons go to the registry, the report to ``<artifact store>/reports/<model ref>/``.
+    verdict and its reasons go to the registry, the report to ``<artifact store>/reports/<model ref>/``;
+    ``flow_run_id`` (a Prefect flow run) is recorded on the registry run.
     """
     started = time.perf_counter()
-    workspace = Workspace(settings or get_settings())
-    settings, all_params = workspace.settings, workspace.params
-    params = params or all_params.evaluate
-    boot = BootstrapSettings(params.bootstrap_rounds, params.ci_level, params.seed, params.calibration_bins)
-    externals = _externals(external, params)
-
+    externals = _externals(external, workspace.params.evaluate)
     with workspace.registry() as registry:
         info = registry.model(model_ref)
         if info.kind != "task" or info.task is None:
@@ -245,20 +236,15 @@ def evaluate(
             if facts.production is not None and not facts.is_production
             else None
         )
-        lineage = lineage_lines(registry.lineage_up(model=info.ref))
-        report_dir = report_dir_for(settings.resolved_artifact_store, info.ref)
         job = _Job(
+            workspace=workspace,
             info=info,
             path=path,
             production_path=production_path,
             facts=facts,
-            lineage=lineage,
-            report_dir=report_dir,
+            lineage=lineage_lines(registry.lineage_up(model=info.ref)),
+            report_dir=report_dir_for(workspace.settings.resolved_artifact_store, info.ref),
             externals=externals,
-            settings=settings,
-            params=params,
-            boot=boot,
-            default_dataset=all_params.ingest.dataset,
             gate_policy=gate_policy,
             started=started,
         )
@@ -270,8 +256,10 @@ def evaluate(
 
 @dataclass(frozen=True)
 class _Job:
-    """One evaluation of one task model: what the registry said of it, and how to evaluate it."""
+    """One evaluation of one task model: what the registry said of it, and how to evaluate it (the
+    workspace's ``evaluate:`` parameters)."""
 
+    workspace: Workspace
     info: ModelInfo
     path: Path
     production_path: Path | None
@@ -279,12 +267,17 @@ class _Job:
     lineage: list[str]
     report_dir: Path
     externals: list[str]
-    settings: Settings
-    params: EvaluateParams
-    boot: BootstrapSettings
-    default_dataset: str
     gate_policy: str | None
     started: float
+
+    @property
+    def params(self) -> EvaluateParams:
+        return self.workspace.params.evaluate
+
+    @property
+    def boot(self) -> BootstrapSettings:
+        p = self.params
+        return BootstrapSettings(p.bootstrap_rounds, p.ci_level, p.seed, p.calibration_bins)
 
     def run_parameters(self) -> dict[str, Any]:
         """What the registry run of this evaluation records."""
@@ -304,7 +297,7 @@ def _evaluate(registry: Registry, job: _Job, run_id: int) -> EvaluationResult:
     model = load_task_model(job.path)
     spec = _spec_of(model)
     policy = _policy_for(spec, job.params, job.gate_policy)
-    dataset = str(model.cfg.meta.get("dataset") or job.default_dataset)
+    dataset = str(model.cfg.meta.get("dataset") or job.workspace.default_dataset)
     report, pred, external_preds = _report(job, model, spec, dataset)
     new, conflict = _new_metrics(registry, job.info.ref, registry_metrics(report))
     if conflict:
@@ -339,7 +332,7 @@ def _evaluate(registry: Registry, job: _Job, run_id: int) -> EvaluationResult:
             reasons=outcome.reasons,
             run_id=run_id,
         )
-    return _result(job.info, spec, report, outcome, files, run_id, len(new), job.started)
+    return _result(job, report, outcome, files, run_id=run_id, recorded=len(new))
 
 
 def _report(
@@ -349,8 +342,9 @@ def _report(
     predictions behind it."""
     labels = list(model.cfg.labels)
     thresholds = [float(t) for t in model.cfg.decision_thresholds]
-    store = DatasetStore.open(job.settings.data_dir / dataset)
-    excluded = validation_exclusions(job.settings, dataset)
+    settings = job.workspace.settings
+    store = DatasetStore.open(settings.data_dir / dataset)
+    excluded = validation_exclusions(settings, dataset)
     cohort = select_cohort(store, spec, split="test", excluded_ids=excluded)
     if len(cohort.rows) == 0:
         raise EvaluationError(
@@ -373,7 +367,7 @@ def _report(
     comparison, note = _comparison(job, pred, cohort, labels)
     external_reports, external_preds = [], {}
     for name in job.externals:
-        ext_report, ext_pred = _external_cohort(name, model, spec, job.settings, job.params, job.boot)
+        ext_report, ext_pred = _external_cohort(job, name, model, spec)
         external_reports.append(ext_report)
         external_preds[name] = ext_pred
     report = EvaluationReport(
@@ -406,18 +400,17 @@ def _comparison(
 
 
 def _result(
-    info: ModelInfo,
-    spec: TaskSpec,
+    job: _Job,
     report: EvaluationReport,
     outcome: GateOutcome,
     files: ReportFiles,
-    run_id: int | None,
+    *,
+    run_id: int,
     recorded: int,
-    started: float,
 ) -> EvaluationResult:
     return EvaluationResult(
-        model_ref=info.ref,
-        task=spec.name,
+        model_ref=job.info.ref,
+        task=report.task,
         verdict=outcome.verdict,
         policy=outcome.policy,
         reasons=outcome.reasons,
@@ -433,7 +426,7 @@ def _result(
         evaluation_json=files.evaluation_json,
         registry_run_id=run_id,
         metrics_recorded=recorded,
-        elapsed_s=round(time.perf_counter() - started, 2),
+        elapsed_s=round(time.perf_counter() - job.started, 2),
         images=[p.name for p in files.images],
     )
 
@@ -454,25 +447,18 @@ class GateResult:
 
 
 def gate(
-    model_ref: str,
-    *,
-    settings: Settings | None = None,
-    params: EvaluateParams | None = None,
-    policy: str | None = None,
-    flow_run_id: str | None = None,
+    workspace: Workspace, model_ref: str, *, policy: str | None = None, flow_run_id: str | None = None
 ) -> GateResult:
     """Decide a model's gate again from its latest evaluation (``evaluation.json``) and the registry as it is
     now — e.g. after a new policy version, or when production changed — and record the decision."""
-    import json
-
-    workspace = Workspace(settings or get_settings())
-    settings = workspace.settings
-    params = params or workspace.params.evaluate
+    params = workspace.params.evaluate
     with workspace.registry() as registry:
         info = registry.model(model_ref)
         if info.kind != "task":
             raise EvaluationError(f"{info.ref} is a {info.kind} model; only task models have gates")
-        evaluation_json = report_dir_for(settings.resolved_artifact_store, info.ref) / "evaluation.json"
+        evaluation_json = (
+            report_dir_for(workspace.settings.resolved_artifact_store, info.ref) / "evaluation.json"
+        )
         if not evaluation_json.is_file():
             raise EvaluationError(
                 f"{info.ref} has no evaluation at {evaluation_json}; run `ecgops evaluate` first"

@@ -1,6 +1,6 @@
 """The package stage: a gated task model → a Bento → the artifact store → the registry.
 
-``package("superdiagnostic@3")`` refuses a model whose latest gate decision is not "pass" unless
+``package(workspace, "superdiagnostic@3")`` refuses a model whose latest gate decision is not "pass" unless
 ``force=True`` with a ``reason`` (written to the audit log). It copies the task model and its
 foundation model (sha256-verified against the registry) into BentoML's model store, builds the Bento
 from ``serving/`` plus the ``components`` and ``schemas`` it imports (so the served code is the
@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from components.config import PACKAGE_ROOT, Settings, get_settings
+from components.config import PACKAGE_ROOT
 from components.models.task_model import load_task_model_config
 from components.registry import GateDecisionInfo, ModelInfo, Registry
 from components.registry.provenance import code_version
@@ -63,19 +63,34 @@ class PackageResult:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class _Bento:
+    """One Bento to build: the task model and its foundation model (artifacts verified against the
+    registry), the gate decision and whether it was overridden, the ``serve:`` and ``package:``
+    parameters, and the artifact store the archive goes to."""
+
+    model: ModelInfo
+    foundation: ModelInfo
+    task_dir: Path
+    foundation_dir: Path
+    gate: GateDecisionInfo | None
+    forced: bool
+    serve: ServeParams
+    pack: PackageParams
+    artifact_store: str
+
+
 def package(
+    workspace: Workspace,
     model_ref: str,
     *,
     force: bool = False,
     reason: str | None = None,
-    settings: Settings | None = None,
     flow_run_id: str | None = None,
 ) -> PackageResult:
     """Build, export and register the Bento of task model ``model_ref`` (``name@version`` or ``name``);
     ``flow_run_id`` (a Prefect flow run) is recorded on the registry run."""
     started = time.perf_counter()
-    workspace = Workspace(settings or get_settings())
-    settings = workspace.settings
     serve, pack = workspace.params.serve, workspace.params.package
     if force and not (reason and reason.strip()):
         raise PackagingError("--force needs a --reason (it is written to the audit log)")
@@ -95,23 +110,20 @@ def package(
         foundation = registry.model(model.parent)
         if foundation.kind != "foundation":
             raise PackagingError(f"{model.ref} descends from {foundation.ref}, not from a foundation model")
-        task_dir = registry.verify_artifact(model.ref)
-        foundation_dir = registry.verify_artifact(foundation.ref)
+        bento = _Bento(
+            model=model,
+            foundation=foundation,
+            task_dir=registry.verify_artifact(model.ref),
+            foundation_dir=registry.verify_artifact(foundation.ref),
+            gate=gate,
+            forced=force and not passed,
+            serve=serve,
+            pack=pack,
+            artifact_store=workspace.settings.resolved_artifact_store,
+        )
         parameters = {"model": model.ref, "force": force, "reason": reason}
         with registry.run("package", parameters=parameters, prefect_flow_run_id=flow_run_id) as run_id:
-            result = _build_and_export(
-                registry,
-                model,
-                foundation,
-                task_dir,
-                foundation_dir,
-                gate,
-                force and not passed,
-                serve,
-                pack,
-                settings,
-                run_id,
-            )
+            result = _build_and_export(registry, bento, run_id)
             with registry.atomic():
                 registry.register_bento(
                     result.tag, model=model.ref, artifact_uri=result.uri, sha256=result.sha256, run_id=run_id
@@ -128,23 +140,13 @@ def _gate_problem(gate: GateDecisionInfo | None) -> str:
     return f"failed gate {gate.policy}: {'; '.join(gate.reasons) or 'no reasons given'}"
 
 
-def _build_and_export(
-    registry: Registry,
-    model: ModelInfo,
-    foundation: ModelInfo,
-    task_dir: Path,
-    foundation_dir: Path,
-    gate: GateDecisionInfo | None,
-    forced: bool,
-    serve: ServeParams,
-    pack: PackageParams,
-    settings: Settings,
-    run_id: int,
-) -> PackageResult:
+def _build_and_export(registry: Registry, bento: _Bento, run_id: int) -> PackageResult:
+    """Build the Bento in a temporary context, export it and copy the archive to the artifact store."""
     import bentoml
 
+    model, pack = bento.model, bento.pack
     assert model.task is not None
-    cfg = load_task_model_config(task_dir)
+    cfg = load_task_model_config(bento.task_dir)
     name = tag_part(f"{pack.bento_prefix}-{model.task}")
     bento_version = tag_part(f"v{model.version}-{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(2)}")
     tag = f"{name}:{bento_version}"
@@ -153,60 +155,74 @@ def _build_and_export(
         model,
         cfg,
         bento_tag=tag,
-        foundation=foundation.ref,
-        gate=gate,
-        forced=forced,
+        foundation=bento.foundation.ref,
+        gate=bento.gate,
+        forced=bento.forced,
         metrics=registry.metrics(model.ref),
         git_revision=git_revision,
         actor=registry.actor,
     )
-    labels = {
-        "task": model.task,
-        "model": model.ref,
-        "model_version": str(model.version),
-        "dataset_version": model.dataset_version_md5 or "none",
-        "gate_verdict": gate.verdict if gate is not None else "none",
-        "gate_policy": gate.policy if gate is not None else "none",
-        "forced": str(forced).lower(),
-        "foundation": foundation.ref,
-        "git_revision": git_revision,
-    }
+    labels = _labels(bento, git_revision)
     with tempfile.TemporaryDirectory(prefix="ecgops-bento-") as tmp:
         context = Path(tmp) / "context"
         _write_context(context, card.model_dump_json(indent=2))
-        with _BUILD_LOCK:
-            task_tag = _store_model(model, task_dir, pack)
-            foundation_tag = _store_model(foundation, foundation_dir, pack)
-            bento = _build(
-                context,
-                tag,
-                labels=labels,
-                description=_readme(card.model.ref, tag, labels),
-                args={
-                    "task_model": task_tag,
-                    "foundation_model": foundation_tag,
-                    "serve": serve.model_dump(),
-                },
-            )
+        built = _build_from_store(bento, context, tag, labels, _readme(card.model.ref, tag, labels))
         archive = Path(tmp) / f"{name}-{bento_version}.{pack.export_format}"
         exported = Path(
-            bentoml.bentos.export_bento(bento.tag, str(archive), output_format=pack.export_format)
+            bentoml.bentos.export_bento(built.tag, str(archive), output_format=pack.export_format)
         )
-        uri = join_uri(settings.resolved_artifact_store, "bentos", name, exported.name)
+        uri = join_uri(bento.artifact_store, "bentos", name, exported.name)
         digest = store_file(exported, uri)
         size = exported.stat().st_size
     return PackageResult(
         model=model.ref,
         task=model.task,
-        tag=str(bento.tag),
+        tag=str(built.tag),
         uri=uri,
         sha256=digest,
         gate_verdict=labels["gate_verdict"],
-        forced=forced,
+        forced=bento.forced,
         size_bytes=size,
         registry_run_id=run_id,
         elapsed_s=0.0,
     )
+
+
+def _labels(bento: _Bento, git_revision: str) -> dict[str, str]:
+    """The Bento's labels: model and dataset version, gate verdict, foundation model, git revision."""
+    model, gate = bento.model, bento.gate
+    return {
+        "task": model.task or "",
+        "model": model.ref,
+        "model_version": str(model.version),
+        "dataset_version": model.dataset_version_md5 or "none",
+        "gate_verdict": gate.verdict if gate is not None else "none",
+        "gate_policy": gate.policy if gate is not None else "none",
+        "forced": str(bento.forced).lower(),
+        "foundation": bento.foundation.ref,
+        "git_revision": git_revision,
+    }
+
+
+def _build_from_store(
+    bento: _Bento, context: Path, tag: str, labels: dict[str, str], description: str
+) -> Any:
+    """Both models copied into BentoML's model store, then the Bento of ``context`` built as ``tag``; one
+    build at a time."""
+    with _BUILD_LOCK:
+        task_tag = _store_model(bento.model, bento.task_dir, bento.pack)
+        foundation_tag = _store_model(bento.foundation, bento.foundation_dir, bento.pack)
+        return _build(
+            context,
+            tag,
+            labels=labels,
+            description=description,
+            args={
+                "task_model": task_tag,
+                "foundation_model": foundation_tag,
+                "serve": bento.serve.model_dump(),
+            },
+        )
 
 
 def _build(context: Path, tag: str, *, labels: dict[str, str], description: str, args: dict[str, Any]) -> Any:

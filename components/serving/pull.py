@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from components.config import Settings, get_settings
 from components.registry import BentoInfo, Registry
 from components.registry.errors import ArtifactMismatchError
 from components.serving.artifacts import fetch_file
@@ -50,14 +49,14 @@ def resolve_bento(registry: Registry, target: str) -> BentoInfo:
     return registry.bento(target)
 
 
-def pull(target: str, *, settings: Settings | None = None, home: Path | None = None) -> PullResult:
-    """Fetch, verify (sha256) and import the Bento ``target`` names; ``home``: another ``BENTOML_HOME``."""
+def pull(workspace: Workspace, target: str, *, home: Path | None = None) -> PullResult:
+    """Fetch, verify (sha256) and import the Bento ``target`` names (in ``workspace``'s registry); ``home``:
+    another ``BENTOML_HOME``."""
     import bentoml
     from bentoml.exceptions import NotFound
 
     started = time.perf_counter()
-    settings = settings or get_settings()
-    with Workspace(settings).registry() as registry:
+    with workspace.registry() as registry:
         info = resolve_bento(registry, target)
     with tempfile.TemporaryDirectory(prefix="ecgops-pull-") as tmp:
         local = Path(tmp) / PurePosixPath(info.artifact_uri.rstrip("/")).name

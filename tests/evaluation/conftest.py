@@ -9,6 +9,7 @@ import pytest
 
 from components.config import Settings
 from components.evaluation.stage import EvaluationResult, evaluate
+from components.workspace import Workspace
 from tests.finetune.workspace import copy_workspace, write_policy
 
 
@@ -32,5 +33,7 @@ def evaluated(trained_base: Path, tmp_path_factory: pytest.TempPathFactory) -> E
     root = tmp_path_factory.mktemp("evaluated")
     settings = copy_workspace(trained_base, root / "ws")
     policy = write_policy(root / "gates")
-    result = evaluate("ptbxl-superdiagnostic@1", settings=settings, external="cinc", gate_policy=str(policy))
+    result = evaluate(
+        Workspace(settings), "ptbxl-superdiagnostic@1", external="cinc", gate_policy=str(policy)
+    )
     return Evaluated(settings, result, policy)

@@ -17,6 +17,7 @@ from components.config import Settings
 from components.evaluation.stage import evaluate, gate
 from components.models.task_model import load_task_model, save_task_model
 from components.registry import PromotionRefusedError, open_registry
+from components.workspace import Workspace
 from tests.evaluation.conftest import Evaluated
 from tests.finetune.workspace import TASK, run_cli, write_policy
 
@@ -124,7 +125,7 @@ def test_bootstrap_intervals_bracket_their_point_estimates(evaluated: Evaluated)
 
 
 def test_evaluating_again_records_no_duplicate_metrics(evaluated: Evaluated, tmp_path: Path) -> None:
-    again = evaluate(MODEL, settings=evaluated.settings, external="cinc", gate_policy=str(evaluated.policy))
+    again = evaluate(Workspace(evaluated.settings), MODEL, external="cinc", gate_policy=str(evaluated.policy))
     assert again.metrics_recorded == 0 and again.reasons == evaluated.result.reasons
     assert again.macro_auroc == evaluated.result.macro_auroc
 
@@ -156,17 +157,17 @@ def test_worse_candidate_fails_non_inferiority_and_cannot_be_promoted_or_package
     ft_settings: Settings, tmp_path: Path
 ) -> None:
     policy = write_policy(tmp_path / "gates", non_inferiority={"margin": 0.02})
-    assert evaluate(MODEL, settings=ft_settings, gate_policy=str(policy)).verdict == "pass"
+    assert evaluate(Workspace(ft_settings), MODEL, gate_policy=str(policy)).verdict == "pass"
     with open_registry(ft_settings.resolved_registry_url) as registry:
         registry.promote(MODEL, "production", reason="baseline for the test")
 
     same = _register_variant(ft_settings, tmp_path / "same", permute_head=False)
-    ok = evaluate(same, settings=ft_settings, gate_policy=str(policy))
+    ok = evaluate(Workspace(ft_settings), same, gate_policy=str(policy))
     assert ok.verdict == "pass" and ok.comparison is not None
     assert ok.comparison["production"] == MODEL and ok.comparison["difference"]["value"] == 0.0
 
     worse = _register_variant(ft_settings, tmp_path / "worse", permute_head=True)
-    bad = evaluate(worse, settings=ft_settings, gate_policy=str(policy))
+    bad = evaluate(Workspace(ft_settings), worse, gate_policy=str(policy))
     assert bad.verdict == "fail"
     assert bad.reasons[0].startswith(
         "FAIL (non_inferiority) macro AUROC difference vs ptbxl-superdiagnostic@1"
@@ -189,7 +190,7 @@ def test_worse_candidate_fails_non_inferiority_and_cannot_be_promoted_or_package
     from components.serving.package import package
 
     with pytest.raises(PackagingRefusedError, match="refusing to package"):
-        package(worse, settings=ft_settings)
+        package(Workspace(ft_settings), worse)
 
     with open_registry(ft_settings.resolved_registry_url) as registry:
         change = registry.promote(worse, "staging", force=True, reason="clinical review ticket 123")
@@ -204,19 +205,19 @@ def test_worse_candidate_fails_non_inferiority_and_cannot_be_promoted_or_package
 def test_gate_decides_again_when_production_changes(ft_settings: Settings, tmp_path: Path) -> None:
     policy = write_policy(tmp_path / "gates", non_inferiority={"margin": 0.02})
     candidate = _register_variant(ft_settings, tmp_path / "candidate", permute_head=False)
-    assert evaluate(candidate, settings=ft_settings, gate_policy=str(policy)).verdict == "pass"
-    assert evaluate(MODEL, settings=ft_settings, gate_policy=str(policy)).verdict == "pass"
+    assert evaluate(Workspace(ft_settings), candidate, gate_policy=str(policy)).verdict == "pass"
+    assert evaluate(Workspace(ft_settings), MODEL, gate_policy=str(policy)).verdict == "pass"
     with open_registry(ft_settings.resolved_registry_url) as registry:
         registry.promote(MODEL, "production", reason="test")
     # the candidate's evaluation predates this production model: it was never compared with it
-    again = gate(candidate, settings=ft_settings, policy=str(policy))
+    again = gate(Workspace(ft_settings), candidate, policy=str(policy))
     assert again.verdict == "fail"
     assert again.reasons[0].startswith(
         "FAIL (non_inferiority) no paired comparison with the production model"
     )
     code, out, _ = run_cli(["gate", candidate, "--policy", str(policy), "--json"], ft_settings)
     assert code == 1 and json.loads(out)["verdict"] == "fail"
-    assert evaluate(candidate, settings=ft_settings, gate_policy=str(policy)).verdict == "pass"
+    assert evaluate(Workspace(ft_settings), candidate, gate_policy=str(policy)).verdict == "pass"
 
 
 def test_training_data_that_failed_validation_fails_the_gate(ft_settings: Settings, tmp_path: Path) -> None:
@@ -239,7 +240,7 @@ def test_training_data_that_failed_validation_fails_the_gate(ft_settings: Settin
             parent=info.parent,
             validation_run_id=failed,
         ).ref
-    result = evaluate(ref, settings=ft_settings, gate_policy=str(write_policy(tmp_path / "gates")))
+    result = evaluate(Workspace(ft_settings), ref, gate_policy=str(write_policy(tmp_path / "gates")))
     assert result.verdict == "fail"
     assert result.reasons[0].startswith(
         f"FAIL (data.validation) training dataset version {info.dataset_version_md5[:12]}"

@@ -93,10 +93,10 @@ def _gated_package_pull(settings: Settings, foundation: str, build: Path, serve:
             model.ref, policy="serving-test", verdict="pass", reasons=["floors met"]
         )
     with bentoml_home(build):
-        packaged = package(model.ref, settings=settings)
+        packaged = package(Workspace(settings), model.ref)
     with open_registry(settings.resolved_registry_url) as registry:
         registry.promote(model.ref, "production")
-    pulled = pull(f"{task}@production", settings=settings, home=serve)
+    pulled = pull(Workspace(settings), f"{task}@production", home=serve)
     return Packaged(model, packaged, pulled)
 
 

@@ -18,6 +18,7 @@ from components.serving.bentostore import bentoml_home
 from components.serving.errors import PackagingError, PackagingRefusedError
 from components.serving.package import package
 from components.serving.pull import pull
+from components.workspace import Workspace
 from tests.serving.conftest import TASK, Packaged
 
 pytestmark = pytest.mark.slow
@@ -86,13 +87,13 @@ def test_a_failed_or_missing_gate_blocks_packaging(
     with pytest.raises(
         PackagingRefusedError, match=r"failed gate serving-test: macro AUROC 0\.61 < floor 0\.80"
     ):
-        package(failed, settings=serving_settings)
+        package(Workspace(serving_settings), failed)
     with pytest.raises(PackagingRefusedError, match="has no gate decision"):
-        package(ungated, settings=serving_settings)
+        package(Workspace(serving_settings), ungated)
     with pytest.raises(PackagingError, match="--force needs a --reason"):
-        package(failed, force=True, settings=serving_settings)
+        package(Workspace(serving_settings), failed, force=True)
     with pytest.raises(PackagingError, match="is a foundation model; only task models are packaged"):
-        package(twelve_lead.model.parent or "", settings=serving_settings)
+        package(Workspace(serving_settings), twelve_lead.model.parent or "")
     with open_registry(serving_settings.resolved_registry_url) as registry:
         assert registry.bentos(model=failed) == [] and registry.bentos(model=ungated) == []
     assert _cli_exit(serving_settings, ["package", failed], monkeypatch) == 2
@@ -106,10 +107,10 @@ def test_forced_packaging_is_labelled_and_audited(
     failed = _candidate(serving_settings, twelve_lead, "superdiagnostic-forced", "fail")
     with bentoml_home(build_home):
         result = package(
+            Workspace(serving_settings),
             failed,
             force=True,
             reason="clinical pilot, approved by the safety board",
-            settings=serving_settings,
         )
         labels = bentoml.bentos.get(result.tag).info.labels
     assert result.forced and result.gate_verdict == "fail"
@@ -135,27 +136,27 @@ def test_fsspec_artifact_store_round_trip_and_a_tampered_archive_is_refused(
         update={"artifact_store": "memory://ecgops-artifacts", "registry_url": f"sqlite:///{registry_copy}"}
     )
     with bentoml_home(build_home):
-        result = package(twelve_lead.model.ref, settings=remote)
+        result = package(Workspace(remote), twelve_lead.model.ref)
     assert result.uri.startswith("memory://ecgops-artifacts/bentos/ecgops-ptbxl-superdiagnostic/")
     fs = fsspec.filesystem("memory")
     assert fs.exists(result.uri)
     home = tmp_path / "deploy-home"
-    first = pull(result.tag, settings=remote, home=home)
-    again = pull(result.tag, settings=remote, home=home)
+    first = pull(Workspace(remote), result.tag, home=home)
+    again = pull(Workspace(remote), result.tag, home=home)
     assert (first.replaced, again.replaced) == (False, True) and first.sha256 == result.sha256
     with bentoml_home(home):
         assert str(bentoml.bentos.get(result.tag).tag) == result.tag
     content = fs.cat_file(result.uri)
     fs.pipe_file(result.uri, content[:-1] + bytes([content[-1] ^ 1]))
     with pytest.raises(ArtifactMismatchError, match="registry recorded " + result.sha256):
-        pull(result.tag, settings=remote, home=tmp_path / "other-home")
+        pull(Workspace(remote), result.tag, home=tmp_path / "other-home")
     assert not (tmp_path / "other-home" / "bentos" / "ecgops-ptbxl-superdiagnostic").exists()
 
 
 def test_pull_names_what_is_missing(serving_settings: Settings, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="no staging model for task 'ptbxl-superdiagnostic'"):
-        pull(f"{TASK}@staging", settings=serving_settings, home=tmp_path)
+        pull(Workspace(serving_settings), f"{TASK}@staging", home=tmp_path)
     with pytest.raises(NotFoundError):
-        pull("ecgops-ptbxl-superdiagnostic:no-such-version", settings=serving_settings, home=tmp_path)
+        pull(Workspace(serving_settings), "ecgops-ptbxl-superdiagnostic:no-such-version", home=tmp_path)
     with pytest.raises(PackagingError, match="is not TASK@STAGE"):
-        pull("@production", settings=serving_settings, home=tmp_path)
+        pull(Workspace(serving_settings), "@production", home=tmp_path)
