@@ -129,6 +129,7 @@ def _train(settings: Any, ecg: dict[str, int]) -> str:
 
     from components.finetune.stage import finetune
     from components.io.datasets import ingest_and_version
+    from components.io.ingest import IngestOptions
     from components.training.stage import pretrain
     from components.workspace import Workspace
 
@@ -140,7 +141,7 @@ def _train(settings: Any, ecg: dict[str, int]) -> str:
     params["ingest"]["workers"] = 1
     params["pretrain"]["ecg"] |= ecg
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
-    ingest_and_version(REPO / "samples", settings=settings, progress=False)
+    ingest_and_version(Workspace(settings), REPO / "samples", options=IngestOptions(progress=False))
     foundation = pretrain(settings=settings, max_epochs=1)
     assert foundation is not None and foundation.model_ref is not None
     tuned = finetune(TASK, settings=settings, from_model=foundation.model_ref, max_epochs=1)

@@ -182,7 +182,8 @@ def _external_cohort(
     boot: BootstrapSettings,
 ) -> tuple[CohortReport, Predictions]:
     store = DatasetStore.open(settings.data_dir / name)
-    cohort = select_cohort(store, spec, split=None, excluded_ids=validation_exclusions(settings, name))
+    excluded = validation_exclusions(Workspace(settings), name)
+    cohort = select_cohort(store, spec, split=None, excluded_ids=excluded)
     if len(cohort.rows) == 0:
         raise EvaluationError(
             f"external cohort {name}: no record is usable for task {spec.name} (left out: {cohort.excluded})"
@@ -350,7 +351,7 @@ def _report(
     labels = list(model.cfg.labels)
     thresholds = [float(t) for t in model.cfg.decision_thresholds]
     store = DatasetStore.open(job.settings.data_dir / dataset)
-    excluded = validation_exclusions(job.settings, dataset)
+    excluded = validation_exclusions(Workspace(job.settings), dataset)
     cohort = select_cohort(store, spec, split="test", excluded_ids=excluded)
     if len(cohort.rows) == 0:
         raise EvaluationError(

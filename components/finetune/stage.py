@@ -155,7 +155,7 @@ def _dataset_version(settings: Settings) -> tuple[str | None, int | None]:
     """The workspace's DVC dataset version (if registered) and its latest validation run id."""
     from components.registry import NotFoundError
 
-    md5 = current_version(settings)
+    md5 = current_version(Workspace(settings))
     if md5 is None:
         return None, None
     with Workspace(settings).registry() as registry:
@@ -362,7 +362,7 @@ def _train(run: _Run) -> FinetuneResult:
 def _training_data(run: _Run, store: DatasetStore) -> _Data:
     """The run's records; a resumed run refuses training records that changed since it started."""
     dataset = run.state.dataset
-    excluded = validation_exclusions(run.settings, dataset)
+    excluded = validation_exclusions(Workspace(run.settings), dataset)
     data = _select(store, run.spec, run.params, float(run.state.label_fraction), excluded)
     digest = records_digest(store.manifest["record_id"].to_numpy()[data.splits.train.rows])
     if run.resume and run.state.train_records_sha256 not in (None, digest):

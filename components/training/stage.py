@@ -184,7 +184,7 @@ def _dataset_version(settings: Settings, registry: Any) -> str | None:
     """The workspace's DVC dataset version, if the registry knows it."""
     from components.registry import NotFoundError
 
-    md5 = current_version(settings)
+    md5 = current_version(Workspace(settings))
     if md5 is None:
         return None
     try:
@@ -325,7 +325,7 @@ def _data_module(
         num_workers=params.num_workers,
         in_distribution_batches=params.in_distribution_batches,
         limit_train_records=params.limit_train_records,
-        excluded=validation_exclusions(settings, store.root.name),
+        excluded=validation_exclusions(Workspace(settings), store.root.name),
         text_features=text_feature_cache(module, settings),
         text_pool=_training_texts(store, params) if params.objectives.text_text > 0 else None,
     )
