@@ -264,13 +264,14 @@ def build(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     subprocess.run(["git", "init", "-q", str(workspace)], check=True)
     (workspace / "params.yaml").write_text(yaml.safe_dump({"ingest": {"dataset": DATASET}}))
     settings = Settings(workspace=workspace, patient_salt="benchmark")  # type: ignore[arg-type]
+    ws = Workspace(settings)
     build_s: dict[str, float] = {}
 
     start = time.perf_counter()
-    first = ingest_and_version(args.source, dataset=DATASET, settings=settings, progress=True)
+    first = ingest_and_version(ws, args.source, dataset=DATASET)
     assert first.version is not None
     md5_1 = str(first.version["md5"])
-    result_1 = validate(DATASET, settings=settings, dataset_version_md5=md5_1)
+    result_1 = validate(ws, DATASET, dataset_version_md5=md5_1)
     build_s["ingest_validate_source_s"] = time.perf_counter() - start
     assert result_1.validation_run_id is not None
     y, scores = probe_scores(settings, result_1.report_dir)
@@ -300,10 +301,10 @@ def build(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     shutil.move(derived, settings.data_dir / DATASET)
     build_s["derive_store_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    md5_2 = version_dataset(DATASET, settings).md5
+    md5_2 = version_dataset(ws, DATASET).md5
     build_s["dvc_version_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    result_2 = validate(DATASET, settings=settings, dataset_version_md5=md5_2)
+    result_2 = validate(ws, DATASET, dataset_version_md5=md5_2)
     build_s["validate_large_s"] = time.perf_counter() - start
     assert result_2.validation_run_id is not None
 
@@ -317,7 +318,7 @@ def build(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             artifact,
             [result_1.validation_run_id, result_2.validation_run_id],
         )
-        waiting = list_quarantined(DATASET, settings=settings)["record_id"].tolist()
+        waiting = list_quarantined(ws, DATASET)["record_id"].tolist()
         with reg.atomic():
             for i, record_id in enumerate(waiting[:STEWARD_DECISIONS]):
                 reg.record_steward_decision(

@@ -58,13 +58,15 @@ def _cpu_seconds() -> float:
 
 
 def _ingest_once(drop: Path, workers: int) -> dict[str, float]:
-    from components.config import IngestParams, Settings
-    from components.io.ingest import ingest
+    from components.config import Settings, parse_params
+    from components.io.ingest import IngestOptions, ingest
+    from components.workspace import Workspace
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(workspace=Path(tmp), patient_salt="benchmark")  # type: ignore[arg-type]
+        workspace = Workspace(settings, parse_params({"ingest": {"workers": workers}}))
         cpu = _cpu_seconds()
-        summary = ingest(drop, settings=settings, params=IngestParams(workers=workers), progress=False)
+        summary = ingest(workspace, drop, options=IngestOptions(progress=False))
         cpu = _cpu_seconds() - cpu
     peak_kib = max(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,

@@ -102,10 +102,10 @@ def main() -> None:
 
     import numpy as np
 
-    from components.config import IngestParams, Settings, load_params
+    from components.config import Settings, load_params, parse_params
     from components.evaluation.predict import score, select_cohort
     from components.finetune.stage import FinetuneRequest, finetune
-    from components.io.ingest import ingest
+    from components.io.ingest import IngestOptions, ingest
     from components.io.store import DatasetStore
     from components.metrics.bootstrap import estimate, patient_weights
     from components.metrics.classification import auroc, macro
@@ -128,7 +128,8 @@ def main() -> None:
         root = Path(tmp)
         settings = Settings(workspace=root, patient_salt="benchmark")  # type: ignore[arg-type]
         (root / "params.yaml").write_text(args.params.read_text())
-        ingest(args.drop, dataset="ptbxl", settings=settings, params=IngestParams(workers=1), progress=False)
+        ingest_workspace = Workspace(settings, parse_params({"ingest": {"workers": 1}}))
+        ingest(ingest_workspace, args.drop, dataset="ptbxl", options=IngestOptions(progress=False))
         foundation_dir, pretrain_info = _foundation(args, settings, args.cache)
         workspace = Workspace(settings).with_params(finetune=ft_params)
         store = DatasetStore.open(settings.data_dir / "ptbxl")

@@ -46,8 +46,8 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from components.config import IngestParams, Settings, load_params
-    from components.io.ingest import ingest
+    from components.config import Settings, load_params, parse_params
+    from components.io.ingest import IngestOptions, ingest
     from components.io.store import DatasetStore
     from components.metrics.bootstrap import bootstrap_ci
     from components.metrics.classification import macro_auroc
@@ -67,7 +67,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         settings = Settings(workspace=root, patient_salt="benchmark")  # type: ignore[arg-type]
-        ingest(args.drop, dataset="ptbxl", settings=settings, params=IngestParams(workers=1), progress=False)
+        ingest_workspace = Workspace(settings, parse_params({"ingest": {"workers": 1}}))
+        ingest(ingest_workspace, args.drop, dataset="ptbxl", options=IngestOptions(progress=False))
         started = time.perf_counter()
         result = pretrain(
             Workspace(settings).with_params(pretrain=params), "ptbxl", RunOptions(accelerator="cpu")

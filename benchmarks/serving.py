@@ -130,6 +130,7 @@ def _train(settings: Any, ecg: dict[str, int]) -> str:
 
     from components.finetune.stage import FinetuneRequest, finetune
     from components.io.datasets import ingest_and_version
+    from components.io.ingest import IngestOptions
     from components.runs.lifecycle import RunOptions
     from components.training.stage import pretrain
     from components.workspace import Workspace
@@ -142,7 +143,7 @@ def _train(settings: Any, ecg: dict[str, int]) -> str:
     params["ingest"]["workers"] = 1
     params["pretrain"]["ecg"] |= ecg
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
-    ingest_and_version(REPO / "samples", settings=settings, progress=False)
+    ingest_and_version(Workspace(settings), REPO / "samples", options=IngestOptions(progress=False))
     one_epoch = RunOptions(max_epochs=1)
     foundation = pretrain(Workspace(settings), options=one_epoch)
     assert foundation is not None and foundation.model_ref is not None

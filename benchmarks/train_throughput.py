@@ -30,13 +30,15 @@ SHARED_PTBXL = REPO.parent / "shared" / "data" / "ptb-xl"
 
 
 def _store(workspace: Path):
-    from components.config import IngestParams, Settings
-    from components.io.ingest import ingest
+    from components.config import Settings, parse_params
+    from components.io.ingest import IngestOptions, ingest
     from components.io.store import DatasetStore
+    from components.workspace import Workspace
 
     drop = SHARED_PTBXL if SHARED_PTBXL.is_dir() else REPO / "samples"
     settings = Settings(workspace=workspace, patient_salt="benchmark")  # type: ignore[arg-type]
-    ingest(drop, dataset="bench", settings=settings, params=IngestParams(workers=1), progress=False)
+    ingest_workspace = Workspace(settings, parse_params({"ingest": {"workers": 1}}))
+    ingest(ingest_workspace, drop, dataset="bench", options=IngestOptions(progress=False))
     return DatasetStore.open(settings.data_dir / "bench"), drop
 
 

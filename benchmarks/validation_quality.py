@@ -22,11 +22,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.config import IngestParams, Settings
-from components.io.ingest import ingest
+from components.config import Settings, parse_params
+from components.io.ingest import IngestOptions, ingest
 from components.io.store import DatasetStore
 from components.quality.defects import DEFECTS, write_derived_store
-from components.validation import validate
+from components.validation import ValidateOptions, validate
+from components.workspace import Workspace
 
 # The expectations whose failure names each defect (for the stricter "right reason" recall).
 EXPECTED_REASONS = {
@@ -59,14 +60,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="ecgops-vq-") as tmp:
         settings = Settings(workspace=Path(tmp))
+        workspace = Workspace(settings, parse_params({"ingest": {"dataset": "ptbxl"}}))
         t = time.perf_counter()
-        ingest(
-            args.data,
-            dataset="ptbxl",
-            settings=settings,
-            params=IngestParams(dataset="ptbxl"),
-            progress=False,
-        )
+        ingest(workspace, args.data, dataset="ptbxl", options=IngestOptions(progress=False))
         ingest_s = time.perf_counter() - t
         source = DatasetStore.open(settings.data_dir / "ptbxl")
         n = len(source) if not args.limit else min(args.limit, len(source))
@@ -74,7 +70,7 @@ def main() -> None:
         items += [(i, name) for name in DEFECTS for i in range(n)]
         truth = write_derived_store(source, settings.data_dir / "planted", items, seed=args.seed)
         t = time.perf_counter()
-        result = validate("planted", settings=settings, plots=False)
+        result = validate(workspace, "planted", options=ValidateOptions(plots=False))
         validate_s = time.perf_counter() - t
         quarantine = pd.read_parquet(result.quarantine_path)
 

@@ -17,12 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from components.config import IngestParams, Settings
-from components.io.ingest import ingest
+from components.config import Settings, parse_params
+from components.io.ingest import IngestOptions, ingest
 from components.io.store import DatasetStore
 from components.quality import extract_features
 from components.quality.defects import write_derived_store
 from components.validation import load_policy, validate
+from components.workspace import Workspace
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptb-xl"
 
@@ -35,13 +36,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="ecgops-vs-") as tmp:
         settings = Settings(workspace=Path(tmp))
-        ingest(
-            args.data,
-            dataset="ptbxl",
-            settings=settings,
-            params=IngestParams(dataset="ptbxl"),
-            progress=False,
-        )
+        workspace = Workspace(settings, parse_params({"ingest": {"dataset": "ptbxl"}}))
+        ingest(workspace, args.data, dataset="ptbxl", options=IngestOptions(progress=False))
         source = DatasetStore.open(settings.data_dir / "ptbxl")
         n = len(source)
         items = [(i % n, None if i < n else "time_shifted") for i in range(args.records)]
@@ -54,7 +50,7 @@ def main() -> None:
         features_s = time.perf_counter() - t
 
         t = time.perf_counter()
-        result = validate("drop", settings=settings)
+        result = validate(workspace, "drop")
         validate_s = time.perf_counter() - t
 
     timings = result.timings_s

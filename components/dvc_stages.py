@@ -50,7 +50,7 @@ def register_checked_out_version(workspace: Workspace, dataset: str) -> str:
     from components.io.versioning import DataVersion, current_version, git_revision
     from components.registry import NotFoundError
 
-    md5 = current_version(workspace.settings)
+    md5 = current_version(workspace)
     if md5 is None:
         raise PipelineError(f"{workspace.root} has no data.dvc: ingest a drop first (`ecgops ingest DROP`)")
     with workspace.registry() as registry:
@@ -59,7 +59,7 @@ def register_checked_out_version(workspace: Workspace, dataset: str) -> str:
         except NotFoundError:
             pass
     version = DataVersion(md5, changed=False, remote="", git_rev=git_revision(workspace.root))
-    register_version(dataset, version, None, workspace.settings)
+    register_version(workspace, dataset, version, None)
     return md5
 
 
@@ -69,11 +69,9 @@ def validate_stage(workspace: Workspace) -> dict[str, Any]:
 
     dataset = workspace.default_dataset
     md5 = register_checked_out_version(workspace, dataset)
-    result = validate(dataset, settings=workspace.settings, dataset_version_md5=md5)
+    result = validate(workspace, dataset, dataset_version_md5=md5)
     out = pipeline_dir(workspace)
-    _write_json(
-        out / "validation" / "excluded.json", sorted(excluded_records(dataset, settings=workspace.settings))
-    )
+    _write_json(out / "validation" / "excluded.json", sorted(excluded_records(workspace, dataset)))
     metrics = {
         "verdict": result.verdict,
         "records": result.n_records,

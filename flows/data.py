@@ -7,7 +7,6 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 
-from components.config import get_settings
 from components.orchestration.cache import (
     Outcome,
     ingest_inputs,
@@ -32,18 +31,17 @@ from components.workspace import Workspace
 def ingest_task(drop: str, dataset: str | None, sharded: bool = False) -> dict[str, Any]:
     """Read the drop into the canonical store (the flow retries it: it is I/O). ``sharded``: this runs
     in the flow's process and the records are prepared in shards on the flow's Dask task runner."""
-    from components.io.ingest import ingest
+    from components.io.ingest import IngestOptions, ingest
+    from components.io.sharding import Sharding
     from components.orchestration.fingerprints import store_state
 
+    workspace = Workspace.current()
     shards = TaskShards("ingest") if sharded else None
-    summary = ingest(
-        Path(drop),
-        dataset=dataset,
-        progress=False,
-        shard_map=shards,
-        shard_records=Workspace.current().params.compute.shard_records,
-    ).to_dict()
-    store_after = store_state(get_settings(), summary["dataset"])
+    options = IngestOptions(
+        progress=False, sharding=Sharding(shards, workspace.params.compute.shard_records) if shards else None
+    )
+    summary = ingest(workspace, Path(drop), dataset=dataset, options=options).to_dict()
+    store_after = store_state(workspace.settings, summary["dataset"])
     return summary | {
         "store_after": store_after,
         "ran_on": worker_identity(),
@@ -55,14 +53,15 @@ def ingest_task(drop: str, dataset: str | None, sharded: bool = False) -> dict[s
 def validate_task(dataset: str, sharded: bool = False) -> ValidationResult:
     """Quality features + GX suites + steward reports over the store. ``sharded``: this runs in the
     flow's process and the features are extracted in shards on the flow's Dask task runner."""
-    from components.validation import validate
+    from components.io.sharding import Sharding
+    from components.validation import ValidateOptions, validate
 
+    workspace = Workspace.current()
     if not sharded:
-        return validate(dataset)
+        return validate(workspace, dataset)
     shards = TaskShards("validate")
-    result = validate(
-        dataset, shard_map=shards, shard_records=Workspace.current().params.compute.shard_records
-    )
+    options = ValidateOptions(sharding=Sharding(shards, workspace.params.compute.shard_records))
+    result = validate(workspace, dataset, options=options)
     result.feature_shards = shards.ran_on
     result.write_json()
     return result
@@ -73,7 +72,7 @@ def version_task(dataset: str, validation: ValidationResult | None) -> dict[str,
     """DVC add + push, register the version, and record the validation run against it."""
     from components.validation import version_validated
 
-    data_version = version_validated(dataset, validation, get_settings())
+    data_version = version_validated(Workspace.current(), dataset, validation)
     run_id = validation.validation_run_id if validation else None
     return data_version.to_dict() | {"validation_run_id": run_id, "ran_on": worker_identity()}
 

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from components.config import IngestParams, Settings
+from components.config import IngestParams, Settings, parse_params
+from components.io.ingest import IngestOptions
+from components.workspace import Workspace
 
 if TYPE_CHECKING:
     from components.io.store import DatasetStore
@@ -19,6 +21,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = REPO_ROOT / "samples"
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+#: ingest without a progress bar
+QUIET = IngestOptions(progress=False)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -64,7 +68,7 @@ def demo_store_root(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path)
 
     root = tmp_path_factory.mktemp("demo-store")
     settings = Settings(workspace=root, registry_url=f"sqlite:///{root}/r.db", patient_salt="x")  # type: ignore[arg-type]
-    ingest(samples_dir, dataset="demo", settings=settings, params=IngestParams(workers=1), progress=False)
+    ingest(ingest_workspace(settings, IngestParams(workers=1)), samples_dir, dataset="demo", options=QUIET)
     return root / "data" / "demo"
 
 
@@ -113,6 +117,12 @@ def workspace(tmp_path: Path) -> Settings:
 def ingest_params() -> IngestParams:
     """Demo parameters, one worker (tests run on 2 cores next to each other)."""
     return IngestParams(workers=1)
+
+
+def ingest_workspace(settings: Settings, params: IngestParams) -> Workspace:
+    """The workspace ``settings`` with ``params`` as its ``ingest:`` parameters (the other sections:
+    defaults; its params.yaml is not read)."""
+    return Workspace(settings, parse_params({"ingest": params.model_dump()}))
 
 
 def cli_env(settings: Settings, **extra: str) -> dict[str, str]:

@@ -11,10 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from components.config import DATASET_NAME, get_settings
+from components.config import DATASET_NAME
 from components.io.datasets import ingest_and_version, list_versions, restore_version
-from components.io.ingest import IngestSummary
+from components.io.ingest import IngestOptions, IngestSummary, ingest
 from components.io.sources import FORMATS
+from components.workspace import Workspace
 
 console = Console(stderr=True, soft_wrap=True)
 data_app = typer.Typer(help="Dataset versions (DVC).", no_args_is_help=True)
@@ -38,7 +39,10 @@ def ingest_command(
             f"{dataset!r} is not a dataset name (data/<name>): letters, digits, '_', '.', '-'",
             param_hint="--dataset",
         )
-    summary = ingest_and_version(source, dataset=dataset, fmt=format, version=version, progress=not as_json)
+    run = ingest_and_version if version else ingest
+    summary = run(
+        Workspace.current(), source, dataset=dataset, fmt=format, options=IngestOptions(progress=not as_json)
+    )
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
@@ -80,7 +84,7 @@ def checkout_command(
     version: Annotated[str, typer.Argument(help="Dataset version: DVC md5 or a unique prefix of one.")],
 ) -> None:
     """Restore data/ to an earlier dataset version, bit-exactly."""
-    restored = restore_version(version)
+    restored = restore_version(Workspace.current(), version)
     console.print(f"data/ is now at version [bold]{restored.md5}[/]")
 
 
@@ -89,7 +93,7 @@ def versions_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """List the dataset versions this workspace knows."""
-    versions = list_versions(get_settings())
+    versions = list_versions(Workspace.current())
     if as_json:
         typer.echo(json.dumps(versions, indent=2, default=str))
         return

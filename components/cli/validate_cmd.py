@@ -37,9 +37,11 @@ def validate_command(
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the 12-lead plots of quarantined records."),
 ) -> None:
     """Validate a dataset: quality features, GX suites, quarantine, reports. Exit 1 when a block fails."""
-    from components.validation import validate
+    from components.validation import ValidateOptions, validate
+    from components.workspace import Workspace
 
-    result = validate(dataset, policy_path=policy, dataset_version_md5=dataset_version, plots=not no_plots)
+    options = ValidateOptions(policy_path=policy, plots=not no_plots)
+    result = validate(Workspace.current(), dataset, dataset_version_md5=dataset_version, options=options)
     if json_out:
         typer.echo(json.dumps(result.to_dict(), default=str))
     else:
@@ -70,8 +72,9 @@ def review_list(
 ) -> None:
     """List the records quarantined by the latest validation, with their reasons and decisions."""
     from components.validation import list_quarantined
+    from components.workspace import Workspace
 
-    frame = list_quarantined(dataset, status=status.value if status else None)
+    frame = list_quarantined(Workspace.current(), dataset, status=status.value if status else None)
     if json_out:
         typer.echo(frame.drop(columns=["reasons"]).to_json(orient="records"))
         return
@@ -95,9 +98,10 @@ def _decide(
     reviewer: str | None,
 ) -> None:
     from components.validation import ReviewError, decide
+    from components.workspace import Workspace
 
     try:
-        made = decide(record_ids, decision, note, dataset=dataset, reviewer=reviewer)
+        made = decide(Workspace.current(), record_ids, decision, note, dataset=dataset, reviewer=reviewer)
     except ReviewError as exc:
         console.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
         raise typer.Exit(2) from exc

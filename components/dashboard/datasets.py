@@ -77,7 +77,7 @@ def version_manifest(workspace: Workspace, dataset: str, md5: str) -> Path | Non
     """Where the manifest of ``dataset`` at DVC version ``md5`` is on this machine, if anywhere."""
     settings = workspace.settings
     bare = md5.removesuffix(".dir")
-    current = current_version(settings)
+    current = current_version(workspace)
     if current is not None and current.removesuffix(".dir") == bare:
         path = settings.data_dir / dataset / MANIFEST_NAME
         return path if path.is_file() else None

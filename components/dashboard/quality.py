@@ -175,7 +175,7 @@ class QuarantineListing:
 def latest_run_name(workspace: Workspace, dataset: str) -> str | None:
     """The newest validation run of ``dataset`` on this machine (None before the first)."""
     try:
-        return latest_run_dir(workspace.settings, dataset).name
+        return latest_run_dir(workspace, dataset).name
     except ReviewError:
         return None
 
@@ -189,7 +189,7 @@ def quarantine_listing(
     run_name = latest_run_name(workspace, dataset)
     if run_name is None:
         return None
-    table = list_quarantined(dataset, settings=workspace.settings, registry_url=workspace.registry_url)
+    table = list_quarantined(workspace, dataset)
     counts = {s: int((table["status"] == s).sum()) for s in STATUSES}
     for column in ("decision_note", "reviewer", "decided_at"):
         table[column] = table[column].fillna("")

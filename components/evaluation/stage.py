@@ -34,7 +34,6 @@ from components.evaluation.model_card import CardContext
 from components.evaluation.params import EvaluateParams
 from components.evaluation.predict import Cohort, predictions, score, select_cohort
 from components.evaluation.report import ReportFiles, report_dir_for, write_report
-from components.io.store import DatasetStore
 from components.models.task_model import TaskModel, load_task_model
 from components.registry import LineageNode, MetricInfo, ModelInfo, Registry
 from components.tasks.labels import records_digest
@@ -176,9 +175,10 @@ def _qualify(report: EvaluationReport, run_id: int) -> None:
 def _external_cohort(
     job: _Job, name: str, model: TaskModel, spec: TaskSpec
 ) -> tuple[CohortReport, Predictions]:
-    settings, params = job.workspace.settings, job.params
-    store = DatasetStore.open(settings.data_dir / name)
-    cohort = select_cohort(store, spec, split=None, excluded_ids=validation_exclusions(settings, name))
+    params = job.params
+    store = job.workspace.store(name)
+    excluded = validation_exclusions(job.workspace, name)
+    cohort = select_cohort(store, spec, split=None, excluded_ids=excluded)
     if len(cohort.rows) == 0:
         raise EvaluationError(
             f"external cohort {name}: no record is usable for task {spec.name} (left out: {cohort.excluded})"
@@ -342,9 +342,8 @@ def _report(
     predictions behind it."""
     labels = list(model.cfg.labels)
     thresholds = [float(t) for t in model.cfg.decision_thresholds]
-    settings = job.workspace.settings
-    store = DatasetStore.open(settings.data_dir / dataset)
-    excluded = validation_exclusions(settings, dataset)
+    store = job.workspace.store(dataset)
+    excluded = validation_exclusions(job.workspace, dataset)
     cohort = select_cohort(store, spec, split="test", excluded_ids=excluded)
     if len(cohort.rows) == 0:
         raise EvaluationError(

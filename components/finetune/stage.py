@@ -338,7 +338,7 @@ def _train(run: _Run) -> FinetuneResult:
 def _training_data(run: _Run, store: DatasetStore) -> _Data:
     """The run's records; a resumed run refuses training records that changed since it started."""
     dataset = run.state.dataset
-    excluded = validation_exclusions(run.workspace.settings, dataset)
+    excluded = validation_exclusions(run.workspace, dataset)
     data = _select(store, run.spec, run.params, float(run.state.label_fraction), excluded)
     digest = records_digest(store.manifest["record_id"].to_numpy()[data.splits.train.rows])
     if run.options.resume and run.state.train_records_sha256 not in (None, digest):

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from components.config import Settings, get_settings
-from components.io.ingest import IngestSummary, ingest
+from components.io.ingest import IngestOptions, IngestSummary, ingest
 from components.io.versioning import (
     DataVersion,
     VersioningError,
@@ -18,35 +17,30 @@ from components.workspace import Workspace
 
 
 def ingest_and_version(
+    workspace: Workspace,
     drop: Path,
     *,
     dataset: str | None = None,
     fmt: str = "auto",
-    version: bool = True,
-    progress: bool = True,
-    settings: Settings | None = None,
+    options: IngestOptions = IngestOptions(),
 ) -> IngestSummary:
     """Ingest a drop; when the store changed (or was never versioned), version it and register the version."""
-    workspace = Workspace(settings or get_settings())
-    params = workspace.params.ingest
-    summary = ingest(
-        drop, dataset=dataset, fmt=fmt, settings=workspace.settings, params=params, progress=progress
-    )
-    if version:
-        summary.version = version_dataset(summary.dataset, workspace.settings).to_dict()
+    summary = ingest(workspace, drop, dataset=dataset, fmt=fmt, options=options)
+    summary.version = version_dataset(workspace, summary.dataset).to_dict()
     return summary
 
 
-def version_dataset(dataset: str, settings: Settings) -> DataVersion:
+def version_dataset(workspace: Workspace, dataset: str) -> DataVersion:
     """Version ``data/`` with DVC (add + push) and register it (both idempotent when nothing changed)."""
-    data_version = version_data(settings)
-    register_version(dataset, data_version, data_version.previous, settings)
+    data_version = version_data(workspace)
+    register_version(workspace, dataset, data_version, data_version.previous)
     return data_version
 
 
-def register_version(dataset: str, data_version: DataVersion, parent: str | None, settings: Settings) -> None:
+def register_version(
+    workspace: Workspace, dataset: str, data_version: DataVersion, parent: str | None
+) -> None:
     """Record a dataset version (with its counts) in the registry."""
-    workspace = Workspace(settings)
     store = workspace.store(dataset)
     manifest = store.manifest
     statistics: dict[str, Any] = {
@@ -75,27 +69,26 @@ def register_version(dataset: str, data_version: DataVersion, parent: str | None
         )
 
 
-def list_versions(settings: Settings) -> list[dict[str, Any]]:
+def list_versions(workspace: Workspace) -> list[dict[str, Any]]:
     """Versions known from the registry and from the local DVC cache, newest registry entries first."""
-    current = current_version(settings)
+    current = current_version(workspace)
     seen: dict[str, dict[str, Any]] = {}
-    with Workspace(settings).registry() as registry:
+    with workspace.registry() as registry:
         registered = registry.dataset_versions()
     for info in registered:
         seen.setdefault(
             info.dvc_md5, {"md5": info.dvc_md5, "dataset": info.dataset, "known_from": "registry"}
         )
-    cache = settings.workspace / ".dvc" / "cache" / "files" / "md5"
+    cache = workspace.root / ".dvc" / "cache" / "files" / "md5"
     for path in sorted(cache.glob("*/*.dir")) if cache.is_dir() else []:
         md5 = path.parent.name + path.name
         seen.setdefault(md5, {"md5": md5, "dataset": None, "known_from": "local DVC cache"})
     return [{**item, "current": item["md5"] == current} for item in seen.values()]
 
 
-def restore_version(version: str, settings: Settings | None = None) -> DataVersion:
+def restore_version(workspace: Workspace, version: str) -> DataVersion:
     """Check out a version given by md5 or unique prefix."""
-    settings = settings or get_settings()
-    matches = sorted({v["md5"] for v in list_versions(settings) if v["md5"].startswith(version)})
+    matches = sorted({v["md5"] for v in list_versions(workspace) if v["md5"].startswith(version)})
     if len(matches) > 1:
         raise VersioningError(f"version prefix {version!r} is ambiguous: {', '.join(matches)}")
-    return checkout_version(matches[0] if matches else version, settings)
+    return checkout_version(workspace, matches[0] if matches else version)

@@ -6,10 +6,11 @@ the store (or earlier in the same drop) is counted as a duplicate and not stored
 go to the quarantine with file and reason, and the run goes on.
 
 The per-record work (read → decode → resample → hash, :func:`prepare_chunks`) can also run somewhere
-else: pass ``shard_map``, an ordered ``map`` (like the builtin) that runs :func:`prepare_chunks` on shards
-of chunk jobs — the flows pass one that runs each shard as a Prefect task on the run's Dask cluster. This
-process stays the single writer either way: it reserves the shard slots, consumes the prepared chunks in
-order, deduplicates and writes manifest and quarantine, so the store is the same whichever runs the work.
+else: pass a :class:`~components.io.sharding.Sharding`, whose ordered ``map`` runs :func:`prepare_chunks`
+on shards of chunk jobs — the flows pass one that runs each shard as a Prefect task on the run's Dask
+cluster. This process stays the single writer either way: it reserves the shard slots, consumes the
+prepared chunks in order, deduplicates and writes manifest and quarantine, so the store is the same
+whichever runs the work.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -38,9 +39,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from components.config import IngestParams, Settings, get_settings
+from components.config import IngestParams
 from components.io.leads import N_LEADS
 from components.io.prepare import PreparedRecord, RejectedRecord, prepare
+from components.io.sharding import Sharding
 from components.io.sources import RecordRef, iter_drop
 from components.io.store import (
     MANIFEST_COLUMNS,
@@ -62,11 +64,6 @@ SPLITS = ("train", "val", "test")
 
 #: one chunk of work: the records, target rate and length, patient salt, and the reserved shard slot
 ChunkJob: TypeAlias = tuple[list[RecordRef], int, int, bytes, str, int]
-#: an ordered ``map`` over shards of chunk jobs (``map(prepare_chunks, shards)``), e.g. on a Dask cluster
-ShardMap: TypeAlias = Callable[
-    [Callable[[list[ChunkJob]], list["PreparedChunk"]], Iterable[list[ChunkJob]]],
-    Iterator[list["PreparedChunk"]],
-]
 QUARANTINE = "quarantine.parquet"
 _JSON = json.JSONEncoder(sort_keys=True)  # the manifest's labels/annotations text (one encoder, reused)
 T = TypeVar("T")
@@ -107,33 +104,40 @@ class IngestSummary:
         return payload
 
 
+@dataclass(frozen=True)
+class IngestOptions:
+    """How an ingest runs, apart from what it ingests: ``progress``: a progress bar; ``sharding``: prepare
+    the records in shards elsewhere (default: a fork pool of ``ingest.workers`` processes here)."""
+
+    progress: bool = True
+    sharding: Sharding[list[ChunkJob], list[PreparedChunk]] | None = None
+
+
 def ingest(
+    workspace: Workspace,
     drop: Path,
     *,
     dataset: str | None = None,
     fmt: str = "auto",
-    settings: Settings | None = None,
-    params: IngestParams | None = None,
-    progress: bool = True,
-    shard_map: ShardMap | None = None,
-    shard_records: int = 2048,
+    options: IngestOptions = IngestOptions(),
 ) -> IngestSummary:
-    """Ingest ``drop`` into ``data/<dataset>`` of the workspace; see the module docstring.
+    """Ingest ``drop`` into ``data/<dataset>`` of the workspace as its ``params.ingest`` say; see the
+    module docstring.
 
-    Without ``shard_map`` the records are prepared in a fork pool of ``params.workers`` processes; with
-    it, in shards of about ``shard_records`` records (whole chunks of ``params.chunk_records``) that
-    ``shard_map`` runs. Its workers must see the workspace's filesystem: they write their records'
+    Without ``options.sharding`` the records are prepared in a fork pool of ``params.workers`` processes;
+    with it, in shards of about ``sharding.records`` records (whole chunks of ``params.chunk_records``)
+    that ``sharding.map`` runs. Its workers must see the workspace's filesystem: they write their records'
     signals into the shard slots this process reserved for them.
     """
-    settings = settings or get_settings()
-    params = params or Workspace(settings).params.ingest
-    dataset = dataset or params.dataset
-    target_samples = round(params.target_fs * params.target_duration_s)
-    root = settings.data_dir / dataset
+    params = workspace.params.ingest
+    dataset = workspace.dataset(dataset)
+    root = workspace.store_dir(dataset)
+    info = StoreInfo(fs=params.target_fs, n_samples=round(params.target_fs * params.target_duration_s))
     started = time.perf_counter()
-    with _dataset_lock(settings, dataset), _disk_full_is_a_store_error(root):
+    lock = workspace.state_dir / "locks" / f"ingest-{dataset}.lock"
+    with _dataset_lock(lock), _disk_full_is_a_store_error(root):
         chosen, refs, counts = iter_drop(drop, fmt, params.target_fs)  # a bad drop creates no store
-        store = _open_or_create(root, StoreInfo(fs=params.target_fs, n_samples=target_samples))
+        store = _open_or_create(root, info)
         remove_orphan_shards(root, store.manifest)
         remove_orphan_copies(root, store.quarantine)
         summary = IngestSummary(
@@ -144,34 +148,47 @@ def ingest(
             rows_without_signals=counts.get("rows_without_signals", 0),
             store=str(root),
         )
-        writer = ShardWriter(
-            root,
-            target_samples,
-            params.shard_max_records,
-            slot_records=params.chunk_records,
-            flush_while_writing=True,
-        )
-        try:
-            with _gc_frozen():
-                salt = settings.resolved_patient_salt()
-                chunks = (
-                    _prepared(refs, params, target_samples, salt, writer)
-                    if shard_map is None
-                    else _prepared_in_shards(
-                        refs, params, target_samples, salt, writer, shard_map, shard_records
-                    )
-                )
-                now = datetime.now(UTC)
-                new, quarantine_rows = _consume(chunks, store, writer, summary, params, drop, now, progress)
-            writer.close()
-            staged = _stage(root, store, new, quarantine_rows, summary, now)
-        except BaseException:
-            writer.discard()
-            remove_orphan_copies(root, store.quarantine)
-            raise
+        staged = _write(workspace, store, refs, summary, drop, options)
         staged.publish()  # renames only: nothing left to fail for want of space
     summary.elapsed_s = time.perf_counter() - started
     return summary
+
+
+def _write(
+    workspace: Workspace,
+    store: DatasetStore,
+    refs: Iterator[RecordRef],
+    summary: IngestSummary,
+    drop: Path,
+    options: IngestOptions,
+) -> StagedFiles:
+    """Prepare the drop's records into new shards of ``store``, deduplicate them and stage manifest,
+    quarantine and ingest log (:func:`_stage`). A failure discards the new shards and quarantine copies."""
+    params, root, target_samples = workspace.params.ingest, store.root, store.info.n_samples
+    writer = ShardWriter(
+        root,
+        target_samples,
+        params.shard_max_records,
+        slot_records=params.chunk_records,
+        flush_while_writing=True,
+    )
+    try:
+        with _gc_frozen():
+            salt = workspace.settings.resolved_patient_salt()
+            chunks = (
+                _prepared(refs, params, target_samples, salt, writer)
+                if options.sharding is None
+                else _prepared_in_shards(refs, params, target_samples, salt, writer, options.sharding)
+            )
+            now = datetime.now(UTC)
+            progress = options.progress
+            new, quarantine_rows = _consume(chunks, store, writer, summary, params, drop, now, progress)
+        writer.close()
+        return _stage(root, store, new, quarantine_rows, summary, now)
+    except BaseException:
+        writer.discard()
+        remove_orphan_copies(root, store.quarantine)
+        raise
 
 
 #: manifest columns a worker fills per record (the parent adds split, shard and ingest fields)
@@ -338,13 +355,12 @@ def _prepared_in_shards(
     target_samples: int,
     salt: bytes,
     writer: ShardWriter,
-    shard_map: ShardMap,
-    shard_records: int,
+    sharding: Sharding[list[ChunkJob], list[PreparedChunk]],
 ) -> Iterator[PreparedChunk]:
-    """Prepare shards of whole chunks with ``shard_map`` and yield their chunks in order."""
+    """Prepare shards of whole chunks with ``sharding.map`` and yield their chunks in order."""
     jobs = _jobs(refs, params, target_samples, salt, writer)
-    per_shard = max(1, shard_records // params.chunk_records)
-    for prepared in shard_map(prepare_chunks, _chunked(jobs, per_shard)):
+    per_shard = max(1, sharding.records // params.chunk_records)
+    for prepared in sharding.map(prepare_chunks, _chunked(jobs, per_shard)):
         yield from prepared
 
 
@@ -513,11 +529,10 @@ def _gc_frozen() -> Iterator[None]:
 
 
 @contextmanager
-def _dataset_lock(settings: Settings, dataset: str) -> Iterator[None]:
-    """One writer per dataset at a time (a second ingest waits)."""
-    lock_dir = settings.state_dir / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with (lock_dir / f"ingest-{dataset}.lock").open("w") as handle:
+def _dataset_lock(path: Path) -> Iterator[None]:
+    """One writer per dataset at a time, the dataset's lock file ``path`` (a second ingest waits)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -25,8 +25,8 @@ from typing import Any
 
 import yaml
 
-from components.config import Settings, get_settings
 from components.errors import UserError
+from components.workspace import Workspace
 
 DVC_FILE = "data.dvc"
 DATA_DIR = "data"
@@ -55,11 +55,11 @@ class DataVersion:
 
 
 @contextmanager
-def _repo(settings: Settings) -> Iterator[Any]:
+def _repo(root: Path) -> Iterator[Any]:
     from dvc.repo import Repo
 
     _quiet_dvc()
-    with Repo(str(settings.workspace)) as repo:
+    with Repo(str(root)) as repo:
         yield repo
 
 
@@ -68,19 +68,19 @@ def _quiet_dvc() -> None:
     logging.getLogger("dvc").setLevel(logging.WARNING)
 
 
-def ensure_dvc_project(settings: Settings) -> str:
+def ensure_dvc_project(workspace: Workspace) -> str:
     """``dvc init`` the workspace if needed and make sure a default remote exists; returns its URL."""
     from dvc.repo import Repo
 
-    workspace = settings.workspace
-    if not (workspace / ".dvc").is_dir():
+    root = workspace.root
+    if not (root / ".dvc").is_dir():
         _quiet_dvc()
-        Repo.init(str(workspace), no_scm=not (workspace / ".git").exists())
-    with Repo(str(workspace)) as repo:
+        Repo.init(str(root), no_scm=not (root / ".git").exists())
+    with Repo(str(root)) as repo:
         remote_name = repo.config["core"].get("remote")
         if remote_name:
             return str(repo.config["remote"][remote_name]["url"])
-        url = settings.resolved_dvc_remote_url
+        url = workspace.settings.resolved_dvc_remote_url
         if "://" not in url:
             try:
                 Path(url).mkdir(parents=True, exist_ok=True)
@@ -92,10 +92,9 @@ def ensure_dvc_project(settings: Settings) -> str:
         return url
 
 
-def current_version(settings: Settings | None = None) -> str | None:
+def current_version(workspace: Workspace) -> str | None:
     """The md5 ``data.dvc`` records now, or None before the first version."""
-    settings = settings or get_settings()
-    path = settings.workspace / DVC_FILE
+    path = workspace.root / DVC_FILE
     if not path.is_file():
         return None
     outs = (yaml.safe_load(path.read_text()) or {}).get("outs") or [{}]
@@ -103,63 +102,63 @@ def current_version(settings: Settings | None = None) -> str | None:
     return str(md5) if md5 else None
 
 
-def version_data(settings: Settings | None = None) -> DataVersion:
+def version_data(workspace: Workspace) -> DataVersion:
     """``dvc add data`` and ``dvc push``: record the store as a version and copy it to the remote; a store
     that is exactly the version ``data.dvc`` names is that version already, and nothing runs."""
-    settings = settings or get_settings()
-    if not (settings.workspace / DATA_DIR).is_dir():
-        raise VersioningError(f"nothing to version: {settings.workspace / DATA_DIR} does not exist")
-    remote = ensure_dvc_project(settings)
-    if _is_current_version(settings):
-        return _data_version(settings, remote, previous=current_version(settings))
-    with _journal(settings) as before, _repo(settings) as repo:
-        repo.add([str(settings.workspace / DATA_DIR)])
+    root = workspace.root
+    if not (root / DATA_DIR).is_dir():
+        raise VersioningError(f"nothing to version: {root / DATA_DIR} does not exist")
+    remote = ensure_dvc_project(workspace)
+    if _is_current_version(workspace):
+        return _data_version(workspace, remote, previous=current_version(workspace))
+    with _journal(workspace) as before, _repo(root) as repo:
+        repo.add([str(root / DATA_DIR)])
         try:
-            repo.push(targets=[str(settings.workspace / DVC_FILE)])
+            repo.push(targets=[str(root / DVC_FILE)])
         except Exception as exc:
             raise VersioningError(
                 f"dvc push to the DVC remote {remote} failed, so nothing was versioned (data.dvc is "
                 f"unchanged); make the remote reachable and run again: {exc}"
             ) from exc
-    return _data_version(settings, remote, previous=before)
+    return _data_version(workspace, remote, previous=before)
 
 
-def _is_current_version(settings: Settings) -> bool:
+def _is_current_version(workspace: Workspace) -> bool:
     """``data/`` is exactly what ``data.dvc`` names. That version was pushed: ``data.dvc`` never names an
     unpushed one (see :func:`_journal`), unless a versioning was cut short, which the journal shows."""
-    dvc_file = settings.workspace / DVC_FILE
-    if journal_path(settings).is_file() or not dvc_file.is_file():
+    dvc_file = workspace.root / DVC_FILE
+    if journal_path(workspace).is_file() or not dvc_file.is_file():
         return False
-    with _repo(settings) as repo:
+    with _repo(workspace.root) as repo:
         return not repo.status(targets=[str(dvc_file)])
 
 
-def _data_version(settings: Settings, remote: str, previous: str | None) -> DataVersion:
-    md5 = current_version(settings)
+def _data_version(workspace: Workspace, remote: str, previous: str | None) -> DataVersion:
+    md5 = current_version(workspace)
     if md5 is None:
         raise VersioningError("dvc add wrote no md5 into data.dvc")
-    outs = yaml.safe_load((settings.workspace / DVC_FILE).read_text())["outs"][0]
+    outs = yaml.safe_load((workspace.root / DVC_FILE).read_text())["outs"][0]
     return DataVersion(
         md5=md5,
         changed=md5 != previous,
         remote=remote,
-        git_rev=git_revision(settings.workspace),
+        git_rev=git_revision(workspace.root),
         n_files=outs.get("nfiles"),
         size_bytes=outs.get("size"),
         previous=previous,
     )
 
 
-def journal_path(settings: Settings) -> Path:
+def journal_path(workspace: Workspace) -> Path:
     """Where the ``data.dvc`` of before a version in progress is kept until that version is pushed."""
-    return settings.state_dir / "versioning" / f"{DVC_FILE}.previous"
+    return workspace.state_dir / "versioning" / f"{DVC_FILE}.previous"
 
 
 @contextmanager
-def _journal(settings: Settings) -> Iterator[str | None]:
+def _journal(workspace: Workspace) -> Iterator[str | None]:
     """Keep ``data.dvc`` as it was (yielding the md5 it records) until the block ends without an error;
     on an error, or at the next call after the process died in the block, put it back."""
-    dvc_file, journal = settings.workspace / DVC_FILE, journal_path(settings)
+    dvc_file, journal = workspace.root / DVC_FILE, journal_path(workspace)
     if journal.is_file():  # an earlier version_data died between dvc add and a finished push
         _restore(dvc_file, journal.read_text())
     else:
@@ -168,7 +167,7 @@ def _journal(settings: Settings) -> Iterator[str | None]:
         tmp = journal.with_suffix(".tmp")
         tmp.write_text(previous)
         os.replace(tmp, journal)
-    before = current_version(settings)
+    before = current_version(workspace)
     try:
         yield before
     except BaseException:
@@ -187,21 +186,20 @@ def _restore(dvc_file: Path, previous: str) -> None:
     os.replace(tmp, dvc_file)
 
 
-def checkout_version(md5: str, settings: Settings | None = None) -> DataVersion:
+def checkout_version(workspace: Workspace, md5: str) -> DataVersion:
     """Restore ``data/`` to the version ``md5`` bit-exactly (from the local cache, else the remote).
 
     ``data.dvc`` is rewritten to point at that version, as ``git checkout <rev> data.dvc`` would.
     """
-    settings = settings or get_settings()
-    remote = ensure_dvc_project(settings)
+    remote = ensure_dvc_project(workspace)
     full = md5 if md5.endswith(".dir") else f"{md5}.dir"
-    dvc_file = settings.workspace / DVC_FILE
+    dvc_file = workspace.root / DVC_FILE
     previous = dvc_file.read_text() if dvc_file.is_file() else None
     dvc_file.write_text(
         yaml.safe_dump({"outs": [{"md5": full, "hash": "md5", "path": DATA_DIR}]}, sort_keys=False)
     )
     try:
-        with _repo(settings) as repo:
+        with _repo(workspace.root) as repo:
             target = str(dvc_file)
             try:
                 repo.checkout(targets=[target], force=True)
@@ -213,7 +211,7 @@ def checkout_version(md5: str, settings: Settings | None = None) -> DataVersion:
         raise VersioningError(
             f"version {md5} is neither in the local DVC cache nor on the remote {remote}: {exc}"
         ) from exc
-    return DataVersion(md5=full, changed=True, remote=remote, git_rev=git_revision(settings.workspace))
+    return DataVersion(md5=full, changed=True, remote=remote, git_rev=git_revision(workspace.root))
 
 
 def git_revision(workspace: Path) -> str | None:

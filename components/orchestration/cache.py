@@ -93,7 +93,7 @@ def version_still_current(version: dict[str, Any]) -> bool:
     """A cached dataset version counts while ``data.dvc`` still records it."""
     from components.io.versioning import current_version
 
-    return current_version(get_settings()) == version["md5"]
+    return current_version(Workspace.current()) == version["md5"]
 
 
 def model_still_registered(result: dict[str, Any]) -> bool:
@@ -158,7 +158,7 @@ def training_exclusions(settings: Settings, dataset: str) -> str:
     """Digest of the records the latest validation keeps out of training."""
     from components.validation import validation_exclusions
 
-    return fp.digest(sorted(validation_exclusions(settings, dataset)))
+    return fp.digest(sorted(validation_exclusions(Workspace(settings), dataset)))
 
 
 def pretrain_inputs(settings: Settings, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -8,9 +8,10 @@ shards read the drop and the store, and write signals into the store's shard fil
 the Prefect API through ``PREFECT_API_URL`` (see :mod:`components.orchestration.server`).
 
 On a Dask runner, ingest and validation of one dataset are sharded: :class:`TaskShards` is the ordered
-``map`` they take (``shard_map``); it runs each shard as a Prefect task (``ingest-shard``,
-``validate-shard``, visible in the UI) on the flow's task runner, a few at a time, and hands the results
-back in order to the stage, which runs in the flow's process and stays the only writer.
+``map`` of the :class:`~components.io.sharding.Sharding` they take; it runs each shard as a Prefect task
+(``ingest-shard``, ``validate-shard``, visible in the UI) on the flow's task runner, a few at a time, and
+hands the results back in order to the stage, which runs in the flow's process and stays the only
+writer.
 """
 
 from __future__ import annotations

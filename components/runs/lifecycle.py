@@ -72,7 +72,7 @@ def registered_version(workspace: Workspace, registry: Registry) -> str | None:
     from components.io.versioning import current_version
     from components.registry import NotFoundError
 
-    md5 = current_version(workspace.settings)
+    md5 = current_version(workspace)
     if md5 is None:
         return None
     try:

@@ -316,7 +316,7 @@ def _data_module(run: _Run, module: PretrainModule, tokenizer: TextTokenizer) ->
         num_workers=params.num_workers,
         in_distribution_batches=params.in_distribution_batches,
         limit_train_records=params.limit_train_records,
-        excluded=validation_exclusions(run.workspace.settings, store.root.name),
+        excluded=validation_exclusions(run.workspace, store.root.name),
         text_features=text_feature_cache(module, run.workspace),
         text_pool=_training_texts(store, params) if params.objectives.text_text > 0 else None,
     )

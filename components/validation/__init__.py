@@ -11,13 +11,14 @@ from components.validation.review import (
     list_quarantined,
     validation_exclusions,
 )
-from components.validation.stage import record_validation, validate, version_validated
+from components.validation.stage import ValidateOptions, record_validation, validate, version_validated
 
 __all__ = [
     "EXCLUDED_STATUSES",
     "ExpectationSpec",
     "Policy",
     "ReviewError",
+    "ValidateOptions",
     "ValidationResult",
     "decide",
     "excluded_ids",

@@ -5,8 +5,8 @@ Run outputs go to ``<state_dir>/validation/<dataset>/<run_name>/`` (``result.jso
 record in ``<state_dir>/validation/<dataset>/plots/`` (record ids are content hashes, so a plot never
 goes stale). Nothing in the dataset store is modified.
 
-The signal features can be extracted in shards elsewhere (``shard_map``: an ordered ``map``, e.g. one
-that runs each shard as a Prefect task on the run's Dask cluster): each shard is a range of records
+The signal features can be extracted in shards elsewhere (a :class:`~components.io.sharding.Sharding`,
+e.g. one that runs each shard as a Prefect task on the run's Dask cluster): each shard is a range of records
 that the worker reads from the memory-mapped store itself (:func:`range_features`); no signals travel.
 The tables come back in order and everything after them (GX suites, quarantine, reports) runs here once.
 """
@@ -17,7 +17,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import numpy as np
 import pandas as pd
 
-from components.config import Settings, get_settings
+from components.io.sharding import Sharding
 from components.io.store import DatasetStore
 from components.quality import FeatureTables, SignalFeatureParams, extract_features
 from components.quality.features import combine, record_ranges, signal_tables
@@ -45,8 +45,6 @@ if TYPE_CHECKING:
 #: a shard of feature extraction: the store's directory, a ``[start, stop)`` row range, the parameters
 RangeJob: TypeAlias = tuple[str, int, int, SignalFeatureParams]
 SignalParts: TypeAlias = tuple[pd.DataFrame, pd.DataFrame]
-#: an ordered ``map`` over shards (``map(range_features, jobs)``), e.g. on a Dask cluster
-ShardMap: TypeAlias = Callable[[Callable[[RangeJob], SignalParts], Iterable[RangeJob]], Iterator[SignalParts]]
 
 
 def content_fingerprint(manifest: pd.DataFrame) -> str:
@@ -175,102 +173,62 @@ def range_features(job: RangeJob) -> SignalParts:
 
 
 def store_features(
-    store: DatasetStore,
-    policy: Policy,
-    *,
-    shard_map: ShardMap | None = None,
-    shard_records: int = 2048,
+    store: DatasetStore, policy: Policy, sharding: Sharding[RangeJob, SignalParts] | None = None
 ) -> FeatureTables:
-    """The feature tables of ``store``: here, or in shards of about ``shard_records`` records run by
-    ``shard_map`` (identical tables either way)."""
-    if shard_map is None or len(store) == 0:
+    """The feature tables of ``store``: here, or in shards of about ``sharding.records`` records run by
+    ``sharding.map`` (identical tables either way)."""
+    if sharding is None or len(store) == 0:
         return extract_features(store, policy.features, policy.vocabulary_codes)
     root = str(store.root.resolve())
-    ranges = record_ranges(len(store), shard_records, policy.features.batch_records)
+    ranges = record_ranges(len(store), sharding.records, policy.features.batch_records)
     jobs = [(root, start, stop, policy.features) for start, stop in ranges]
-    return combine(store.manifest, shard_map(range_features, jobs), policy.vocabulary_codes)
+    return combine(store.manifest, sharding.map(range_features, jobs), policy.vocabulary_codes)
+
+
+@dataclass(frozen=True)
+class ValidateOptions:
+    """How a validation runs: ``policy_path``: the policy (default: ``schemas/validation``); ``plots``:
+    draw the 12-lead plots of quarantined records; ``sharding``: extract the signal features in shards
+    elsewhere (see the module docstring)."""
+
+    policy_path: Path | None = None
+    plots: bool = True
+    sharding: Sharding[RangeJob, SignalParts] | None = None
 
 
 def validate(
+    workspace: Workspace,
     dataset: str | None = None,
     *,
-    settings: Settings | None = None,
-    policy_path: Path | None = None,
-    registry_url: str | None = None,
     dataset_version_md5: str | None = None,
-    plots: bool = True,
-    shard_map: ShardMap | None = None,
-    shard_records: int = 2048,
+    options: ValidateOptions = ValidateOptions(),
 ) -> ValidationResult:
     """Validate ``data/<dataset>`` of the workspace against the policy and write the reports.
 
     Steward decisions from the registry are applied (an ``accept`` lifts a quarantine). When
     ``dataset_version_md5`` names a registered dataset version, the run is recorded in the registry.
-    ``result.exit_code`` is 1 when a block-severity expectation failed. With ``shard_map``, the signal
-    features are extracted in shards of about ``shard_records`` records (see the module docstring).
+    ``result.exit_code`` is 1 when a block-severity expectation failed.
     """
     started = time.perf_counter()
-    workspace = Workspace(settings or get_settings()).with_registry(registry_url)
-    settings = workspace.settings
     dataset = workspace.dataset(dataset)
-    policy: Policy = load_policy(policy_path)
+    policy: Policy = load_policy(options.policy_path)
     store = workspace.store(dataset)
     run_name = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     root = workspace.validation_dir(dataset)
-    report_dir = root / run_name
-    report_dir.mkdir(parents=True, exist_ok=True)
+    (root / run_name).mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
-    tables = store_features(store, policy, shard_map=shard_map, shard_records=shard_records)
-    features = tables.records
+    tables = store_features(store, policy, options.sharding)
     timings["features"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    context = open_context(settings.state_dir)
-    suite = _SuiteRun(context, policy, dataset, run_name)
-    outcomes = suite("manifest", store.manifest) + suite("records", features, id_column="record_id")
-    gx_seconds = time.perf_counter() - t
+    suite = _SuiteRun(workspace.state_dir, policy, dataset, run_name)
+    checked = _checks(workspace, suite, store, tables.records)
+    timings["gx"] = suite.seconds
+    result = _result(suite, store, checked, root, dataset_version_md5)
 
-    with workspace.registry() as registry:
-        decisions = registry.steward_decisions(dataset)
-    reasons = record_reasons(outcomes, features, policy)
-    quarantine = quarantine_table(reasons, store.manifest, decisions)
-    counts = quarantine["status"].value_counts()
-    n_quarantined, n_rejected = int(counts.get("quarantined", 0)), int(counts.get("rejected", 0))
-    stats = dataset_stats(store, features, n_quarantined + n_rejected)
-
-    t = time.perf_counter()
-    outcomes += suite("dataset", pd.DataFrame([stats]))
-    timings["gx"] = gx_seconds + time.perf_counter() - t
-
-    fingerprint = content_fingerprint(store.manifest)
-    previous = previous_run(root, run_name, fingerprint)
-    result = ValidationResult(
-        dataset=dataset,
-        run_name=run_name,
-        verdict=_verdict(outcomes),
-        policy_version=policy.version,
-        policy_fingerprint=policy.fingerprint,
-        content_fingerprint=fingerprint,
-        n_records=len(store.manifest),
-        n_quarantined=n_quarantined,
-        n_rejected=n_rejected,
-        n_accepted=int(counts.get("accepted", 0)),
-        expectations=outcomes,
-        dataset_stats=stats,
-        report_dir=report_dir,
-        summary_html=report_dir / "summary.html",
-        data_docs_index=data_docs_index(context),
-        result_json=report_dir / "result.json",
-        quarantine_path=report_dir / "quarantine.parquet",
-        features_path=report_dir / "features.parquet",
-        trend=_trend(outcomes, previous) if previous else [],
-        previous_run=previous["run_name"] if previous else None,
-        dataset_version_md5=dataset_version_md5,
-    )
-
-    timings |= _write_reports(result, store, tables, quarantine, root / "plots" if plots else None)
+    plots = root / "plots" if options.plots else None
+    timings |= _write_reports(result, store, tables, checked.quarantine, plots)
     if dataset_version_md5:
         with workspace.registry() as registry:
             record_validation(result, dataset_version_md5, registry)
@@ -281,15 +239,20 @@ def validate(
 
 
 class _SuiteRun:
-    """Runs one suite of the policy over a table, as part of one validation run."""
+    """Runs one suite of the policy over a table, as part of one validation run; ``seconds``: the time
+    GX took so far (opening its context included)."""
 
-    def __init__(self, context: Any, policy: Policy, dataset: str, run_name: str) -> None:
-        self.context, self.policy, self.dataset, self.run_name = context, policy, dataset, run_name
+    def __init__(self, state_dir: Path, policy: Policy, dataset: str, run_name: str) -> None:
+        started = time.perf_counter()
+        self.context = open_context(state_dir)
+        self.policy, self.dataset, self.run_name = policy, dataset, run_name
+        self.seconds = time.perf_counter() - started
 
     def __call__(
         self, name: str, table: pd.DataFrame, id_column: str | None = None
     ) -> list[ExpectationOutcome]:
-        return run_suite(
+        started = time.perf_counter()
+        outcomes = run_suite(
             self.context,
             dataset=self.dataset,
             suite_name=name,
@@ -299,6 +262,66 @@ class _SuiteRun:
             id_column=id_column,
             run_name=self.run_name,
         )
+        self.seconds += time.perf_counter() - started
+        return outcomes
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """What a validation run found: the suites' outcomes, the quarantine table (steward decisions
+    applied) and the dataset statistics."""
+
+    outcomes: list[ExpectationOutcome]
+    quarantine: pd.DataFrame
+    stats: dict[str, Any]
+
+
+def _checks(workspace: Workspace, suite: _SuiteRun, store: DatasetStore, features: pd.DataFrame) -> _Checked:
+    """The manifest and records suites, the quarantine they imply, then the dataset suite."""
+    outcomes = suite("manifest", store.manifest) + suite("records", features, id_column="record_id")
+    with workspace.registry() as registry:
+        decisions = registry.steward_decisions(suite.dataset)
+    reasons = record_reasons(outcomes, features, suite.policy)
+    quarantine = quarantine_table(reasons, store.manifest, decisions)
+    counts = quarantine["status"].value_counts()
+    n_excluded = int(counts.get("quarantined", 0)) + int(counts.get("rejected", 0))
+    stats = dataset_stats(store, features, n_excluded)
+    outcomes += suite("dataset", pd.DataFrame([stats]))
+    return _Checked(outcomes, quarantine, stats)
+
+
+def _result(
+    suite: _SuiteRun, store: DatasetStore, checked: _Checked, root: Path, dataset_version_md5: str | None
+) -> ValidationResult:
+    """The run's result, compared with the latest run on the previous version; its reports go to
+    ``root/<run_name>``."""
+    fingerprint = content_fingerprint(store.manifest)
+    previous = previous_run(root, suite.run_name, fingerprint)
+    counts = checked.quarantine["status"].value_counts()
+    report_dir = root / suite.run_name
+    return ValidationResult(
+        dataset=suite.dataset,
+        run_name=suite.run_name,
+        verdict=_verdict(checked.outcomes),
+        policy_version=suite.policy.version,
+        policy_fingerprint=suite.policy.fingerprint,
+        content_fingerprint=fingerprint,
+        n_records=len(store.manifest),
+        n_quarantined=int(counts.get("quarantined", 0)),
+        n_rejected=int(counts.get("rejected", 0)),
+        n_accepted=int(counts.get("accepted", 0)),
+        expectations=checked.outcomes,
+        dataset_stats=checked.stats,
+        report_dir=report_dir,
+        summary_html=report_dir / "summary.html",
+        data_docs_index=data_docs_index(suite.context),
+        result_json=report_dir / "result.json",
+        quarantine_path=report_dir / "quarantine.parquet",
+        features_path=report_dir / "features.parquet",
+        trend=_trend(checked.outcomes, previous) if previous else [],
+        previous_run=previous["run_name"] if previous else None,
+        dataset_version_md5=dataset_version_md5,
+    )
 
 
 def _write_reports(
@@ -320,13 +343,13 @@ def _write_reports(
     return {"plots": plotted - t, "report": time.perf_counter() - plotted}
 
 
-def version_validated(dataset: str, validation: ValidationResult | None, settings: Settings) -> DataVersion:
+def version_validated(workspace: Workspace, dataset: str, validation: ValidationResult | None) -> DataVersion:
     """Version the store with DVC and register the version; record ``validation`` (when given) against it."""
     from components.io.datasets import version_dataset
 
-    data_version = version_dataset(dataset, settings)
+    data_version = version_dataset(workspace, dataset)
     if validation is not None:
-        with Workspace(settings).registry() as registry:
+        with workspace.registry() as registry:
             record_validation(validation, data_version.md5, registry)
     return data_version
 

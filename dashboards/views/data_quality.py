@@ -152,15 +152,7 @@ with left:
         submitted = st.form_submit_button("Record decision", type="primary")
     if submitted:
         try:
-            made = decide(
-                [record_id],
-                decision,
-                note,
-                dataset=dataset,
-                reviewer=reviewer.strip() or None,
-                settings=ws.settings,
-                registry_url=ws.registry_url,
-            )
+            made = decide(ws, [record_id], decision, note, dataset=dataset, reviewer=reviewer.strip() or None)
         except ReviewError as exc:
             st.error(str(exc))
         else:

@@ -32,7 +32,7 @@ def labels_of(ws: Workspace, dataset: str, md5: str) -> datasets.LabelCounts | N
     """The label counts of a dataset version, or None when its manifest is not on this machine."""
     from components.io.versioning import current_version
 
-    path = _manifest_path(ws, str(ws.settings.workspace), dataset, md5, current_version(ws.settings))
+    path = _manifest_path(ws, str(ws.settings.workspace), dataset, md5, current_version(ws))
     if path is None:
         return None
     stat = Path(path).stat()

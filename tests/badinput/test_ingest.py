@@ -14,6 +14,7 @@ from components.config import IngestParams, Settings
 from components.io.ingest import ingest
 from components.io.store import DatasetStore
 from tests.badinput.corpus import BROKEN, GOOD, broken_drop
+from tests.conftest import QUIET, ingest_workspace
 from tests.finetune.workspace import run_cli
 
 
@@ -28,7 +29,7 @@ def test_every_broken_record_is_quarantined_with_its_reason_and_files(
     tmp_path: Path, settings: Settings
 ) -> None:
     drop = broken_drop(tmp_path / "drop")
-    summary = ingest(drop, fmt="wfdb", settings=settings, params=IngestParams(workers=1), progress=False)
+    summary = ingest(ingest_workspace(settings, IngestParams(workers=1)), drop, fmt="wfdb", options=QUIET)
     reasons = {item["record"]: item["reason"] for item in summary.quarantine_reasons}
     assert set(reasons) == set(BROKEN)
     for name, (_, _, expected) in BROKEN.items():
@@ -47,7 +48,7 @@ def test_every_broken_record_is_quarantined_with_its_reason_and_files(
         assert (copy / f"{name}.hea").is_file(), name  # the steward gets the files, not only the reason
     assert quarantine.loc["repeated_lead", "reason"] == "lead II is given twice ('II' and 'II')"
 
-    again = ingest(drop, fmt="wfdb", settings=settings, params=IngestParams(workers=1), progress=False)
+    again = ingest(ingest_workspace(settings, IngestParams(workers=1)), drop, fmt="wfdb", options=QUIET)
     assert (again.ingested, again.quarantined, again.duplicates) == (0, 0, len(GOOD))
     assert len(pd.read_parquet(store.root / "quarantine.parquet")) == len(BROKEN)
 
@@ -58,7 +59,7 @@ def test_a_drop_of_broken_records_only_stores_no_signal(tmp_path: Path, settings
     for name in GOOD:
         (drop / f"{name}.hea").unlink()
         (drop / f"{name}.dat").unlink()
-    summary = ingest(drop, fmt="wfdb", settings=settings, params=IngestParams(workers=1), progress=False)
+    summary = ingest(ingest_workspace(settings, IngestParams(workers=1)), drop, fmt="wfdb", options=QUIET)
     assert (summary.ingested, summary.quarantined) == (0, len(BROKEN))
     store = DatasetStore.open(settings.data_dir / "demo")
     assert len(store) == 0 and len(store.quarantine) == len(BROKEN)

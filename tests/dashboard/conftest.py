@@ -16,6 +16,7 @@ from components.config import Settings
 from components.dashboard.launch import app_path
 from components.registry import ModelInfo
 from components.validation import latest_run_dir
+from components.workspace import Workspace
 from tests.conftest import SAMPLES
 from tests.dashboard import populate
 from tests.registry.conftest import artifact, db_url, pg_available, pg_url, reg, sqlite_url  # noqa: F401 (fixtures)
@@ -53,7 +54,7 @@ def populated(tmp_path_factory: pytest.TempPathFactory) -> Populated:
     second = populate.ptbxl_drop(SAMPLES, root / "drop-2", None)
     first_md5, _ = populate.ingest_validate(settings, first)
     second_md5, validation_run = populate.ingest_validate(settings, second)
-    data = populate.quality_task_data(settings, latest_run_dir(settings, "demo"))
+    data = populate.quality_task_data(settings, latest_run_dir(Workspace(settings), "demo"))
     models = populate.register_probe_models(
         settings,
         data,

@@ -27,6 +27,8 @@ from components.registry import MetricInfo, ModelInfo, Registry, open_registry
 from components.training.probe import linear_probe
 from components.training.reports import SUPERCLASSES, superdiagnostic_targets
 from components.validation import validate
+from components.workspace import Workspace
+from tests.conftest import QUIET
 
 TASK = "superdiagnostic"
 GATE_POLICY = "superdiagnostic-floor@1"
@@ -56,10 +58,10 @@ def ptbxl_drop(samples: Path, target: Path, n_records: int | None) -> Path:
 
 def ingest_validate(settings: Settings, drop: Path, dataset: str = "demo") -> tuple[str, int]:
     """Ingest + DVC version + validate (recorded against the version); returns (md5, validation run id)."""
-    summary = ingest_and_version(drop, dataset=dataset, settings=settings, progress=False)
+    summary = ingest_and_version(Workspace(settings), drop, dataset=dataset, options=QUIET)
     assert summary.version is not None
     md5 = str(summary.version["md5"])
-    result = validate(dataset, settings=settings, dataset_version_md5=md5)
+    result = validate(Workspace(settings), dataset, dataset_version_md5=md5)
     assert result.validation_run_id is not None
     return md5, result.validation_run_id
 

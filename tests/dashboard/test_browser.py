@@ -32,6 +32,7 @@ from components.registry import open_registry
 from components.training.evaluate import embed_ecgs
 from components.training.reports import superdiagnostic_targets
 from components.validation import list_quarantined
+from components.workspace import Workspace
 from tests.conftest import SAMPLES, cli_env
 from tests.dashboard import populate
 from tests.dashboard.conftest import new_workspace
@@ -131,7 +132,7 @@ def test_a_user_walks_every_page_and_records_a_steward_decision(
     assert CHROMIUM, "Debian's chromium is needed: apt-get install -y chromium (.ci/run installs it)"
 
     settings = demo.settings
-    waiting = list_quarantined("demo", settings=settings, status="quarantined")
+    waiting = list_quarantined(Workspace(settings), "demo", status="quarantined")
     assert len(waiting) > 0, "the demo quarantines records for the steward"
     record_id = str(waiting.loc[0, "record_id"])
     note = "e2e: limb leads checked against the paper ECG"
@@ -183,7 +184,7 @@ def test_a_user_walks_every_page_and_records_a_steward_decision(
         audit = reg.audit(action="steward.decided", entity_id=f"demo/{record_id}")
     assert (decision.decision, decision.note, decision.reviewer) == ("accept", note, "e2e-steward")
     assert audit and audit[0].reason == note
-    listing = list_quarantined("demo", settings=settings)
+    listing = list_quarantined(Workspace(settings), "demo")
     assert listing.set_index("record_id").at[record_id, "status"] == "accepted"
     for name in ("1-data-quality", "2-steward-decision", "3-datasets", "4-models-lineage", "5-deployments"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000

@@ -61,7 +61,7 @@ def test_each_versions_manifest_is_found_in_the_checkout_or_the_dvc_cache(popula
 
 def test_a_missing_plot_is_drawn_again_from_the_store(populated: Populated) -> None:
     ws = Workspace(populated.settings)
-    row = list_quarantined("demo", settings=populated.settings).iloc[0]
+    row = list_quarantined(ws, "demo").iloc[0]
     cached = record_plot(ws, "demo", row["record_id"], row["reasons"])
     before = cached.read_bytes()
     cached.unlink()

@@ -13,6 +13,7 @@ import pytest
 from components.dashboard.first_steps import FIRST_STEPS
 from components.registry import open_registry
 from components.validation import list_quarantined, load_policy
+from components.workspace import Workspace
 from tests.dashboard.conftest import FIRST_VERSION_RECORDS, PAGES, Populated, new_workspace, open_page
 from tests.dashboard.populate import GATE_POLICY, TASK
 
@@ -89,7 +90,7 @@ def test_data_quality_shows_runs_per_version_expectations_trend_and_quarantine(
     charts = at.get("vega_lite_chart")
     assert charts, "the trend of unexpected-record percentages is plotted"
 
-    listing = list_quarantined("demo", settings=populated.settings)
+    listing = list_quarantined(Workspace(populated.settings), "demo")
     counts = {m.label: m.value for m in at.metric}
     assert counts["quarantined"] == f"{int((listing['status'] == 'quarantined').sum()):,}"
     table = _frame_with(at, "reasons_text")
@@ -129,7 +130,7 @@ def test_a_steward_decision_in_the_page_reaches_the_registry_like_review(
         "limb leads re-checked on the paper ECG",
         "steward-test",
     )
-    listing = list_quarantined("demo", settings=populated.settings)
+    listing = list_quarantined(Workspace(populated.settings), "demo")
     assert listing.set_index("record_id").at[record_id, "status"] == "accepted"
     assert any(record_id in s.value for s in at.success)
     at.radio(key="quarantine-status").set_value("accepted").run()

@@ -15,7 +15,7 @@ import pytest
 from components.config import IngestParams, Settings
 from components.io.ingest import ingest
 from components.io.store import DatasetStore, StoreError
-from tests.conftest import FIXTURES, SAMPLES
+from tests.conftest import FIXTURES, QUIET, SAMPLES, ingest_workspace
 
 MIB = 1024 * 1024
 
@@ -68,7 +68,7 @@ def test_a_full_disk_fails_the_ingest_cleanly_and_a_rerun_with_space_completes(
         patient_salt="test-salt",  # type: ignore[arg-type]
     )
     params = IngestParams(target_fs=100, workers=1)
-    first = ingest(FIXTURES / "ptbxl500", settings=settings, params=params, progress=False)
+    first = ingest(ingest_workspace(settings, params), FIXTURES / "ptbxl500", options=QUIET)
     assert first.ingested == 5
     store_root = settings.data_dir / "demo"
     before = _files(store_root)
@@ -76,13 +76,13 @@ def test_a_full_disk_fails_the_ingest_cleanly_and_a_rerun_with_space_completes(
     filler = _fill(small_disk, leave_bytes=2 * MIB)
     drop = _drop_with_a_broken_record(tmp_path)
     with pytest.raises(StoreError, match="no space left") as failure:
-        ingest(drop, settings=settings, params=params, progress=False)
+        ingest(ingest_workspace(settings, params), drop, options=QUIET)
     assert "the store is as it was before" in str(failure.value)
     assert _files(store_root) == before  # manifest, shards, quarantine, copies and log: byte for byte
     assert not list(store_root.rglob("*.tmp"))
 
     filler.unlink()
-    again = ingest(drop, settings=settings, params=params, progress=False)
+    again = ingest(ingest_workspace(settings, params), drop, options=QUIET)
     assert (again.ingested, again.duplicates, again.quarantined) == (392, 0, 1)
     store = DatasetStore.open(store_root)
     assert len(store) == 397 and store.manifest["record_id"].is_unique

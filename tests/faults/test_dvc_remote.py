@@ -21,16 +21,17 @@ from components.io.datasets import version_dataset
 from components.io.ingest import ingest
 from components.io.versioning import DVC_FILE, VersioningError, current_version, journal_path
 from components.registry import open_registry
-from tests.conftest import FIXTURES, cli_env
+from components.workspace import Workspace
+from tests.conftest import FIXTURES, QUIET, cli_env, ingest_workspace
 from tests.faults.conftest import wait_for
 
 PARAMS = IngestParams(target_fs=500, workers=1)
 VERSION = """
 import sys
 from pathlib import Path
-from components.config import get_settings
 from components.io.datasets import version_dataset
-version_dataset("demo", get_settings())
+from components.workspace import Workspace
+version_dataset(Workspace.current(), "demo")
 """
 
 
@@ -59,9 +60,10 @@ def _on_remote(settings: Settings, md5: str) -> bool:
 @pytest.fixture
 def versioned(workspace: Settings) -> tuple[Settings, str]:
     """Five real records ingested and versioned (remote reachable), then five more ingested."""
-    ingest(FIXTURES / "ptbxl500", settings=workspace, params=PARAMS, progress=False)
-    first = version_dataset("demo", workspace).md5
-    ingest(FIXTURES / "cinc", settings=workspace, params=PARAMS, progress=False)
+    ws = ingest_workspace(workspace, PARAMS)
+    ingest(ws, FIXTURES / "ptbxl500", options=QUIET)
+    first = version_dataset(ws, "demo").md5
+    ingest(ws, FIXTURES / "cinc", options=QUIET)
     return workspace, first
 
 
@@ -69,19 +71,20 @@ def test_an_unreachable_remote_versions_nothing_and_the_next_version_completes(
     versioned: tuple[Settings, str], tmp_path: Path
 ) -> None:
     settings, first = versioned
+    ws = Workspace(settings)
     dvc_file = settings.workspace / DVC_FILE
     recorded = dvc_file.read_text()
     not_a_dir = tmp_path / "not-a-directory"
     not_a_dir.write_text("a file where the remote's folder should be\n")
     _set_remote(settings, str(not_a_dir / "remote"))
     with pytest.raises(VersioningError, match=r"dvc push to the DVC remote .*not-a-directory.* failed"):
-        version_dataset("demo", settings)
-    assert dvc_file.read_text() == recorded and current_version(settings) == first
+        version_dataset(ws, "demo")
+    assert dvc_file.read_text() == recorded and current_version(ws) == first
     assert _registered(settings) == [(first, None)]
-    assert not journal_path(settings).exists()
+    assert not journal_path(ws).exists()
 
     _set_remote(settings, settings.resolved_dvc_remote_url)
-    second = version_dataset("demo", settings)
+    second = version_dataset(ws, "demo")
     assert second.changed and second.md5 != first and _on_remote(settings, second.md5)
     assert _registered(settings) == [(first, None), (second.md5, first)]
 
@@ -90,6 +93,7 @@ def test_a_process_killed_during_the_push_is_undone_by_the_next_version(
     versioned: tuple[Settings, str],
 ) -> None:
     settings, first = versioned
+    ws = Workspace(settings)
     dvc_file = settings.workspace / DVC_FILE
     with socket.socket() as silent:  # accepts connections (the kernel's backlog) and never answers
         silent.bind(("127.0.0.1", 0))
@@ -100,20 +104,20 @@ def test_a_process_killed_during_the_push_is_undone_by_the_next_version(
             [sys.executable, "-c", VERSION], env=env, start_new_session=True, stderr=subprocess.PIPE
         )
         try:
-            wait_for(lambda: current_version(settings) not in (first, None), "dvc add rewriting data.dvc")
+            wait_for(lambda: current_version(ws) not in (first, None), "dvc add rewriting data.dvc")
             assert stuck.poll() is None, "the push returned although the remote never answers"
         finally:
             os.killpg(stuck.pid, signal.SIGKILL)
             stuck.wait()
-    half = current_version(settings)
+    half = current_version(ws)
     assert half != first and not _on_remote(settings, str(half))  # what the kill left: not on the remote
-    assert journal_path(settings).is_file() and _registered(settings) == [(first, None)]
+    assert journal_path(ws).is_file() and _registered(settings) == [(first, None)]
 
     _set_remote(settings, settings.resolved_dvc_remote_url)
-    second = version_dataset("demo", settings)
+    second = version_dataset(ws, "demo")
     assert (second.md5, second.previous) == (half, first) and _on_remote(settings, second.md5)
     assert _registered(settings) == [(first, None), (second.md5, first)]
-    assert not journal_path(settings).exists()
+    assert not journal_path(ws).exists()
     assert yaml.safe_load(dvc_file.read_text())["outs"][0]["md5"] == second.md5
 
 
@@ -123,10 +127,11 @@ def test_a_store_that_is_the_current_version_needs_no_remote(
     """``data/`` exactly as ``data.dvc`` names it is that version already: no ``dvc add``, no push, so an
     unreachable remote does not matter, and the registry keeps one row per version."""
     settings, first = versioned
-    second = version_dataset("demo", settings)
+    ws = Workspace(settings)
+    second = version_dataset(ws, "demo")
     not_a_dir = tmp_path / "not-a-directory"
     not_a_dir.write_text("a file where the remote's folder should be\n")
     _set_remote(settings, str(not_a_dir / "remote"))
-    again = version_dataset("demo", settings)
+    again = version_dataset(ws, "demo")
     assert (again.md5, again.changed, again.previous) == (second.md5, False, second.md5)
     assert _registered(settings) == [(first, None), (second.md5, first)]

@@ -23,6 +23,7 @@ import pytest
 from components.registry import open_registry
 from components.runs.lock import workspace_lock
 from components.validation import list_quarantined
+from components.workspace import Workspace as StageWorkspace
 from tests.faults.conftest import (
     Reference,
     Started,
@@ -94,9 +95,7 @@ def _kill_at(chain: KilledChain, zygote: Zygote, server: str, stage: str) -> Non
 
 def _last_run_beside_a_steward(chain: KilledChain, zygote: Zygote, server: str) -> None:
     ws = chain.workspace
-    [chain.record] = list_quarantined(settings=ws.settings, registry_url=ws.settings.resolved_registry_url)[
-        "record_id"
-    ].astype(str)
+    [chain.record] = list_quarantined(StageWorkspace(ws.settings))["record_id"].astype(str)
     run = zygote.run(chain.drop, ws.root / "logs-final")
     wait_for(stage_done(server, flow_run_id_of(ws.settings, run), "validate"), "validation", run, 600)
     argv = ["review", "accept", chain.record, "--note", "V2 is not used", "--reviewer", STEWARD]

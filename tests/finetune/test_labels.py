@@ -16,6 +16,7 @@ from components.io.store import DatasetStore
 from components.tasks.labels import select_records, task_targets
 from components.tasks.mapping import load_mapping
 from components.tasks.spec import TaskSpec, load_task
+from tests.conftest import QUIET, ingest_workspace
 
 
 def _ptbxl_rows(samples_dir: Path, store: DatasetStore) -> pd.DataFrame:
@@ -73,11 +74,10 @@ def cinc_store(tmp_path_factory: pytest.TempPathFactory, fixtures_dir: Path) -> 
     root = tmp_path_factory.mktemp("cinc")
     settings = Settings(workspace=root, registry_url=f"sqlite:///{root}/r.db", patient_salt="x")  # type: ignore[arg-type]
     ingest(
+        ingest_workspace(settings, IngestParams(workers=1)),
         fixtures_dir / "cinc",
         dataset="cinc",
-        settings=settings,
-        params=IngestParams(workers=1),
-        progress=False,
+        options=QUIET,
     )
     return DatasetStore.open(root / "data" / "cinc")
 

@@ -24,6 +24,7 @@ from components.registry import open_registry
 from components.training.params import PretrainParams
 from components.training.stage import pretrain
 from components.workspace import Workspace
+from tests.conftest import QUIET, ingest_workspace
 from tests.training.conftest import TINY
 
 TASK = "ptbxl-superdiagnostic"
@@ -76,7 +77,7 @@ def build_base(base: Path, demo_store_root: Path, cinc_dir: Path) -> Path:
     (base / "data" / "demo").symlink_to(demo_store_root)
     (base / "params.yaml").write_text(yaml.safe_dump(PARAMS))
     settings = settings_for(base, base / "registry.db")
-    ingest(cinc_dir, dataset="cinc", settings=settings, params=IngestParams(workers=1), progress=False)
+    ingest(ingest_workspace(settings, IngestParams(workers=1)), cinc_dir, dataset="cinc", options=QUIET)
     _record_dataset_version(base, settings)
     workspace = Workspace(settings).with_params(
         pretrain=PretrainParams.model_validate(TINY), finetune=FinetuneParams.model_validate(TINY_FINETUNE)

@@ -19,7 +19,7 @@ from components.orchestration import cache
 from components.orchestration.fingerprints import code_version, drop_fingerprint, store_state
 from components.registry import open_registry
 from components.runs.lock import WorkspaceBusyError, holder, workspace_lock
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, QUIET, ingest_workspace
 
 HOLD = """
 import sys, time
@@ -69,7 +69,7 @@ def small_store(workspace: Settings, tmp_path: Path) -> tuple[Settings, Path]:
     drop = tmp_path / "drop"
     shutil.copytree(FIXTURES / "ptbxl500", drop)
     (workspace.workspace / "params.yaml").write_text(yaml.safe_dump({"ingest": {"target_fs": 500}}))
-    ingest(drop, settings=workspace, params=IngestParams(target_fs=500, workers=1), progress=False)
+    ingest(ingest_workspace(workspace, IngestParams(target_fs=500, workers=1)), drop, options=QUIET)
     return workspace, drop
 
 
@@ -105,7 +105,7 @@ def test_a_cached_ingest_counts_only_while_the_store_is_as_it_left_it(
     summary = {"dataset": "demo", "store_after": store_state(settings, "demo")}
     assert cache.ingest_still_current(summary)
     ingest(
-        FIXTURES / "cinc", settings=settings, params=IngestParams(target_fs=500, workers=1), progress=False
+        ingest_workspace(settings, IngestParams(target_fs=500, workers=1)), FIXTURES / "cinc", options=QUIET
     )
     assert not cache.ingest_still_current(summary)
 
@@ -121,7 +121,7 @@ def test_validate_key_follows_store_content_and_steward_decisions(small_store: t
     decided = _key("validate", settings, dataset="demo")
     assert decided != first
     ingest(
-        FIXTURES / "cinc", settings=settings, params=IngestParams(target_fs=500, workers=1), progress=False
+        ingest_workspace(settings, IngestParams(target_fs=500, workers=1)), FIXTURES / "cinc", options=QUIET
     )
     assert _key("validate", settings, dataset="demo") not in {first, decided}
 

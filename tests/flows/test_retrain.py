@@ -16,6 +16,7 @@ import pytest
 from components.config import Settings
 from components.io.versioning import current_version
 from components.registry import open_registry
+from components.workspace import Workspace
 from tests.flows.conftest import (
     TASK,
     TINY,
@@ -77,7 +78,7 @@ def test_killed_run_resumes_and_concurrent_runs_share_the_workspace(
     assert [m[0] for m in after.models if m[1] == "foundation"] == ["ecg-fm@1"]
     [model] = [m for m in after.models if m[1] == "task"]
     assert model == (f"{TASK}@1", "task", "staging", "pass")
-    assert after.dataset_versions == [current_version(trained.settings)]
+    assert after.dataset_versions == [current_version(Workspace(trained.settings))]
     assert after.bentos == 1
     stage_runs = [after.runs[kind] for kind in ("finetune", "evaluate", "package")]
     assert all(len(found) == 1 for found in stage_runs), after.runs
@@ -115,7 +116,7 @@ def test_blocking_validation_fails_the_run_and_versions_nothing(tmp_path: Path, 
     run = run_flow(flow_env(settings, prefect_server, tmp_path), tmp_path / "logs", drop)
     assert run.returncode == 1
     assert "failed blocking expectations" in run.stderr and "summary.html" in run.stderr
-    assert current_version(settings) is None
+    assert current_version(Workspace(settings)) is None
     with open_registry(settings.resolved_registry_url) as registry:
         assert registry.dataset_versions() == []
         assert registry.models() == []

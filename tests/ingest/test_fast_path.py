@@ -22,7 +22,7 @@ from components.io.sources import RecordRef
 from components.io.store import DatasetStore, ShardWriter, write_slot
 from components.io.wfdb_header import parse_header
 from components.io.wfdb_reader import DigitalRecord, RecordError, float32_exact, read_record, read_samples
-from tests.conftest import FIXTURES, SAMPLES, SHARED_DATA
+from tests.conftest import FIXTURES, QUIET, SAMPLES, SHARED_DATA, ingest_workspace
 from tests.ingest.records import ptbxl_record, write_variant
 
 REPO_RECORDS = (
@@ -129,7 +129,7 @@ def test_ptbxl_rows_with_empty_or_odd_cells_are_ingested(tmp_path: Path) -> None
         writer.writeheader()
         writer.writerows(rows)
     settings = Settings(workspace=tmp_path / "ws", patient_salt="x")  # type: ignore[arg-type]
-    summary = ingest(drop, settings=settings, params=IngestParams(workers=1), progress=False)
+    summary = ingest(ingest_workspace(settings, IngestParams(workers=1)), drop, options=QUIET)
     assert (summary.ingested, summary.quarantined) == (3, 0)
     manifest = DatasetStore.open(settings.data_dir / "demo").manifest.set_index("source_record")
     assert manifest.loc["records100/00000/00002_lr", "labels"] == "{}"
@@ -160,6 +160,6 @@ def test_shared_generic_drop_quarantines_instead_of_crashing(tmp_path: Path) -> 
     if not drop.is_dir():
         pytest.skip("../shared/data is not beside this checkout")
     settings = Settings(workspace=tmp_path, patient_salt="x")  # type: ignore[arg-type]
-    summary = ingest(drop, fmt="wfdb", settings=settings, params=IngestParams(workers=1, target_fs=250))
+    summary = ingest(ingest_workspace(settings, IngestParams(workers=1, target_fs=250)), drop, fmt="wfdb")
     assert summary.ingested > 0 and summary.quarantined > 0
     assert summary.seen == summary.ingested + summary.duplicates + summary.quarantined

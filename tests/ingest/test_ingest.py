@@ -19,7 +19,7 @@ from components.io.ingest import ingest
 from components.io.leads import STANDARD_LEADS
 from components.io.sources import detect_format
 from components.io.store import MANIFEST_COLUMNS, DatasetStore
-from tests.conftest import FIXTURES, SAMPLES
+from tests.conftest import FIXTURES, QUIET, SAMPLES, ingest_workspace
 from tests.ingest.records import broken_drop, copy_record, ptbxl_record, write_variant
 
 
@@ -34,7 +34,7 @@ def test_formats_are_detected() -> None:
 
 
 def test_ptbxl_drop(workspace: Settings, ingest_params: IngestParams) -> None:
-    summary = ingest(SAMPLES, settings=workspace, params=ingest_params, progress=False)
+    summary = ingest(ingest_workspace(workspace, ingest_params), SAMPLES, options=QUIET)
     n_records = len(list((SAMPLES / "records100").rglob("*.hea")))
     assert n_records >= 300
     assert (summary.format, summary.ingested, summary.quarantined) == ("ptbxl", n_records, 0)
@@ -56,7 +56,7 @@ def test_ptbxl_drop(workspace: Settings, ingest_params: IngestParams) -> None:
 
 
 def test_strat_fold_splits_and_no_patient_leakage(workspace: Settings, ingest_params: IngestParams) -> None:
-    ingest(SAMPLES, settings=workspace, params=ingest_params, progress=False)
+    ingest(ingest_workspace(workspace, ingest_params), SAMPLES, options=QUIET)
     manifest = _store(workspace).manifest
     folds = manifest["annotations"].map(lambda a: json.loads(a)["strat_fold"])
     expected = folds.map(lambda f: "val" if f == 9 else "test" if f == 10 else "train")
@@ -66,7 +66,7 @@ def test_strat_fold_splits_and_no_patient_leakage(workspace: Settings, ingest_pa
 
 
 def test_raw_patient_ids_never_reach_the_store(workspace: Settings, ingest_params: IngestParams) -> None:
-    ingest(SAMPLES, settings=workspace, params=ingest_params, progress=False)
+    ingest(ingest_workspace(workspace, ingest_params), SAMPLES, options=QUIET)
     raw_ids = pd.read_csv(SAMPLES / "ptbxl_database.csv")["patient_id"].map(lambda v: str(int(v)))
     store = _store(workspace)
     assert not set(raw_ids) & set(store.manifest["patient_key"])
@@ -81,13 +81,13 @@ def test_raw_patient_ids_never_reach_the_store(workspace: Settings, ingest_param
     other = workspace.model_copy(
         update={"patient_salt": SecretStr("another-salt"), "workspace": workspace.workspace / "o"}
     )
-    ingest(SAMPLES, settings=other, params=ingest_params, progress=False)
+    ingest(ingest_workspace(other, ingest_params), SAMPLES, options=QUIET)
     assert not set(_store(other).manifest["patient_key"]) & set(store.manifest["patient_key"])
 
 
 def test_cinc_both_header_dialects_resampled(workspace: Settings, ingest_params: IngestParams) -> None:
     summary = ingest(
-        FIXTURES / "cinc", dataset="cinc", settings=workspace, params=ingest_params, progress=False
+        ingest_workspace(workspace, ingest_params), FIXTURES / "cinc", dataset="cinc", options=QUIET
     )
     assert (summary.format, summary.ingested, summary.quarantined) == ("cinc", 6, 0)
     store = _store(workspace, "cinc")
@@ -113,7 +113,7 @@ def test_cinc_both_header_dialects_resampled(workspace: Settings, ingest_params:
 
 def test_500_hz_target(workspace: Settings) -> None:
     params = IngestParams(workers=1, target_fs=500)
-    summary = ingest(FIXTURES / "ptbxl500", dataset="hr", settings=workspace, params=params, progress=False)
+    summary = ingest(ingest_workspace(workspace, params), FIXTURES / "ptbxl500", dataset="hr", options=QUIET)
     assert summary.ingested == 5
     store = _store(workspace, "hr")
     assert (store.info.fs, store.info.n_samples) == (500, 5000)
@@ -135,7 +135,7 @@ def test_lead_spellings_reduced_and_single_lead(
     write_variant(source, drop, "single", [1], ["MLII"])
     write_variant(source, drop, "microvolts", [0], ["I"], units="uV")
     copy_record(FIXTURES / "wfdb_formats/3000003_0003", drop, "monitor")  # real 125 Hz format-80 II + 'V'
-    summary = ingest(drop, dataset="leads", settings=workspace, params=ingest_params, progress=False)
+    summary = ingest(ingest_workspace(workspace, ingest_params), drop, dataset="leads", options=QUIET)
     assert (summary.ingested, summary.duplicates, summary.quarantined) == (5, 0, 0)
     store = _store(workspace, "leads")
     rows = {r: i for i, r in enumerate(store.manifest["source_record"])}
@@ -153,16 +153,16 @@ def test_lead_spellings_reduced_and_single_lead(
 
 
 def test_idempotent_and_incremental(workspace: Settings, ingest_params: IngestParams, tmp_path: Path) -> None:
-    first = ingest(SAMPLES, settings=workspace, params=ingest_params, progress=False)
+    first = ingest(ingest_workspace(workspace, ingest_params), SAMPLES, options=QUIET)
     manifest_before = (workspace.data_dir / "demo" / "manifest.parquet").read_bytes()
-    again = ingest(SAMPLES, settings=workspace, params=ingest_params, progress=False)
+    again = ingest(ingest_workspace(workspace, ingest_params), SAMPLES, options=QUIET)
     assert (again.ingested, again.duplicates, again.changed) == (0, first.ingested, False)
     assert (workspace.data_dir / "demo" / "manifest.parquet").read_bytes() == manifest_before
     drop = tmp_path / "mixed"
     for ecg_id in ("00001", "00002"):
         copy_record(ptbxl_record(ecg_id), drop, f"old{ecg_id}")
     copy_record(FIXTURES / "cinc/georgia/E07500", drop, "new_e07500")
-    mixed = ingest(drop, settings=workspace, params=ingest_params, progress=False)
+    mixed = ingest(ingest_workspace(workspace, ingest_params), drop, options=QUIET)
     assert (mixed.ingested, mixed.duplicates) == (1, 2)
     store = _store(workspace)
     assert len(store) == first.ingested + 1
@@ -177,7 +177,7 @@ def test_broken_records_are_quarantined_and_nothing_stops(
 ) -> None:
     drop = tmp_path / "broken"
     expected = broken_drop(drop)
-    summary = ingest(drop, dataset="broken", settings=workspace, params=ingest_params, progress=False)
+    summary = ingest(ingest_workspace(workspace, ingest_params), drop, dataset="broken", options=QUIET)
     assert summary.ingested == 1
     store = _store(workspace, "broken")
     quarantine = store.quarantine.set_index("source_record")
@@ -196,15 +196,15 @@ def test_broken_records_are_quarantined_and_nothing_stops(
         "LOCAL",
     )
     # re-ingesting the same broken drop adds no duplicate quarantine rows
-    again = ingest(drop, dataset="broken", settings=workspace, params=ingest_params, progress=False)
+    again = ingest(ingest_workspace(workspace, ingest_params), drop, dataset="broken", options=QUIET)
     assert again.quarantined == 0 and len(_store(workspace, "broken").quarantine) == len(expected)
 
 
 def test_parallel_workers_give_the_same_store(workspace: Settings) -> None:
     one = workspace.model_copy(update={"workspace": workspace.workspace / "one"})
     two = workspace.model_copy(update={"workspace": workspace.workspace / "two"})
-    ingest(SAMPLES, settings=one, params=IngestParams(workers=1), progress=False)
-    ingest(SAMPLES, settings=two, params=IngestParams(workers=2, chunk_records=32), progress=False)
+    ingest(ingest_workspace(one, IngestParams(workers=1)), SAMPLES, options=QUIET)
+    ingest(ingest_workspace(two, IngestParams(workers=2, chunk_records=32)), SAMPLES, options=QUIET)
     a, b = _store(one), _store(two)
     columns = ["record_id", "patient_key", "split", "shard", "shard_index"]
     pd.testing.assert_frame_equal(a.manifest[columns], b.manifest[columns])
@@ -216,14 +216,13 @@ def test_store_parameters_cannot_change_under_a_dataset(
 ) -> None:
     from components.io.store import StoreError
 
-    ingest(FIXTURES / "cinc", dataset="cinc", settings=workspace, params=ingest_params, progress=False)
+    ingest(ingest_workspace(workspace, ingest_params), FIXTURES / "cinc", dataset="cinc", options=QUIET)
     with pytest.raises(StoreError, match="ingest into a new --dataset"):
         ingest(
+            ingest_workspace(workspace, IngestParams(workers=1, target_fs=500)),
             FIXTURES / "cinc",
             dataset="cinc",
-            settings=workspace,
-            params=IngestParams(workers=1, target_fs=500),
-            progress=False,
+            options=QUIET,
         )
 
 
@@ -234,8 +233,8 @@ def test_manifest_follows_the_schema_in_schemas(workspace: Settings, ingest_para
 
     schema = json.loads((SCHEMAS_DIR / "manifest.schema.json").read_text())
     assert list(schema["properties"]) == list(MANIFEST_COLUMNS)
-    ingest(FIXTURES / "cinc", dataset="cinc", settings=workspace, params=ingest_params, progress=False)
-    ingest(SAMPLES, settings=workspace, params=ingest_params, progress=False)
+    ingest(ingest_workspace(workspace, ingest_params), FIXTURES / "cinc", dataset="cinc", options=QUIET)
+    ingest(ingest_workspace(workspace, ingest_params), SAMPLES, options=QUIET)
     for dataset in ("cinc", "demo"):
         manifest = _store(workspace, dataset).manifest
         for row in json.loads(manifest.to_json(orient="records", date_format="iso")):
@@ -255,7 +254,7 @@ def test_pool_path_with_duplicates_and_small_shards(workspace: Settings, tmp_pat
     ):
         copy_record(ptbxl_record(ecg_id), drop, name)
     params = IngestParams(workers=2, chunk_records=2, shard_max_records=3)  # 2-record slots, 2 per shard
-    summary = ingest(drop, dataset="pool", settings=workspace, params=params, progress=False)
+    summary = ingest(ingest_workspace(workspace, params), drop, dataset="pool", options=QUIET)
     assert (summary.ingested, summary.duplicates) == (4, 1)
     store = _store(workspace, "pool")
     # chunks [a, a_again] [b, c] [d]: the duplicate leaves the first slot half full
@@ -281,11 +280,10 @@ def test_rejects_and_duplicates_inside_a_chunk_are_packed(workspace: Settings, t
     copy_record(ptbxl_record("00003"), drop, "d")
     copy_record(ptbxl_record("00004"), drop, "e")
     summary = ingest(
+        ingest_workspace(workspace, IngestParams(workers=1, chunk_records=8)),
         drop,
         dataset="packed",
-        settings=workspace,
-        params=IngestParams(workers=1, chunk_records=8),
-        progress=False,
+        options=QUIET,
     )
     assert (summary.ingested, summary.duplicates, summary.quarantined) == (3, 1, 1)
     store = _store(workspace, "packed")

@@ -1,4 +1,4 @@
-"""Ingest with its per-record work in shards (``shard_map``) stores exactly what the fork pool stores:
+"""Ingest with its per-record work in shards (a ``Sharding``) stores exactly what the fork pool stores:
 the same manifest, the same signal bytes, the same quarantine — in-process, and on a real Dask cluster."""
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 
 from components.config import IngestParams, Settings
-from components.io.ingest import IngestSummary, ShardMap, ingest
+from components.io.ingest import IngestOptions, IngestSummary, ingest
+from components.io.sharding import Sharding
 from components.io.store import DatasetStore
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, ingest_workspace
 from tests.ingest.records import broken_drop, copy_record, ptbxl_record
 
 #: columns that name the ingest run rather than the data
@@ -58,18 +59,11 @@ def counts(summary: IngestSummary) -> dict[str, Any]:
 
 
 def ingest_into(
-    workspace: Settings, name: str, drop: Path, shard_map: ShardMap | None = None, shard_records: int = 0
+    workspace: Settings, name: str, drop: Path, sharding: Sharding[Any, Any] | None = None
 ) -> tuple[IngestSummary, Path]:
     settings = workspace.model_copy(update={"workspace": workspace.workspace / name})
-    summary = ingest(
-        drop,
-        dataset="d",
-        settings=settings,
-        params=PARAMS,
-        progress=False,
-        shard_map=shard_map,
-        shard_records=shard_records,
-    )
+    options = IngestOptions(progress=False, sharding=sharding)
+    summary = ingest(ingest_workspace(settings, PARAMS), drop, dataset="d", options=options)
     return summary, settings.data_dir / "d"
 
 
@@ -103,7 +97,9 @@ def test_sharded_preparation_stores_what_the_pool_stores(
                 sizes.append(len(shard))
                 yield fn(shard)
 
-        summary, root = ingest_into(workspace, f"map-{shard_records}", drop, in_process, shard_records)
+        summary, root = ingest_into(
+            workspace, f"map-{shard_records}", drop, Sharding(in_process, shard_records)
+        )
         assert counts(summary) == counts(pool)
         assert_same_store(pool_root, root)
         shard_sizes.append(sizes)
@@ -124,7 +120,7 @@ def test_a_failing_shard_fails_the_ingest_and_leaves_the_store_as_it_was(
             yield fn(shard)
 
     with pytest.raises(RuntimeError, match="worker lost"):
-        ingest_into(workspace, "failing", drop, second_shard_fails, shard_records=2)
+        ingest_into(workspace, "failing", drop, Sharding(second_shard_fails, 2))
     after = stored(root)
     pd.testing.assert_frame_equal(before[0], after[0])
     assert before[1] == after[1]  # the failed ingest's shard files are gone, the others untouched
@@ -153,7 +149,7 @@ def test_shards_on_a_dask_cluster_store_what_the_pool_stores(workspace: Settings
                 workers.add(worker)
                 yield value
 
-        summary, root = ingest_into(workspace, "dask", drop, on_cluster, shard_records=2)
+        summary, root = ingest_into(workspace, "dask", drop, Sharding(on_cluster, 2))
     assert summary.ingested > 0
     assert_same_store(pool_root, root)
     assert len(workers) == 2, workers
@@ -173,16 +169,17 @@ def _where(fn: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, str]]:
 UNDER_PREFECT = """
 import sys, threading
 from pathlib import Path
-from components.config import IngestParams, Settings
-from components.io.ingest import ingest
+from components.config import Settings, parse_params
+from components.io.ingest import IngestOptions, ingest
+from components.workspace import Workspace
 from prefect.utilities.engine import capture_sigterm
 
 root = Path(sys.argv[1])
 settings = Settings(workspace=root, registry_url=f"sqlite:///{root}/r.db", patient_salt="x")
+workspace = Workspace(settings, parse_params({"ingest": {"workers": 2, "chunk_records": 16}}))
 done = []
 def run():
-    done.append(ingest(Path(sys.argv[2]), settings=settings,
-                       params=IngestParams(workers=2, chunk_records=16), progress=False))
+    done.append(ingest(workspace, Path(sys.argv[2]), options=IngestOptions(progress=False)))
 with capture_sigterm():
     thread = threading.Thread(target=run)
     thread.start()

@@ -25,6 +25,7 @@ from components.serving.package import PackageResult, package
 from components.serving.pull import PullResult, pull
 from components.training.stage import pretrain
 from components.workspace import Workspace
+from tests.conftest import QUIET
 from tests.training.conftest import TINY
 
 API_KEY = "serving-test-key"
@@ -59,7 +60,7 @@ def serving_settings(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path
         dvc_remote_url=str(root / "dvc-remote"),
         patient_salt="serving-salt",  # type: ignore[arg-type]
     )
-    ingest_and_version(samples_dir, settings=settings, progress=False)
+    ingest_and_version(Workspace(settings), samples_dir, options=QUIET)
     result = pretrain(Workspace(settings))
     assert result is not None and result.model_ref is not None
     return settings

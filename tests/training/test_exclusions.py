@@ -14,7 +14,7 @@ from components.training.errors import PretrainError
 from components.training.params import PretrainParams
 from components.training.stage import build_tokenizer, pretrain
 from components.workspace import Workspace
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, QUIET, ingest_workspace
 
 
 def test_excluded_records_are_in_no_split(demo_store: DatasetStore, tiny_params: PretrainParams) -> None:
@@ -31,6 +31,6 @@ def test_excluded_records_are_in_no_split(demo_store: DatasetStore, tiny_params:
 def test_a_store_too_small_to_train_is_refused_clearly(
     workspace: Settings, ingest_params: IngestParams
 ) -> None:
-    ingest(FIXTURES / "cinc", dataset="tiny", settings=workspace, params=ingest_params, progress=False)
+    ingest(ingest_workspace(workspace, ingest_params), FIXTURES / "cinc", dataset="tiny", options=QUIET)
     with pytest.raises(PretrainError, match="fewer than one batch"):
         pretrain(Workspace(workspace), "tiny", RunOptions(register=False))

@@ -23,6 +23,7 @@ from components.training.errors import PretrainError
 from components.training.params import PretrainParams
 from components.training.stage import pretrain
 from components.workspace import Workspace
+from tests.conftest import QUIET
 from tests.training.conftest import TINY, cli, cli_env
 
 pytestmark = pytest.mark.slow
@@ -38,7 +39,7 @@ def test_pretrain_registers_model_with_dataset_version_and_lineage(
     (workspace.workspace / "params.yaml").write_text(
         yaml.safe_dump({"ingest": {"workers": 1}, "pretrain": TINY})
     )
-    summary = ingest_and_version(samples_dir, settings=workspace, progress=False)
+    summary = ingest_and_version(Workspace(workspace), samples_dir, options=QUIET)
     md5 = summary.version["md5"] if summary.version else None
     assert md5
 

@@ -14,6 +14,7 @@ from components.config import IngestParams, Settings
 from components.io.ingest import ingest
 from components.io.store import DatasetStore
 from components.quality.defects import DEFECTS, write_derived_store
+from tests.conftest import QUIET, ingest_workspace
 
 N_RECORDS = 80
 PLANTED_PER_DEFECT = 2
@@ -47,7 +48,7 @@ def sample_signals(samples_dir: Path) -> np.ndarray:
 @pytest.fixture
 def demo(workspace: Settings, small_drop: Path, ingest_params: IngestParams) -> Settings:
     """A workspace whose ``demo`` dataset holds the small drop."""
-    ingest(small_drop, dataset="demo", settings=workspace, params=ingest_params, progress=False)
+    ingest(ingest_workspace(workspace, ingest_params), small_drop, dataset="demo", options=QUIET)
     return workspace
 
 

@@ -14,8 +14,16 @@ from typer.testing import CliRunner
 from components.config import IngestParams, Settings, get_settings
 from components.io.ingest import ingest
 from components.registry import open_registry
-from components.validation import ReviewError, decide, excluded_records, list_quarantined, validate
-from tests.conftest import zero_lead_in_drop
+from components.validation import (
+    ReviewError,
+    ValidateOptions,
+    decide,
+    excluded_records,
+    list_quarantined,
+    validate,
+)
+from components.workspace import Workspace
+from tests.conftest import QUIET, ingest_workspace, zero_lead_in_drop
 
 
 @pytest.fixture
@@ -33,36 +41,30 @@ def test_decisions_persist_across_reingest_and_revalidation(
     workspace: Settings, defective_drop: tuple[Path, str, str], ingest_params: IngestParams
 ) -> None:
     drop, rel, other_rel = defective_drop
-    ingest(drop, dataset="demo", settings=workspace, params=ingest_params, progress=False)
-    first = validate("demo", settings=workspace)
-    listed = list_quarantined("demo", settings=workspace)
+    ws = Workspace(workspace)
+    ingest(ingest_workspace(workspace, ingest_params), drop, dataset="demo", options=QUIET)
+    first = validate(ws, "demo")
+    listed = list_quarantined(ws, "demo")
     zeroed = listed.loc[listed["source_record"] == rel]
     assert len(zeroed) == 1 and "no_flat_line (V2)" in zeroed["reasons_text"].iloc[0]
     assert Path(zeroed["plot"].iloc[0]).is_file()
     target = str(zeroed["record_id"].iloc[0])
     other = str(listed.loc[listed["source_record"] == other_rel, "record_id"].iloc[0])
 
-    decide(
-        [target],
-        "accept",
-        "V2 unused by the downstream task",
-        dataset="demo",
-        reviewer="dr.steward",
-        settings=workspace,
-    )
-    decide([other], "reject", "confirmed artefact", dataset="demo", reviewer="dr.steward", settings=workspace)
-    pending = list_quarantined("demo", settings=workspace, status="accepted")
+    decide(ws, [target], "accept", "V2 unused by the downstream task", dataset="demo", reviewer="dr.steward")
+    decide(ws, [other], "reject", "confirmed artefact", dataset="demo", reviewer="dr.steward")
+    pending = list_quarantined(ws, "demo", status="accepted")
     assert pending["record_id"].tolist() == [target] and pending["reviewer"].iloc[0] == "dr.steward"
 
     shutil.rmtree(workspace.data_dir / "demo")
-    ingest(drop, dataset="demo", settings=workspace, params=ingest_params, progress=False)
-    second = validate("demo", settings=workspace)
+    ingest(ingest_workspace(workspace, ingest_params), drop, dataset="demo", options=QUIET)
+    second = validate(ws, "demo")
     quarantine = pd.read_parquet(second.quarantine_path).set_index("record_id")
     assert quarantine.at[target, "status"] == "accepted"
     assert quarantine.at[target, "decision_note"] == "V2 unused by the downstream task"
     assert quarantine.at[target, "reviewer"] == "dr.steward" and quarantine.at[target, "decided_at"]
     assert second.n_accepted == 1 and second.n_excluded == first.n_excluded - 1
-    excluded = excluded_records("demo", settings=workspace)
+    excluded = excluded_records(ws, "demo")
     assert other in excluded and target not in excluded
     assert quarantine.at[other, "status"] == "rejected"
     assert "V2 unused by the downstream task" in second.summary_html.read_text()
@@ -76,15 +78,16 @@ def test_review_refuses_unknown_records_and_empty_notes(
     workspace: Settings, defective_drop: tuple[Path, str, str], ingest_params: IngestParams
 ) -> None:
     drop, _, _ = defective_drop
-    ingest(drop, dataset="demo", settings=workspace, params=ingest_params, progress=False)
+    ws = Workspace(workspace)
+    ingest(ingest_workspace(workspace, ingest_params), drop, dataset="demo", options=QUIET)
     with pytest.raises(ReviewError, match="not been validated"):
-        list_quarantined("demo", settings=workspace)
-    validate("demo", settings=workspace, plots=False)
-    target = list_quarantined("demo", settings=workspace)["record_id"].iloc[0]
+        list_quarantined(ws, "demo")
+    validate(ws, "demo", options=ValidateOptions(plots=False))
+    target = list_quarantined(ws, "demo")["record_id"].iloc[0]
     with pytest.raises(ReviewError, match="note"):
-        decide([target], "accept", "  ", dataset="demo", settings=workspace)
+        decide(ws, [target], "accept", "  ", dataset="demo")
     with pytest.raises(ReviewError, match="not in the latest quarantine list"):
-        decide(["0000000000000000"], "reject", "typo", dataset="demo", settings=workspace)
+        decide(ws, ["0000000000000000"], "reject", "typo", dataset="demo")
 
 
 def test_review_cli(
@@ -96,8 +99,8 @@ def test_review_cli(
     from components.cli.validate_cmd import review_app
 
     drop, rel, _ = defective_drop
-    ingest(drop, dataset="demo", settings=workspace, params=ingest_params, progress=False)
-    validate("demo", settings=workspace, plots=False)
+    ingest(ingest_workspace(workspace, ingest_params), drop, dataset="demo", options=QUIET)
+    validate(Workspace(workspace), "demo", options=ValidateOptions(plots=False))
     monkeypatch.setenv("ECGOPS_WORKSPACE", str(workspace.workspace))
     monkeypatch.setenv("ECGOPS_REGISTRY_URL", workspace.resolved_registry_url)
     monkeypatch.setenv("ECGOPS_USER", "cli.steward")

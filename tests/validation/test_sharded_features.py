@@ -1,4 +1,4 @@
-"""Feature extraction in shards of record ranges (``shard_map``) gives the unsharded tables exactly; the
+"""Feature extraction in shards of record ranges (a ``Sharding``) gives the unsharded tables exactly; the
 shards carry a store path and a row range, never signals."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from components.io.sharding import Sharding
 from components.io.store import DatasetStore
 from components.quality.features import record_ranges
 from components.validation import load_policy
@@ -34,7 +35,7 @@ def test_sharded_features_equal_the_unsharded_ones(demo_store: DatasetStore, sha
             jobs.append(job)
             yield fn(job)
 
-    sharded = store_features(demo_store, policy, shard_map=in_process, shard_records=shard_records)
+    sharded = store_features(demo_store, policy, Sharding(in_process, shard_records))
     pd.testing.assert_frame_equal(sharded.records, whole.records, check_exact=True)
     pd.testing.assert_frame_equal(sharded.leads, whole.leads, check_exact=True)
     expected = record_ranges(len(demo_store), shard_records, policy.features.batch_records)

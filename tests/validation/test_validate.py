@@ -14,8 +14,10 @@ from typer.testing import CliRunner
 from components.config import IngestParams, Settings, get_settings
 from components.io.ingest import ingest
 from components.io.store import DatasetStore, write_table_atomic
-from components.validation import load_policy, validate
+from components.validation import ValidateOptions, load_policy, validate
 from components.validation.quarantine import excluded_ids
+from components.workspace import Workspace
+from tests.conftest import QUIET, ingest_workspace
 
 EXPECTED_REASON = {
     "lead_zeroed": "no_flat_line",
@@ -39,7 +41,7 @@ def test_planted_defects_are_quarantined_with_reasons_and_reported(
     planted: tuple[Settings, pd.DataFrame],
 ) -> None:
     settings, truth = planted
-    result = validate("planted", settings=settings)
+    result = validate(Workspace(settings), "planted")
 
     quarantine = pd.read_parquet(result.quarantine_path).set_index("record_id")
     for row in truth[truth["transform"] != ""].itertuples():
@@ -76,7 +78,7 @@ def test_split_leakage_blocks_and_cli_exits_1(demo: Settings, monkeypatch: pytes
     manifest.loc[other, "patient_key"] = manifest.at[0, "patient_key"]
     write_table_atomic(manifest, root / "manifest.parquet")
 
-    result = validate("demo", settings=demo)
+    result = validate(Workspace(demo), "demo")
     assert result.blocked and result.exit_code == 1 and result.verdict == "fail"
     assert "no_split_leakage" in [e.id for e in result.failed("block")]
 
@@ -101,7 +103,7 @@ def test_manifest_schema_mismatch_blocks(demo: Settings) -> None:
     root = demo.data_dir / "demo"
     manifest = DatasetStore.open(root).manifest.drop(columns=["annotations"])
     write_table_atomic(manifest, root / "manifest.parquet")
-    result = validate("demo", settings=demo, plots=False)
+    result = validate(Workspace(demo), "demo", options=ValidateOptions(plots=False))
     assert [e.id for e in result.failed("block")] == ["manifest_schema"]
     assert result.exit_code == 1
 
@@ -118,7 +120,9 @@ def test_thresholds_come_from_the_policy(planted: tuple[Settings, pd.DataFrame],
     raw["version"] = "test-relaxed"
     policy_file.write_text(yaml.safe_dump(raw, allow_unicode=True))
 
-    result = validate("planted", settings=settings, policy_path=policy_file, plots=False)
+    result = validate(
+        Workspace(settings), "planted", options=ValidateOptions(policy_path=policy_file, plots=False)
+    )
     assert result.policy_version == "test-relaxed"
     flat = next(e for e in result.expectations if e.id == "no_flat_line")
     assert flat.success and flat.kwargs["max_value"] == 20.0
@@ -131,10 +135,10 @@ def test_thresholds_come_from_the_policy(planted: tuple[Settings, pd.DataFrame],
 def test_trend_against_previous_dataset_version(
     demo: Settings, samples_dir: Path, ingest_params: IngestParams
 ) -> None:
-    first = validate("demo", settings=demo, plots=False)
+    first = validate(Workspace(demo), "demo", options=ValidateOptions(plots=False))
     assert first.previous_run is None and first.trend == []
-    ingest(samples_dir, dataset="demo", settings=demo, params=ingest_params, progress=False)
-    second = validate("demo", settings=demo, plots=False)
+    ingest(ingest_workspace(demo, ingest_params), samples_dir, dataset="demo", options=QUIET)
+    second = validate(Workspace(demo), "demo", options=ValidateOptions(plots=False))
     assert second.content_fingerprint != first.content_fingerprint
     assert second.previous_run == first.run_name
     assert {t["id"] for t in second.trend} >= {"no_flat_line", "no_limb_lead_reversal"}
@@ -145,6 +149,6 @@ def test_empty_dataset_blocks(workspace: Settings) -> None:
     from components.io.store import StoreInfo, create_store
 
     create_store(workspace.data_dir / "empty", StoreInfo(fs=100, n_samples=1000))
-    result = validate("empty", settings=workspace)
+    result = validate(Workspace(workspace), "empty")
     assert result.n_records == 0 and result.exit_code == 1
     assert "has_records" in [e.id for e in result.failed("block")]
