@@ -2,7 +2,6 @@
 artifacts are the only things added here."""
 
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import create_link_artifact, create_table_artifact
@@ -20,15 +19,16 @@ from components.orchestration.cache import (
     version_still_current,
 )
 from components.orchestration.errors import ValidationBlocked
+from components.orchestration.outcomes import IngestOutcome, VersionOutcome
 from components.orchestration.retries import io_retries
 from components.orchestration.runners import TaskShards, on_dask, worker_identity
-from components.orchestration.summary import INGEST_COUNTS
+from components.orchestration.summary import ingest_counts
 from components.validation import ValidationResult
 from components.workspace import Workspace
 
 
 @task(name="ingest", cache_policy=stage_cache("ingest", ingest_inputs))
-def ingest_task(drop: str, dataset: str | None, sharded: bool = False) -> dict[str, Any]:
+def ingest_task(drop: str, dataset: str | None, sharded: bool = False) -> IngestOutcome:
     """Read the drop into the canonical store (the flow retries it: it is I/O). ``sharded``: this runs
     in the flow's process and the records are prepared in shards on the flow's Dask task runner."""
     from components.io.ingest import IngestOptions, ingest
@@ -40,13 +40,9 @@ def ingest_task(drop: str, dataset: str | None, sharded: bool = False) -> dict[s
     options = IngestOptions(
         progress=False, sharding=Sharding(shards, workspace.params.compute.shard_records) if shards else None
     )
-    summary = ingest(workspace, Path(drop), dataset=dataset, options=options).to_dict()
-    store_after = store_state(workspace.settings, summary["dataset"])
-    return summary | {
-        "store_after": store_after,
-        "ran_on": worker_identity(),
-        "shards": shards.ran_on if shards else [],
-    }
+    summary = ingest(workspace, Path(drop), dataset=dataset, options=options)
+    store_after = store_state(workspace.settings, summary.dataset)
+    return IngestOutcome(summary, store_after, worker_identity(), shards.ran_on if shards else [])
 
 
 @task(name="validate", cache_policy=stage_cache("validate", validate_inputs))
@@ -68,13 +64,13 @@ def validate_task(dataset: str, sharded: bool = False) -> ValidationResult:
 
 
 @task(name="version", cache_policy=stage_cache("version", version_inputs))
-def version_task(dataset: str, validation: ValidationResult | None) -> dict[str, Any]:
+def version_task(dataset: str, validation: ValidationResult | None) -> VersionOutcome:
     """DVC add + push, register the version, and record the validation run against it."""
     from components.validation import version_validated
 
     data_version = version_validated(Workspace.current(), dataset, validation)
     run_id = validation.validation_run_id if validation else None
-    return data_version.to_dict() | {"validation_run_id": run_id, "ran_on": worker_identity()}
+    return VersionOutcome(data_version, run_id, worker_identity())
 
 
 @flow(name="ingest")
@@ -85,16 +81,16 @@ def ingest_flow(drop: str, dataset: str | None = None) -> Outcome:
         outcome = run_here(ingest, drop, dataset, True, still_valid=ingest_still_current)
     else:
         outcome = run_task(ingest, drop, dataset, still_valid=ingest_still_current)
-    summary = outcome.value
+    summary = outcome.value.summary
     create_table_artifact(
         key="ingest-counts",
-        table=[{k: summary[k] for k in INGEST_COUNTS}],
-        description=f"Ingest of {drop} into {summary['dataset']}",
+        table=[ingest_counts(summary)],
+        description=f"Ingest of {drop} into {summary.dataset}",
     )
-    if summary["quarantine_reasons"]:
+    if summary.quarantine_reasons:
         create_table_artifact(
             key="ingest-quarantine",
-            table=summary["quarantine_reasons"][:500],
+            table=summary.quarantine_reasons[:500],
             description="Records quarantined at ingest, with reasons",
         )
     return outcome

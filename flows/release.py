@@ -1,7 +1,6 @@
 """Release stage flows: evaluate (metrics + gate verdict), package the models that passed, promote them."""
 
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import create_link_artifact, create_table_artifact
@@ -17,6 +16,7 @@ from components.orchestration.cache import (
     run_all,
     stage_cache,
 )
+from components.orchestration.outcomes import EvaluationOutcome, PackageOutcome
 from components.orchestration.retries import io_retries
 from components.orchestration.runners import worker_identity
 from components.orchestration.summary import headline_metrics, metric_rows
@@ -24,14 +24,13 @@ from components.workspace import Workspace
 
 
 @task(name="evaluate", cache_policy=stage_cache("evaluate", evaluate_inputs))
-def evaluate_task(model_ref: str, flow_run_id: str | None) -> dict[str, Any]:
+def evaluate_task(model_ref: str, flow_run_id: str | None) -> EvaluationOutcome:
     """Metrics with CIs, subgroups, external cohort, comparison with production, and the gate verdict."""
     from components.evaluation.stage import evaluate
 
     workspace = Workspace.current()
-    result = evaluate(workspace, model_ref, flow_run_id=flow_run_id).to_dict()
-    gate = gate_summary(workspace, model_ref)
-    return result | {"model_ref": model_ref, "gate": gate, "ran_on": worker_identity()}
+    result = evaluate(workspace, model_ref, flow_run_id=flow_run_id)
+    return EvaluationOutcome(result, gate_summary(workspace, model_ref), worker_identity())
 
 
 @flow(name="evaluate")
@@ -42,26 +41,25 @@ def evaluate_flow(models: dict[str, str], flow_run_id: str | None = None) -> dic
     outcomes = dict(zip(models, run_all(evaluate_task, calls, still_valid=gate_still_recorded), strict=True))
     rows = []
     for outcome in outcomes.values():
-        result = outcome.value
-        rows += metric_rows(result["model_ref"], headline_metrics(result))
-        if result.get("report_html"):
-            create_link_artifact(
-                key=f"evaluation-report-{result['model_ref'].split('@')[0].lower()}",
-                link=Path(result["report_html"]).resolve().as_uri(),
-                link_text=f"evaluation report of {result['model_ref']}",
-                description=f"gate: {(result['gate'] or {}).get('verdict')}",
-            )
+        evaluation: EvaluationOutcome = outcome.value
+        rows += metric_rows(evaluation.model_ref, headline_metrics(evaluation.result))
+        create_link_artifact(
+            key=f"evaluation-report-{evaluation.model_ref.split('@')[0].lower()}",
+            link=Path(evaluation.result.report_html).resolve().as_uri(),
+            link_text=f"evaluation report of {evaluation.model_ref}",
+            description=f"gate: {evaluation.gate.verdict if evaluation.gate else None}",
+        )
     create_table_artifact(key="evaluation-metrics", table=rows, description="Test metrics of the task models")
     return outcomes
 
 
 @task(name="package", cache_policy=stage_cache("package", package_inputs))
-def package_task(model_ref: str, flow_run_id: str | None) -> dict[str, Any]:
+def package_task(model_ref: str, flow_run_id: str | None) -> PackageOutcome:
     """Build the Bento, export it to the artifact store and register it (refused unless the gate passed)."""
     from components.serving.package import package
 
     result = package(Workspace.current(), model_ref, flow_run_id=flow_run_id)
-    return result.to_dict() | {"ran_on": worker_identity()}
+    return PackageOutcome(result, worker_identity())
 
 
 @flow(name="package")
@@ -72,12 +70,12 @@ def package_flow(models: dict[str, str], flow_run_id: str | None = None) -> dict
     retrying = package_task.with_options(**io_retries())
     outcomes = dict(zip(models, run_all(retrying, calls, still_valid=bento_still_verified), strict=True))
     for outcome in outcomes.values():
-        bento = outcome.value
+        bento = outcome.value.result
         create_link_artifact(
-            key=f"bento-{bento['task'].lower()}",
-            link=bento["uri"] if "://" in bento["uri"] else Path(bento["uri"]).resolve().as_uri(),
-            link_text=f"Bento {bento['tag']}",
-            description=f"sha256 {bento['sha256']}",
+            key=f"bento-{bento.task.lower()}",
+            link=bento.uri if "://" in bento.uri else Path(bento.uri).resolve().as_uri(),
+            link_text=f"Bento {bento.tag}",
+            description=f"sha256 {bento.sha256}",
         )
     return outcomes
 

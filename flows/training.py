@@ -1,7 +1,5 @@
 """Training stage flows: pretrain (or reuse / resume the foundation model) and fine-tune each task."""
 
-from typing import Any
-
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
@@ -15,58 +13,59 @@ from components.orchestration.cache import (
     run_task,
     stage_cache,
 )
+from components.orchestration.outcomes import FoundationOutcome, TaskModelOutcome
 from components.orchestration.runners import worker_identity
 from components.orchestration.summary import foundation_from_registry, metric_rows
+from components.runs.foundation import FoundationDecision, decide_foundation
 from components.workspace import Workspace
 
 
 @task(name="foundation-decision")
-def foundation_decision_task(dataset: str, dataset_version: str) -> dict[str, Any]:
+def foundation_decision_task(dataset: str, dataset_version: str) -> FoundationDecision:
     """Pretrain, resume an interrupted pretraining, or reuse a foundation model (params.yaml policy)."""
-    from components.runs.foundation import decide_foundation
-
-    return decide_foundation(Workspace.current(), dataset, dataset_version).to_dict()
+    return decide_foundation(Workspace.current(), dataset, dataset_version)
 
 
 @task(name="pretrain", cache_policy=stage_cache("pretrain", pretrain_inputs))
 def pretrain_task(
     dataset: str, dataset_version: str, resume: bool, flow_run_id: str | None
-) -> dict[str, Any]:
+) -> FoundationOutcome:
     """Signal-language pretraining with the compute settings of params.yaml (DDP when several devices)."""
     from components.training.launch import pretrain_with
 
     result = pretrain_with(Workspace.current(), dataset, resume=resume, flow_run_id=flow_run_id)
-    return result | {"ran_on": worker_identity()}
+    return FoundationOutcome.from_pretrain(result, worker_identity())
 
 
 @flow(name="pretrain")
 def pretrain_flow(dataset: str, dataset_version: str, flow_run_id: str | None = None) -> Outcome:
     """Stage flow: the foundation model — pretrained, resumed after a crash, or reused per the policy."""
     decision = foundation_decision_task(dataset, dataset_version)
-    if decision["action"] == "reuse":
-        outcome = Outcome(foundation_from_registry(Workspace.current(), decision["model_ref"]), cached=True)
+    if decision.action == "reuse":
+        assert decision.model_ref is not None
+        outcome = Outcome(foundation_from_registry(Workspace.current(), decision.model_ref), cached=True)
     else:
         outcome = run_task(
             pretrain_task,
             dataset,
             dataset_version,
-            decision["action"] == "resume",
+            decision.action == "resume",
             flow_run_id or flow_run.get_id(),
             still_valid=model_still_registered,
         )
-    result = outcome.value | {"decision": decision}
+    foundation: FoundationOutcome = outcome.value.decided(decision)
     create_table_artifact(
         key="pretrain-metrics",
-        table=metric_rows(result["model_ref"], result["evaluation"]["metrics"]),
-        description=f"Foundation model {result['model_ref']} ({decision['action']}: {decision['reason']})",
+        table=metric_rows(foundation.model_ref, foundation.metrics),
+        description=f"Foundation model {foundation.model_ref} ({decision.action}: {decision.reason})",
     )
-    return Outcome(result, outcome.cached)
+    return Outcome(foundation, outcome.cached)
 
 
 @task(name="finetune", cache_policy=stage_cache("finetune", finetune_inputs))
 def finetune_task(
     task: str, dataset: str, dataset_version: str, foundation_ref: str, flow_run_id: str | None
-) -> dict[str, Any]:
+) -> TaskModelOutcome:
     """Fine-tune one task from the foundation model; resumes the task's interrupted run, if any."""
     from components.finetune.stage import FinetuneRequest, finetune
     from components.runs.lifecycle import RunOptions
@@ -80,7 +79,7 @@ def finetune_task(
         accelerator=workspace.params.compute.accelerator,
     )
     result = finetune(workspace, FinetuneRequest(task, dataset, foundation_ref), options)
-    return result.to_dict() | {"decision": decision.reason, "ran_on": worker_identity()}
+    return TaskModelOutcome(result, decision.reason, worker_identity())
 
 
 @flow(name="finetune")
@@ -98,7 +97,7 @@ def finetune_flow(
         table=[
             row
             for outcome in outcomes.values()
-            for row in metric_rows(outcome.value["model_ref"], outcome.value["val_metrics"], split="val")
+            for row in metric_rows(outcome.value.model_ref, outcome.value.result.val_metrics, split="val")
         ],
         description="Task models and their validation metrics",
     )

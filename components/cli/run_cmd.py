@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from components.config import get_settings
+
+if TYPE_CHECKING:
+    from components.io.ingest import IngestSummary
+    from components.orchestration.outcomes import RetrainOutcome
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -41,58 +45,53 @@ def run_command(
             console.print(f"[bold red]retrain stopped:[/] {exc}")
             raise typer.Exit(1) from exc
     if as_json:
-        typer.echo(json.dumps(result, indent=2, default=str))
+        typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
         for line in report_lines(result):
             console.print(line)
-    if any(
-        not (t["evaluation"].get("gate") or {}).get("verdict") == "pass" for t in result["tasks"].values()
-    ):
+    if not result.all_passed:
         raise typer.Exit(1)
 
 
-def ingest_line(ingest: dict[str, Any], cached: bool) -> str:
+def ingest_line(ingest: IngestSummary, cached: bool) -> str:
     """What ingest did; a cached ingest means the drop has not changed since it was read."""
     if cached:
-        return f"drop unchanged since ingest {ingest['ingest_id']}: nothing new"
+        return f"drop unchanged since ingest {ingest.ingest_id}: nothing new"
     return (
-        f"{ingest['ingested']} new, {ingest['duplicates']} duplicates, "
-        f"{ingest['quarantined']} quarantined at ingest"
+        f"{ingest.ingested} new, {ingest.duplicates} duplicates, {ingest.quarantined} quarantined at ingest"
     )
 
 
-def report_lines(result: dict[str, Any]) -> list[str]:
+def report_lines(result: RetrainOutcome) -> list[str]:
     """Where the run's outputs are, and what to run next."""
-    ingest, validation, version = result["ingest"], result["validation"], result["version"]
-    foundation = result["foundation"]
-    zero_shot = foundation["evaluation"]["metrics"].get("zero_shot_macro_auroc", float("nan"))
-    reused = [stage for stage, hit in result["cached"].items() if hit]
+    ingest, validation, version = result.ingest.summary, result.validation, result.version
+    foundation = result.foundation
+    zero_shot = foundation.metrics.get("zero_shot_macro_auroc", float("nan"))
+    decision = foundation.decision.action if foundation.decision else "?"
+    reused = [stage for stage, hit in result.cached.items() if hit]
     lines = [
-        f"[bold green]retrain finished[/] on {ingest['drop']} in {result['elapsed_s']:.0f} s "
-        f"(Prefect flow run {result['flow_run_id']})",
-        f"  records            {ingest_line(ingest, result['cached']['ingest'])}",
-        f"  validation         {validation['verdict']}: {validation['n_quarantined']} records await review",
-        f"  validation report  {validation['paths']['summary_html']}",
-        f"  dataset version    {version['md5']} (DVC remote {version['remote']})",
-        f"  foundation model   {foundation['model_ref']} ({foundation['decision']['action']}): zero-shot "
-        f"macro AUROC {zero_shot:.3f} — {foundation['model_dir']}",
+        f"[bold green]retrain finished[/] on {ingest.drop} in {result.elapsed_s:.0f} s "
+        f"(Prefect flow run {result.flow_run_id})",
+        f"  records            {ingest_line(ingest, result.cached['ingest'])}",
+        f"  validation         {validation.verdict}: {validation.n_quarantined} records await review",
+        f"  validation report  {validation.summary_html}",
+        f"  dataset version    {version.md5} (DVC remote {version.version.remote})",
+        f"  foundation model   {foundation.model_ref} ({decision}): zero-shot "
+        f"macro AUROC {zero_shot:.3f} — {foundation.model_dir}",
     ]
     serve = []
-    for task, outcome in result["tasks"].items():
-        evaluation, bento = outcome["evaluation"], outcome["package"]
-        gate = evaluation.get("gate") or {}
-        lines.append(
-            f"  task {task:<13} {outcome['finetune']['model_ref']}: gate {gate.get('verdict', 'none')}"
-        )
-        if evaluation.get("report_html"):
-            lines.append(f"    evaluation report {evaluation['report_html']}")
-        if bento:
-            lines.append(f"    Bento             {bento['tag']} → {bento['uri']}")
-            promoted = outcome["promotion"].endswith("-> staging")
-            serve.append(f"ecgops serve {task}@staging" if promoted else f"ecgops serve {bento['tag']}")
-        lines.append(f"    stage             {outcome['promotion']}")
+    for name, task in result.tasks.items():
+        gate = task.evaluation.gate
+        lines.append(f"  task {name:<13} {task.finetune.model_ref}: gate {gate.verdict if gate else 'none'}")
+        lines.append(f"    evaluation report {task.evaluation.result.report_html}")
+        if task.package:
+            bento = task.package.result
+            lines.append(f"    Bento             {bento.tag} → {bento.uri}")
+            promoted = task.promotion.endswith("-> staging")
+            serve.append(f"ecgops serve {name}@staging" if promoted else f"ecgops serve {bento.tag}")
+        lines.append(f"    stage             {task.promotion}")
     lines += [
-        f"  registry           {result['registry']}",
+        f"  registry           {result.registry}",
         f"  reused             {', '.join(reused) or 'nothing (everything ran)'}",
     ]
     lines += [f"  serve the model    {command}" for command in serve]

@@ -3,18 +3,33 @@ candidate whose gate passed without undoing a stage a person set meanwhile."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from components.workspace import Workspace
 
 
-def gate_summary(workspace: Workspace, model_ref: str) -> dict[str, Any] | None:
-    """The latest gate decision of ``model_ref`` (verdict, policy, reasons, id), or None before any."""
+@dataclass(frozen=True)
+class GateSummary:
+    """A model's latest gate decision as a run reports it."""
+
+    verdict: str
+    policy: str
+    reasons: list[str]
+    id: int
+
+    def failed_checks(self) -> str:
+        """The reasons that did not pass (all of them when none is marked ``PASS``)."""
+        reasons = [r for r in self.reasons if not r.startswith("PASS")]
+        return "; ".join(" ".join(r.split()) for r in reasons) or "no reasons given"
+
+
+def gate_summary(workspace: Workspace, model_ref: str) -> GateSummary | None:
+    """The latest gate decision of ``model_ref``, or None before any."""
     with workspace.registry() as registry:
         gate = registry.latest_gate_decision(model_ref)
     if gate is None:
         return None
-    return {"verdict": gate.verdict, "policy": gate.policy, "reasons": list(gate.reasons), "id": gate.id}
+    return GateSummary(gate.verdict, gate.policy, list(gate.reasons), gate.id)
 
 
 def promote_candidate(workspace: Workspace, model_ref: str, stage: str, flow_run_id: str | None) -> str:

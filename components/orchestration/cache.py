@@ -20,6 +20,14 @@ from prefect.tasks import Task
 
 from components.config import Settings, get_settings
 from components.orchestration import fingerprints as fp
+from components.orchestration.outcomes import (
+    EvaluationOutcome,
+    FoundationOutcome,
+    IngestOutcome,
+    PackageOutcome,
+    TaskModelOutcome,
+    VersionOutcome,
+)
 from components.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -77,10 +85,10 @@ def ingest_inputs(settings: Settings, inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def ingest_still_current(summary: dict[str, Any]) -> bool:
+def ingest_still_current(ingest: IngestOutcome) -> bool:
     """True while the store is as the cached ingest left it, so every record of the drop is in it."""
-    return bool(summary.get("store_after")) and summary["store_after"] == fp.store_state(
-        get_settings(), summary["dataset"]
+    return bool(ingest.store_after) and ingest.store_after == fp.store_state(
+        get_settings(), ingest.summary.dataset
     )
 
 
@@ -89,41 +97,41 @@ def report_still_on_disk(result: ValidationResult) -> bool:
     return result.summary_html.is_file() and result.quarantine_path.is_file()
 
 
-def version_still_current(version: dict[str, Any]) -> bool:
+def version_still_current(version: VersionOutcome) -> bool:
     """A cached dataset version counts while ``data.dvc`` still records it."""
     from components.io.versioning import current_version
 
-    return current_version(Workspace.current()) == version["md5"]
+    return current_version(Workspace.current()) == version.md5
 
 
-def model_still_registered(result: dict[str, Any]) -> bool:
+def model_still_registered(result: FoundationOutcome | TaskModelOutcome) -> bool:
     """A cached training result counts while its model is registered and its folder is there."""
     from components.registry import NotFoundError
 
-    if not result.get("model_ref"):
+    if not result.model_ref:
         return False
     with Workspace(get_settings()).registry() as registry:
         try:
-            registry.model(result["model_ref"])
+            registry.model(result.model_ref)
         except NotFoundError:
             return False
-    return Path(result["model_dir"]).is_dir()
+    return Path(result.model_dir).is_dir()
 
 
-def gate_still_recorded(result: dict[str, Any]) -> bool:
+def gate_still_recorded(evaluation: EvaluationOutcome) -> bool:
     """A cached evaluation counts while the registry holds its model's gate decision."""
     from components.evaluation.release import gate_summary
 
-    return gate_summary(Workspace(get_settings()), result["model_ref"]) is not None
+    return gate_summary(Workspace(get_settings()), evaluation.model_ref) is not None
 
 
-def bento_still_verified(result: dict[str, Any]) -> bool:
+def bento_still_verified(bento: PackageOutcome) -> bool:
     """A cached Bento counts while the artifact store holds it with its registered checksum."""
     from components.registry import NotFoundError
 
     with Workspace(get_settings()).registry() as registry:
         try:
-            registry.verify_bento(result["tag"])
+            registry.verify_bento(bento.result.tag)
         except (NotFoundError, OSError):
             return False
     return True

@@ -17,35 +17,46 @@ from typing import Any
 from components.config import PACKAGE_ROOT, Settings
 
 #: the source a stage's result depends on, relative to the package root
+#: The code a stage's cached result depends on: the stage's components, and where its task and the typed
+#: result it returns are written (a change to either must not hand back a result of the old shape).
+_TASK_CODE = ("components/orchestration/outcomes.py",)
 STAGE_CODE: dict[str, tuple[str, ...]] = {
-    "ingest": ("components/io", "components/config.py", "schemas/leads.yaml"),
+    "ingest": ("components/io", "components/config.py", "schemas/leads.yaml", "flows/data.py", *_TASK_CODE),
     "validate": (
         "components/validation",
         "components/quality",
         "components/io/store.py",
         "schemas/validation",
         "schemas/vocab",
+        "flows/data.py",
+        *_TASK_CODE,
     ),
-    "version": ("components/io/versioning.py", "components/io/datasets.py"),
+    "version": ("components/io/versioning.py", "components/io/datasets.py", "flows/data.py", *_TASK_CODE),
     "pretrain": (
         "components/training",
         "components/models",
         "components/metrics",
+        "components/runs",
         "components/io/store.py",
         "components/io/store_view.py",
         "schemas/prompts",
+        "flows/training.py",
+        *_TASK_CODE,
     ),
     "finetune": (
         "components/finetune",
         "components/tasks",
         "components/models",
         "components/metrics",
+        "components/runs",
         "components/training/batches.py",
         "components/io/store.py",
         "components/io/store_view.py",
         "components/io/canonical.py",
         "schemas/tasks",
         "schemas/mappings",
+        "flows/training.py",
+        *_TASK_CODE,
     ),
     "evaluate": (
         "components/evaluation",
@@ -57,8 +68,17 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
         "schemas/gates",
         "schemas/tasks",
         "schemas/mappings",
+        "flows/release.py",
+        *_TASK_CODE,
     ),
-    "package": ("components/serving", "components/packaging", "components/models", "serving"),
+    "package": (
+        "components/serving",
+        "components/packaging",
+        "components/models",
+        "serving",
+        "flows/release.py",
+        *_TASK_CODE,
+    ),
 }
 _SOURCE_SUFFIXES = (".py", ".yaml", ".yml", ".json", ".txt")
 

@@ -38,8 +38,8 @@ def data_stages(drop: str) -> dict:
         ingest = ingest_flow.with_options(task_runner=task_runner(address))(drop)
         validation = validate_flow.with_options(task_runner=task_runner(address))("demo")
         version = version_flow.with_options(task_runner=task_runner(address))("demo", validation.value)
-    return {"driver": os.getpid(), "address": address, "ingest": ingest.value,
-            "validation": validation.value.to_dict(), "version": version.value}
+    return {"driver": os.getpid(), "address": address, "ingest": ingest.value.to_dict(),
+            "validation": validation.value.to_dict(), "version": version.value.to_dict()}
 
 if __name__ == "__main__":
     print(json.dumps(data_stages(sys.argv[1]), default=str))

@@ -14,9 +14,10 @@ import pytest
 import yaml
 
 from components.config import IngestParams, Settings
-from components.io.ingest import ingest
+from components.io.ingest import IngestSummary, ingest
 from components.orchestration import cache
 from components.orchestration.fingerprints import code_version, drop_fingerprint, store_state
+from components.orchestration.outcomes import IngestOutcome
 from components.registry import open_registry
 from components.runs.lock import WorkspaceBusyError, holder, workspace_lock
 from tests.conftest import FIXTURES, QUIET, ingest_workspace
@@ -102,7 +103,8 @@ def test_a_cached_ingest_counts_only_while_the_store_is_as_it_left_it(
 ) -> None:
     settings, _ = small_store
     monkeypatch.setattr(cache, "get_settings", lambda: settings)
-    summary = {"dataset": "demo", "store_after": store_state(settings, "demo")}
+    earlier = IngestSummary(dataset="demo", drop="drop", format="ptbxl", ingest_id="earlier")
+    summary = IngestOutcome(earlier, store_state(settings, "demo"), ran_on={})
     assert cache.ingest_still_current(summary)
     ingest(
         ingest_workspace(settings, IngestParams(target_fs=500, workers=1)), FIXTURES / "cinc", options=QUIET
