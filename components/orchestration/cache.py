@@ -110,7 +110,7 @@ def model_still_registered(result: FoundationOutcome | TaskModelOutcome) -> bool
 
     if not result.model_ref:
         return False
-    with Workspace(get_settings()).registry() as registry:
+    with Workspace.current().registry() as registry:
         try:
             registry.model(result.model_ref)
         except NotFoundError:
@@ -122,14 +122,14 @@ def gate_still_recorded(evaluation: EvaluationOutcome) -> bool:
     """A cached evaluation counts while the registry holds its model's gate decision."""
     from components.evaluation.release import gate_summary
 
-    return gate_summary(Workspace(get_settings()), evaluation.model_ref) is not None
+    return gate_summary(Workspace.current(), evaluation.model_ref) is not None
 
 
 def bento_still_verified(bento: PackageOutcome) -> bool:
     """A cached Bento counts while the artifact store holds it with its registered checksum."""
     from components.registry import NotFoundError
 
-    with Workspace(get_settings()).registry() as registry:
+    with Workspace.current().registry() as registry:
         try:
             registry.verify_bento(bento.result.tag)
         except (NotFoundError, OSError):
