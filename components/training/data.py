@@ -15,7 +15,7 @@ from components.io.store import DatasetStore
 from components.io.store_view import StoreView
 from components.models.text import TextTokenizer
 from components.training.batches import Batch, StoreRecords, batch_loader, sequential_batches
-from components.training.reports import record_reports
+from components.training.reports import record_reports, report_ids
 from components.training.sampler import EpochBatchSampler
 
 
@@ -79,7 +79,7 @@ class PretrainDataModule(L.LightningDataModule):
         store = DatasetStore.open(self.root)
         manifest = store.manifest
         reports = record_reports(manifest)
-        _, report_ids = np.unique(np.asarray(reports, dtype=object), return_inverse=True)
+        ids = report_ids(reports)
         if self.text_features is not None:
             text, text_key = np.asarray(self.text_features(reports), dtype=np.float32), "text_features"
         else:
@@ -95,7 +95,7 @@ class PretrainDataModule(L.LightningDataModule):
             fields = {
                 "lead_mask": torch.from_numpy(masks[rows]),
                 text_key: torch.from_numpy(text[rows]),
-                "report_id": torch.from_numpy(report_ids[rows].astype(np.int64)),
+                "report_id": torch.from_numpy(ids[rows]),
             }
             draw = ReportDraw(pool, self.seed) if split == "train" and pool is not None else None
             self.splits[split] = StoreRecords(view, rows, fields, draw)

@@ -49,6 +49,19 @@ def record_reports(manifest: pd.DataFrame) -> list[str]:
     return out
 
 
+def report_ids(reports: list[str]) -> np.ndarray:
+    """One id per record for the CLIP objective: records with the same report share an id (they are
+    positives of each other), and each record without a report gets an id of its own (an empty report
+    says nothing, so two such records are never positives of each other)."""
+    texts = np.asarray(reports, dtype=object)
+    empty = np.array([not text for text in reports], dtype=bool)
+    ids = np.empty(len(reports), dtype=np.int64)
+    _, ids[~empty] = np.unique(texts[~empty], return_inverse=True)
+    n_texts = int(ids[~empty].max()) + 1 if (~empty).any() else 0
+    ids[empty] = n_texts + np.arange(int(empty.sum()))
+    return ids
+
+
 def superdiagnostic_targets(manifest: pd.DataFrame) -> np.ndarray:
     """``(n, 5)`` 0/1 PTB-XL diagnostic superclasses from SCP codes (any likelihood, as in the benchmark)."""
     scp = _vocabulary("SCP")

@@ -10,7 +10,7 @@ from components.io.store import DatasetStore
 from components.training.augment import augment, lead_dropout
 from components.training.objectives import clip_loss, nt_xent, patch_time_mask
 from components.training.params import AugmentParams
-from components.training.reports import composed_report, record_reports, training_patient_reports
+from components.training.reports import composed_report, record_reports, report_ids, training_patient_reports
 from components.training.sampler import EpochBatchSampler
 
 
@@ -61,6 +61,24 @@ def test_clip_loss_treats_identical_reports_as_positives() -> None:
     ids = torch.tensor([0, 0, 1, 2])
     swapped = text[[1, 0, 2, 3]]
     assert torch.isclose(clip_loss(text, text, scale, ids), clip_loss(swapped, text, scale, ids), atol=1e-5)
+
+
+def test_records_without_a_report_are_never_clip_positives_of_each_other(demo_store: DatasetStore) -> None:
+    reports = record_reports(demo_store.manifest)[:6]
+    reports[1] = reports[0]
+    reports[3] = reports[4] = reports[5] = ""
+    ids = report_ids(reports)
+    assert ids[0] == ids[1] and ids[0] != ids[2]
+    assert len({ids[3], ids[4], ids[5]}) == 3 and not {ids[3], ids[4], ids[5]} & {ids[0], ids[2]}
+    # in the loss: swapping the texts of two report-less records changes it (neither is the other's positive)
+    torch.manual_seed(0)
+    text = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
+    swapped = text[[0, 1, 2, 4, 3, 5]]
+    scale = torch.tensor(2.0)
+    tensor_ids = torch.from_numpy(ids)
+    assert not torch.isclose(
+        clip_loss(text, text, scale, tensor_ids), clip_loss(swapped, text, scale, tensor_ids)
+    )
 
 
 def test_nt_xent_and_patch_mask() -> None:
