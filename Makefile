@@ -21,11 +21,12 @@ lock:
 demo: $(STAMP)
 	$(BIN)/ecgops run --drop samples
 
-# two pytest-xdist workers, each taking whole test files (module fixtures stay in one process);
-# TEST_WORKERS=0 runs in this process
+# two pytest-xdist workers, each taking whole test files (module fixtures stay in one process) in
+# collection order, which puts the longest files first (tests/conftest.py LONGEST_FILES; xdist's own
+# reorder, by number of tests, would leave them for last); TEST_WORKERS=0 runs in this process
 TEST_WORKERS ?= 2
 test: $(STAMP) lint
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # the suite in a random order (pytest-randomly); SEED=N repeats an order, the seed is printed at the top
 test-random: $(STAMP)

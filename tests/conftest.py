@@ -25,6 +25,31 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 QUIET = IngestOptions(progress=False)
 
 
+#: the test files that take longest (module fixtures included), longest first: collected first, so that the
+#: two xdist workers (``--dist loadfile`` hands out whole files in collection order) start with them and
+#: finish together instead of one working through a long file while the other idles
+LONGEST_FILES = (
+    "flows/test_schedule.py",
+    "faults/test_killed_stages.py",
+    "flows/test_retrain.py",
+    "dashboard/test_browser.py",
+    "flows/test_dvc_pipeline.py",
+    "flows/test_dask.py",
+    "faults/test_registry_disconnect.py",
+    "ingest/test_wfdb_reader.py",
+    "training/test_stage.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The longest files first (stable: every other test keeps its place); a random order
+    (``make test-random``) is left to pytest-randomly."""
+    if config.pluginmanager.hasplugin("randomly"):
+        return
+    rank = {REPO_ROOT / "tests" / name: i for i, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path, len(rank)))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Rich reads the terminal width from ``COLUMNS`` when the CLI's consoles are made (at import): tests
     read its tables as text, so they get one width whatever the caller's environment exports."""
