@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.config import PACKAGE_ROOT, Params, ParamsError, Settings, load_params, parse_params
+from components.config import (
+    PACKAGE_ROOT,
+    IngestParams,
+    Params,
+    ParamsError,
+    Settings,
+    load_params,
+    parse_params,
+)
 from tests.badinput.corpus import broken_drop
 from tests.finetune.workspace import run_cli
 
@@ -35,6 +43,21 @@ def test_absent_file_or_sections_mean_the_defaults(tmp_path: Path) -> None:
     assert params.ingest.target_fs == 100 and params.compute.task_runner == "thread"
     with pytest.raises(KeyError, match="no section 'ingset'"):
         params.section("ingset")
+
+
+def test_a_workspace_with_other_sections_keeps_the_rest_and_names_a_misspelt_one(tmp_path: Path) -> None:
+    from components.finetune.params import FinetuneParams
+    from components.workspace import Workspace
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"ingest": {"target_fs": 250}}))
+    workspace = Workspace(Settings(workspace=tmp_path, patient_salt="x"))  # type: ignore[arg-type]
+    tuned = workspace.with_params(finetune=FinetuneParams(max_epochs=7))
+    assert tuned.params.finetune.max_epochs == 7 and tuned.params.ingest.target_fs == 250
+    assert workspace.params.finetune.max_epochs != 7  # the workspace itself is unchanged
+    with pytest.raises(ParamsError, match="no section fintune"):
+        workspace.with_params(fintune=FinetuneParams())
+    with pytest.raises(ValueError, match="finetune"):
+        workspace.with_params(finetune=IngestParams())
 
 
 @pytest.mark.parametrize(
