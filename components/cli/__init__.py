@@ -15,7 +15,7 @@ from components.cli.evaluate_cmd import evaluate_command, gate_command
 from components.cli.finetune_cmd import finetune_command, tasks_command
 from components.cli.ingest_cmd import data_app, ingest_command
 from components.cli.package_cmd import bento_app, package_command, serve_command
-from components.cli.pretrain_cmd import pretrain_command
+from components.cli.pretrain_cmd import pretrain_command, recipes_command
 from components.cli.registry_cmd import registry_app
 from components.cli.run_cmd import run_command
 from components.cli.schedule_cmd import schedule_command
@@ -35,6 +35,7 @@ app.add_typer(registry_app, name="registry")
 app.command("validate")(validate_command)
 app.add_typer(review_app, name="review")
 app.command("pretrain")(pretrain_command)
+app.command("recipes")(recipes_command)
 app.command("tasks")(tasks_command)
 app.command("finetune")(finetune_command)
 app.command("evaluate")(evaluate_command)

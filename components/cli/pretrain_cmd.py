@@ -23,6 +23,12 @@ def pretrain_command(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the last run from its checkpoint.")
     ] = False,
+    recipe: Annotated[
+        str | None,
+        typer.Option(
+            help="Pretraining recipe (schemas/recipes; `ecgops recipes`); default: pretrain.recipe."
+        ),
+    ] = None,
     max_epochs: Annotated[int | None, typer.Option(help="Override pretrain.max_epochs.")] = None,
     devices: Annotated[str, typer.Option(help="Devices per node: a count or 'auto'.")] = "1",
     strategy: Annotated[str, typer.Option(help="Lightning strategy: auto, ddp, ddp_spawn, ...")] = "auto",
@@ -44,7 +50,12 @@ def pretrain_command(
         devices=int(devices) if devices.isdigit() else devices,
         strategy=strategy,
     )
-    result = pretrain(Workspace.current(), dataset, options)
+    workspace = Workspace.current()
+    if recipe is not None:
+        from components.training.recipes import with_recipe_of
+
+        workspace = workspace.with_params(pretrain=with_recipe_of(workspace, recipe))
+    result = pretrain(workspace, dataset, options)
     if result is None:
         return
     if as_json:
@@ -71,6 +82,36 @@ def pretrain_command(
         )
     table.add_row("time", f"{result.elapsed_s:.1f} s")
     console.print(table)
+
+
+def recipes_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """List the pretraining recipes (schemas/recipes): the paper each follows and its settings as this
+    workspace resolves them (its pretrain: keys over the recipe's)."""
+    from components.training.recipes import load_recipe, recipe_names, with_recipe_of
+    from components.workspace import Workspace
+
+    workspace = Workspace.current()
+    chosen = workspace.params.pretrain.recipe
+    rows = []
+    for name in recipe_names():
+        recipe, resolved = load_recipe(name), with_recipe_of(workspace, name)
+        rows.append(
+            recipe.model_dump(exclude={"settings"})
+            | {"selected": name == chosen, "config_sha256": resolved.config_sha256}
+            | {"settings": resolved.model_dump(mode="json")}
+        )
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table(title="pretraining recipes (schemas/recipes; * = pretrain.recipe)")
+    for column in ("recipe", "method", "paper", "config sha256"):
+        table.add_column(column)
+    for row in rows:
+        mark = "* " if row["selected"] else "  "
+        table.add_row(mark + row["name"], row["title"], row["paper"], row["config_sha256"][:12])
+    Console().print(table)
 
 
 if __name__ == "__main__":

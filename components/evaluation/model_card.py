@@ -102,6 +102,15 @@ def derived_limitations(ctx: CardContext) -> list[str]:
     return out
 
 
+def _recipe(meta: dict[str, Any]) -> str:
+    """The foundation's pretraining recipe and the sha256 of its resolved configuration, when known."""
+    if not meta.get("foundation_recipe"):
+        return ""
+    return (
+        f" (pretraining recipe {meta['foundation_recipe']}, config sha256 {meta['foundation_config_sha256']})"
+    )
+
+
 def sections(ctx: CardContext) -> list[Section]:
     """The card's content, renderer-independent."""
     cfg, spec, report, test = ctx.config, ctx.spec, ctx.report, ctx.report.test
@@ -110,7 +119,7 @@ def sections(ctx: CardContext) -> list[Section]:
         f"Model: {ctx.model} (task {cfg.task} v{meta.get('task_version', '?')}), "
         f"stage: {ctx.stage or 'unknown'}",
         f"Training mode: {cfg.mode}; foundation model: "
-        f"{meta.get('foundation') or 'none (trained from scratch)'}",
+        f"{meta.get('foundation') or 'none (trained from scratch)'}{_recipe(meta)}",
         f"Input: {', '.join(cfg.leads)} at {cfg.fs} Hz, {cfg.n_samples / cfg.fs:g} s "
         f"(records must carry {', '.join(cfg.needed_leads)})",
         f"Encoder: {cfg.ecg.arch} (width {cfg.ecg.width}, depth {cfg.ecg.depth}); linear multi-label head",

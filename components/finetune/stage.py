@@ -25,7 +25,7 @@ from components.finetune.thresholds import tune_thresholds
 from components.io.store import DatasetStore
 from components.io.store_view import StoreView
 from components.metrics.classification import auroc, macro
-from components.models.checkpoint import load_foundation
+from components.models.checkpoint import foundation_meta, load_foundation
 from components.models.task_model import TaskModelConfig, save_task_model
 from components.runs.folder import FinetuneRunState, RunDir
 from components.runs.lifecycle import RunOptions, failure_recorded, registered_version, registering_run
@@ -411,7 +411,10 @@ def _model_meta(run: _Run, data: _Data, tuned: _Tuned, fitted: _Fitted) -> dict[
     """What the saved task model says of itself: task, data, lineage, selection, thresholds, training."""
     state, spec, params = run.state, run.spec, run.params
     train, val = data.splits.train, data.splits.val
+    pretrained = foundation_meta(Path(state.foundation_path)) if state.foundation_path else {}
     return {
+        "foundation_recipe": pretrained.get("recipe"),
+        "foundation_config_sha256": pretrained.get("config_sha256"),
         "task_version": spec.version,
         "task_sha256": spec.digest(),
         "task_spec": spec.model_dump(mode="json"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -59,6 +60,13 @@ def save_foundation(
 
 def load_config(directory: Path) -> FoundationConfig:
     return FoundationConfig.model_validate(json.loads((directory / CONFIG).read_text())["model"])
+
+
+def foundation_meta(directory: Path) -> dict[str, Any]:
+    """What a saved foundation model says of its training (``meta`` of its ``config.json``): data, run,
+    epochs, and the recipe with the sha256 of its resolved configuration."""
+    meta: dict[str, Any] = json.loads((directory / CONFIG).read_text()).get("meta") or {}
+    return meta
 
 
 def load_foundation(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -79,6 +79,10 @@ class PretrainParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    recipe: str = Field(
+        default="ecgclip",
+        description="schemas/recipes/<recipe>.yaml: the pretraining method; keys here override its settings",
+    )
     dataset: str | None = Field(default=None, description="data/<dataset>; default: ingest.dataset")
     model_name: str = "ecg-fm"
     seed: int = 0
@@ -99,6 +103,21 @@ class PretrainParams(BaseModel):
     limit_train_records: int | None = Field(
         default=None, ge=2, description="use only the first N training records"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _over_the_recipe(cls, data: Any) -> Any:
+        """The recipe's settings under the keys given here (see :mod:`components.training.recipes`)."""
+        from components.training.recipes import with_recipe
+
+        return with_recipe(data) if isinstance(data, dict) else data
+
+    @property
+    def config_sha256(self) -> str:
+        """sha256 of this resolved configuration (the recipe with its overrides)."""
+        from components.training.recipes import config_sha256
+
+        return config_sha256(self.model_dump(mode="json"))
 
     @model_validator(mode="after")
     def _text_objective_needs_a_trainable_encoder(self) -> PretrainParams:

@@ -275,7 +275,8 @@ def _start(
             state.dataset_version = registered_version(workspace, registry)
             state.registry_run_id = registry.start_run(
                 "pretrain",
-                parameters=state.model_dump(exclude={"registry_run_id", "flow_run_id"}),
+                parameters=state.model_dump(exclude={"registry_run_id", "flow_run_id"})
+                | {"recipe": params.recipe, "config_sha256": params.config_sha256},
                 prefect_flow_run_id=options.flow_run_id,
             )
     folder.save(state)
@@ -347,7 +348,9 @@ def _publish(run: _Run, trained: _Trained) -> PretrainResult:
     model_dir = Path(run.workspace.settings.resolved_artifact_store) / "models" / params.model_name / tag
     shutil.rmtree(model_dir, ignore_errors=True)
     meta = state.model_dump(include={"dataset", "dataset_version", "manifest_sha256", "registry_run_id"})
-    save_foundation(model, trained.tokenizer, model_dir, extra=meta | {"epochs": trainer.current_epoch})
+    recipe = PretrainParams.model_validate(state.params)  # the run's configuration, as it started
+    meta |= {"epochs": trainer.current_epoch, "recipe": recipe.recipe, "config_sha256": recipe.config_sha256}
+    save_foundation(model, trained.tokenizer, model_dir, extra=meta)
     evaluation = evaluate(model, trained.tokenizer, run.store, split="test", language=params.prompt_language)
     model_ref = None
     if run.options.register and state.registry_run_id is not None:

@@ -15,6 +15,7 @@ from PIL import Image
 
 from components.config import Settings
 from components.evaluation.stage import evaluate, gate
+from components.models.checkpoint import foundation_meta
 from components.models.task_model import load_task_model, save_task_model
 from components.registry import PromotionRefusedError, open_registry
 from components.workspace import Workspace
@@ -75,8 +76,10 @@ def test_report_renders_with_every_plot_and_the_model_card(evaluated: Evaluated)
         assert section in card
     with open_registry(evaluated.settings.resolved_registry_url) as registry:
         info = registry.model(MODEL)
+        foundation = foundation_meta(Path(registry.model("ecg-fm@1").artifact_uri))
     assert str(info.dataset_version_md5) in card and "validation run 1: pass" in card
     assert "foundation model: ecg-fm@1" in card and "model: ecg-fm@1" in card  # details and lineage
+    assert f"(pretraining recipe ecgclip, config sha256 {foundation['config_sha256']})" in card
     assert "IMI (inferior myocardial infarction)" in card  # label definitions resolve the codes
     assert result.model_card_html.read_text().count("<h3>") == card.count("\n## ")
 

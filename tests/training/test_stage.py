@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 from components.config import Settings
 from components.io.datasets import ingest_and_version
+from components.models.checkpoint import foundation_meta
 from components.registry import open_registry
 from components.registry.artifacts import sha256_of
 from components.runs.folder import RunDir
@@ -56,6 +57,13 @@ def test_pretrain_registers_model_with_dataset_version_and_lineage(
     run = registry.get_run(model.run_id)  # type: ignore[arg-type]
     assert run.kind == "pretrain" and run.status == "succeeded"
     assert run.parameters["params"]["batch_size"] == TINY["batch_size"]
+    # the recipe and the sha256 of its resolved configuration, with the run and in the artifact
+    resolved = PretrainParams.model_validate(TINY)
+    assert (run.parameters["recipe"], run.parameters["config_sha256"]) == ("ecgclip", resolved.config_sha256)
+    assert {k: foundation_meta(result.model_dir)[k] for k in ("recipe", "config_sha256")} == {
+        "recipe": "ecgclip",
+        "config_sha256": resolved.config_sha256,
+    }
     metrics = {m.name: m.value for m in registry.metrics("ecg-fm@1")}
     assert {
         "zero_shot_macro_auroc",
