@@ -195,13 +195,18 @@ def load_params(path: Path | None = None) -> Params:
     """Read ``params.yaml`` (workspace root by default); a missing file or section means defaults, a
     misspelt or unknown key anywhere is a :class:`ParamsError`."""
     path = path or get_settings().workspace / "params.yaml"
+    return parse_params(raw_params(path), str(path))
+
+
+def raw_params(path: Path) -> Any:
+    """``params.yaml`` as written (no defaults filled in; None when the file is absent);
+    :class:`ParamsError` when it is not YAML."""
     if not path.exists():
-        return parse_params({}, str(path))
+        return None
     try:
-        raw = read_yaml(path)
+        return read_yaml(path)
     except YamlError as exc:
         raise ParamsError(f"{path}: {exc}") from None
-    return parse_params(raw, str(path))
 
 
 class YamlError(ValueError):

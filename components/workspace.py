@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from components.config import Params, ParamsError, Settings, get_settings, load_params
+from components.config import Params, ParamsError, Settings, get_settings, load_params, raw_params
 
 if TYPE_CHECKING:
     from components.io.store import DatasetStore
@@ -54,6 +54,13 @@ class Workspace:
         """``params.yaml`` at the workspace root, parsed once; :class:`~components.config.ParamsError`
         names a misspelt or unknown key."""
         return load_params(self.root / "params.yaml")
+
+    def params_as_written(self, section: str) -> dict[str, Any]:
+        """One section of ``params.yaml`` as the file writes it, before defaults or a recipe fill it in
+        (``{}`` when absent): what resolving ``pretrain:`` over another recipe starts from."""
+        raw = raw_params(self.root / "params.yaml")
+        written = raw.get(section) if isinstance(raw, dict) else None
+        return dict(written) if isinstance(written, dict) else {}
 
     @property
     def default_dataset(self) -> str:

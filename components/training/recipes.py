@@ -76,13 +76,10 @@ def with_recipe_of(workspace: Workspace, name: str) -> PretrainParams:
     from components.training.params import PretrainParams
 
     load_recipe(name)
-    path = workspace.root / "params.yaml"
-    raw = (read_yaml(path) or {}) if path.is_file() else {}
-    section = raw.get("pretrain") or {}
     try:
-        return PretrainParams.model_validate(section | {"recipe": name})
+        return PretrainParams.model_validate(workspace.params_as_written("pretrain") | {"recipe": name})
     except ValidationError as exc:
-        raise ParamsError(f"{path}: pretrain with recipe {name}: {exc}") from None
+        raise ParamsError(f"{workspace.root / 'params.yaml'}: pretrain with recipe {name}: {exc}") from None
 
 
 def config_sha256(resolved: dict[str, Any]) -> str:
