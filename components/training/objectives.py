@@ -1,4 +1,5 @@
-"""Pretraining losses: CLIP InfoNCE (ECG ↔ report), NT-Xent (ECG ↔ ECG), masked signal reconstruction."""
+"""Pretraining losses: CLIP InfoNCE (ECG ↔ report), NT-Xent (ECG ↔ ECG, optionally with grouped positives),
+masked signal reconstruction."""
 
 from __future__ import annotations
 
@@ -29,6 +30,25 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
     return F.cross_entropy(logits, targets)
+
+
+def grouped_nt_xent(
+    z1: torch.Tensor, z2: torch.Tensor, group_ids: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """NT-Xent where every other view of the same group is a positive (multi-positive InfoNCE).
+
+    ``z1[i]`` and ``z2[i]`` are two views of item ``i`` (two segments of a record, two records of a
+    patient); ``group_ids[i]`` its group (the patient). Every view of an item in the same group, other than
+    the anchor itself, is a positive, with the target mass spread evenly over them; with distinct ids this
+    is :func:`nt_xent`.
+    """
+    z = F.normalize(torch.cat([z1, z2]), dim=-1)
+    ids = torch.cat([group_ids, group_ids])
+    itself = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    logits = (z @ z.t() / temperature).masked_fill(itself, float("-inf"))
+    positive = (ids.unsqueeze(0) == ids.unsqueeze(1)) & ~itself
+    targets = positive.to(logits.dtype) / positive.sum(1, keepdim=True).to(logits.dtype)
+    return -(targets * F.log_softmax(logits, dim=1).masked_fill(itself, 0.0)).sum(1).mean()
 
 
 def patch_time_mask(
