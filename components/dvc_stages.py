@@ -99,19 +99,20 @@ def pretrain_stage(workspace: Workspace) -> dict[str, Any]:
 
 
 def _loss_curve(run_dir: Path, target: Path) -> None:
-    """Per-epoch training loss and validation CLIP loss from the Lightning CSV logs of the last attempt."""
+    """Per-epoch training and validation loss (the recipe's weighted objectives) from the Lightning CSV
+    logs of every attempt."""
     logs = sorted((run_dir / "logs").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name[8:]))
     epochs: dict[int, dict[str, str]] = {}
     for log in logs:
         with log.open() as handle:
             for row in csv.DictReader(handle):
                 entry = epochs.setdefault(int(row["epoch"]), {})
-                for source, name in (("train/loss_epoch", "train_loss"), ("val/clip", "val_clip")):
+                for source, name in (("train/loss_epoch", "train_loss"), ("val/loss", "val_loss")):
                     if row.get(source):
                         entry[name] = row[source]
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["epoch", "train_loss", "val_clip"])
+        writer = csv.DictWriter(handle, fieldnames=["epoch", "train_loss", "val_loss"])
         writer.writeheader()
         for epoch in sorted(epochs):
             writer.writerow({"epoch": epoch, **epochs[epoch]})

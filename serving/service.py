@@ -231,7 +231,14 @@ class EcgService:
     @bentoml.api
     @client_errors
     async def zero_shot(self, request: ZeroShotRequest, /) -> ZeroShotResponse:
-        """Scores of one ECG against free-text label prompts (JSON as for /predict plus ``prompts``)."""
+        """Scores of one ECG against free-text label prompts (JSON as for /predict plus ``prompts``);
+        offered only where the foundation model's recipe learned a text space (404 otherwise)."""
+        if not self.runtime.foundation.has_text_space:
+            raise RequestError(
+                "zero-shot is not offered: this model's foundation learned no text space (its pretraining "
+                "recipe uses no reports); use /predict or /embed",
+                status=404,
+            )
         prompts = _check_prompts(request.prompts)
         spec = self.runtime.foundation_spec
         prepared = prepare_input(request.signal, request.fs, request.leads, request.units, spec, SERVE)

@@ -72,14 +72,19 @@ def pretrain_command(
     evaluation = result.evaluation
     metrics = evaluation["metrics"]
     table.add_row(
-        f"zero-shot macro AUROC ({evaluation['split']}, prompts: {evaluation['language']})",
-        f"{metrics['zero_shot_macro_auroc']:.3f}",
+        f"linear-probe macro AUROC ({evaluation['split']}, {evaluation['n_probe_records']} records)",
+        f"{metrics['probe_macro_auroc']:.3f}",
     )
-    for k in (1, 5, 10):
+    if "zero_shot_macro_auroc" in metrics:
         table.add_row(
-            f"ECG→report recall@{k}",
-            f"{metrics[f'retrieval_recall@{k}']:.3f} (chance {metrics[f'retrieval_chance@{k}']:.3f})",
+            f"zero-shot macro AUROC ({evaluation['split']}, prompts: {evaluation['language']})",
+            f"{metrics['zero_shot_macro_auroc']:.3f}",
         )
+        for k in (1, 5, 10):
+            table.add_row(
+                f"ECG→report recall@{k}",
+                f"{metrics[f'retrieval_recall@{k}']:.3f} (chance {metrics[f'retrieval_chance@{k}']:.3f})",
+            )
     table.add_row("time", f"{result.elapsed_s:.1f} s")
     console.print(table)
 

@@ -66,7 +66,7 @@ def report_lines(result: RetrainOutcome) -> list[str]:
     """Where the run's outputs are, and what to run next."""
     ingest, validation, version = result.ingest.summary, result.validation, result.version
     foundation = result.foundation
-    zero_shot = foundation.metrics.get("zero_shot_macro_auroc", float("nan"))
+    probe = foundation.metrics.get("probe_macro_auroc", float("nan"))
     decision = foundation.decision.action if foundation.decision else "?"
     reused = [stage for stage, hit in result.cached.items() if hit]
     lines = [
@@ -76,8 +76,8 @@ def report_lines(result: RetrainOutcome) -> list[str]:
         f"  validation         {validation.verdict}: {validation.n_quarantined} records await review",
         f"  validation report  {validation.summary_html}",
         f"  dataset version    {version.md5} (DVC remote {version.version.remote})",
-        f"  foundation model   {foundation.model_ref} ({decision}): zero-shot "
-        f"macro AUROC {zero_shot:.3f} — {foundation.model_dir}",
+        f"  foundation model   {foundation.model_ref} ({decision}): linear-probe "
+        f"macro AUROC {probe:.3f} — {foundation.model_dir}",
     ]
     serve = []
     for name, task in result.tasks.items():

@@ -7,7 +7,8 @@ no pickles anywhere. By report encoder:
 - ``hf``, fine-tuned: ``text_encoder/``, the trained sentence-transformers model with its tokenizer
   (safetensors + JSON); its weights are not repeated in ``model.safetensors``;
 - ``hf``, frozen: nothing more: ``config.json`` names the model (``text.model``) and the SHA-256 of its files
-  (``text.revision``); loading finds it offline and refuses a model whose files differ.
+  (``text.revision``); loading finds it offline and refuses a model whose files differ;
+- none (a recipe that learned no text space): nothing more, and no tokenizer.
 """
 
 from __future__ import annotations
@@ -35,16 +36,17 @@ _HF_WEIGHTS = "text.model."
 
 
 def save_foundation(
-    model: SignalLanguageModel, tokenizer: TextTokenizer, directory: Path, extra: dict | None = None
+    model: SignalLanguageModel, tokenizer: TextTokenizer | None, directory: Path, extra: dict | None = None
 ) -> Path:
     """Write the model directory; ``extra`` (e.g. the training run) lands in ``config.json`` ``meta``.
 
-    ``tokenizer`` is the model's report tokenizer (:class:`ReportTokenizer` for a ``scratch`` encoder).
+    ``tokenizer`` is the model's report tokenizer (:class:`ReportTokenizer` for a ``scratch`` encoder,
+    None for a model without a text space).
     """
     directory.mkdir(parents=True, exist_ok=True)
     text = model.cfg.text
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    if text.kind == "hf" and not text.frozen:
+    if text is not None and text.kind == "hf" and not text.frozen:
         from components.models.text_hf import save_trained_encoder
 
         save_trained_encoder(model.text, directory / TEXT_ENCODER)  # type: ignore[arg-type]
@@ -52,7 +54,7 @@ def save_foundation(
     save_file(state, str(directory / WEIGHTS), metadata={"format": "pt"})
     payload = {"model": model.cfg.model_dump(mode="json"), "meta": extra or {}}
     (directory / CONFIG).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    if text.kind == "scratch":
+    if text is not None and text.kind == "scratch":
         assert isinstance(tokenizer, ReportTokenizer)
         (directory / TOKENIZER).write_text(tokenizer.to_json())
     return directory
@@ -71,13 +73,16 @@ def foundation_meta(directory: Path) -> dict[str, Any]:
 
 def load_foundation(
     directory: Path, device: str | torch.device = "cpu"
-) -> tuple[SignalLanguageModel, TextTokenizer]:
+) -> tuple[SignalLanguageModel, TextTokenizer | None]:
     """Rebuild the model (in eval mode) and its report tokenizer from a directory :func:`save_foundation`
-    wrote. The tokenizer has :class:`ReportTokenizer`'s interface (``encode(texts)`` → token ids)."""
+    wrote. The tokenizer has :class:`ReportTokenizer`'s interface (``encode(texts)`` → token ids); it is
+    None for a model without a text space."""
     cfg = load_config(directory)
     weights = load_file(str(directory / WEIGHTS), device=str(device))
-    tokenizer: TextTokenizer
-    if cfg.text.kind == "hf":
+    tokenizer: TextTokenizer | None
+    if cfg.text is None:
+        model, tokenizer = SignalLanguageModel(cfg), None
+    elif cfg.text.kind == "hf":
         from components.models.text_hf import HFTextEncoder, load_trained_encoder
 
         if cfg.text.frozen:

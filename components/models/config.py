@@ -71,7 +71,10 @@ class FoundationConfig(BaseModel):
     n_samples: int
     embed_dim: int = 128
     ecg: EcgEncoderConfig = EcgEncoderConfig()
-    text: TextEncoderConfig = TextEncoderConfig()
+    text: TextEncoderConfig | None = Field(
+        default=TextEncoderConfig(),
+        description="the report encoder; None for a recipe that learns no text space (no zero-shot)",
+    )
     init_temperature: float = 0.07
     ecg_projection: bool = Field(default=False, description="has the ECG–ECG contrastive head")
     reconstruction: bool = Field(default=False, description="has the masked-signal reconstruction head")

@@ -12,22 +12,28 @@ from components.models.config import FoundationConfig
 from components.models.ecg import build_ecg_encoder
 from components.models.ecg_input import N_LEADS
 from components.models.text import ScratchTextEncoder
+from components.models.text_errors import NoTextSpaceError
 
 
 class SignalLanguageModel(nn.Module):
-    """CLIP-style dual encoder with optional ECG–ECG projection and masked-reconstruction heads."""
+    """The ECG encoder, with a report encoder and a shared space when the recipe learns one (CLIP), and the
+    heads its pretraining objectives train (ECG–ECG projection, masked reconstruction)."""
 
     def __init__(self, cfg: FoundationConfig, text_encoder: nn.Module | None = None):
         super().__init__()
         self.cfg = cfg
         self.ecg = build_ecg_encoder(cfg.ecg, cfg.n_samples)
-        self.text = (
-            text_encoder if text_encoder is not None else ScratchTextEncoder(cfg.text, cfg.text.vocab_size)
-        )
-        text_dim = int(getattr(self.text, "output_dim"))  # noqa: B009 - set by every text encoder
-        self.ecg_proj = nn.Linear(self.ecg.output_dim, cfg.embed_dim)
-        self.text_proj = nn.Linear(text_dim, cfg.embed_dim)
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / cfg.init_temperature)))
+        self.ecg_proj: nn.Module | None = None
+        if cfg.text is not None:
+            self.text = (
+                text_encoder
+                if text_encoder is not None
+                else ScratchTextEncoder(cfg.text, cfg.text.vocab_size)
+            )
+            text_dim = int(getattr(self.text, "output_dim"))  # noqa: B009 - set by every text encoder
+            self.ecg_proj = nn.Linear(self.ecg.output_dim, cfg.embed_dim)
+            self.text_proj = nn.Linear(text_dim, cfg.embed_dim)
+            self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / cfg.init_temperature)))
         self.view_proj: nn.Module | None = None
         if cfg.ecg_projection:
             self.view_proj = nn.Sequential(
@@ -43,12 +49,29 @@ class SignalLanguageModel(nn.Module):
         """The encoder's pooled representation (what linear probes and fine-tuning use)."""
         return self.ecg(signal, lead_mask)
 
+    @property
+    def has_text_space(self) -> bool:
+        """Whether the model learned a space shared with report text (zero-shot, retrieval)."""
+        return self.cfg.text is not None
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width of :meth:`embed_ecg`: the shared space's, else the encoder's."""
+        return self.cfg.embed_dim if self.has_text_space else int(self.ecg.output_dim)
+
+    def embedding(self, features: torch.Tensor) -> torch.Tensor:
+        """Encoder features ``(b, output_dim)`` → the unit-norm ECG embedding: in the shared space when the
+        model has one, else the encoder's own features."""
+        return F.normalize(self.ecg_proj(features) if self.ecg_proj is not None else features, dim=-1)
+
     def embed_ecg(self, signal: torch.Tensor, lead_mask: torch.Tensor) -> torch.Tensor:
-        """Unit-norm ``(b, embed_dim)`` ECG embeddings in the shared space."""
-        return F.normalize(self.ecg_proj(self.ecg(signal, lead_mask)), dim=-1)
+        """Unit-norm ``(b, embedding_dim)`` ECG embeddings (see :meth:`embedding`)."""
+        return self.embedding(self.ecg(signal, lead_mask))
 
     def embed_text(self, tokens: torch.Tensor) -> torch.Tensor:
         """Unit-norm ``(b, embed_dim)`` report embeddings in the shared space."""
+        if not self.has_text_space:
+            raise NoTextSpaceError("this foundation model learned no text space (its recipe uses no reports)")
         return F.normalize(self.text_proj(self.text(tokens)), dim=-1)
 
     def reconstruct_signal(self, features: torch.Tensor, n_samples: int) -> torch.Tensor:
@@ -64,4 +87,6 @@ class SignalLanguageModel(nn.Module):
 
     @property
     def temperature(self) -> float:
+        if not self.has_text_space:
+            raise NoTextSpaceError("this foundation model learned no text space: it has no temperature")
         return float(torch.exp(-self.logit_scale.detach()))

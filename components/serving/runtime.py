@@ -26,6 +26,7 @@ import torch
 from components.io.leads import STANDARD_LEADS
 from components.models.checkpoint import load_foundation
 from components.models.task_model import TaskModel, load_task_model
+from components.models.text_errors import NoTextSpaceError
 from components.serving.inputs import InputSpec
 from components.training.evaluate import embed_texts
 
@@ -119,7 +120,9 @@ class ModelRuntime:
         self, signal: np.ndarray, mask: np.ndarray, prompts: Sequence[str]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Cosine similarity of one ECG with each prompt, and the softmax over prompts at the model's
-        learned temperature."""
+        learned temperature (:class:`NoTextSpaceError` for a foundation model without a text space)."""
+        if self.tokenizer is None:
+            raise NoTextSpaceError("this foundation model learned no text space: no zero-shot")
         ecg = self.embed(signal, mask)
         texts = embed_texts(self.foundation, self.tokenizer, list(prompts))
         similarity = (texts @ ecg).astype(np.float64)

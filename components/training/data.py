@@ -15,6 +15,7 @@ from components.io.store import DatasetStore
 from components.io.store_view import StoreView
 from components.models.text import TextTokenizer
 from components.training.batches import Batch, StoreRecords, batch_loader, sequential_batches
+from components.training.params import PretrainParams
 from components.training.reports import record_reports, report_ids
 from components.training.sampler import EpochBatchSampler
 
@@ -36,40 +37,33 @@ class ReportDraw:
 
 
 class PretrainDataModule(L.LightningDataModule):
-    """Train/val/test records of one store with their report tokens and report ids.
+    """Train/val/test records of one store, batched as the run's ``params`` say.
 
-    ``excluded`` record ids (quarantined or rejected by validation) are left out of every split.
-    ``text_features`` (for a frozen report encoder) turns report texts into embeddings, used instead of
-    token ids. A batch holds ``signal``, ``lead_mask``, the reports as token ids (``tokens``) or embeddings
-    (``text_features``) and ``report_id``. ``text_pool``: reports of training-split patients for the
-    text-only objective; training batches then carry ``extra_tokens`` (see :class:`ReportDraw`).
+    ``excluded`` record ids (quarantined or rejected by validation) are left out of every split. Every
+    batch holds ``signal``, ``lead_mask`` and ``patient_id``. With a ``tokenizer`` (a recipe with a text
+    space) it also holds the reports as token ids (``tokens``), or as embeddings (``text_features``, for a
+    frozen report encoder: ``text_features`` turns report texts into them), and ``report_id``.
+    ``text_pool``: reports of training-split patients for the text-only objective; training batches then
+    carry ``extra_tokens`` (see :class:`ReportDraw`).
     """
 
     def __init__(
         self,
         root: Path,
-        tokenizer: TextTokenizer,
+        params: PretrainParams,
         *,
-        batch_size: int,
-        seed: int,
-        num_workers: int = 0,
-        in_distribution_batches: bool = False,
-        limit_train_records: int | None = None,
+        tokenizer: TextTokenizer | None = None,
         excluded: frozenset[str] = frozenset(),
         text_features: Callable[[list[str]], np.ndarray] | None = None,
         text_pool: Sequence[str] | None = None,
     ):
         super().__init__()
+        self.root = root
+        self.params = params
+        self.tokenizer = tokenizer
         self.excluded = excluded
         self.text_features = text_features
         self.text_pool = text_pool
-        self.root = root
-        self.tokenizer = tokenizer
-        self.batch_size = batch_size
-        self.seed = seed
-        self.num_workers = num_workers
-        self.in_distribution_batches = in_distribution_batches
-        self.limit_train_records = limit_train_records
         self.splits: dict[str, StoreRecords] = {}
         self.groups: np.ndarray | None = None
 
@@ -78,47 +72,65 @@ class PretrainDataModule(L.LightningDataModule):
             return
         store = DatasetStore.open(self.root)
         manifest = store.manifest
-        reports = record_reports(manifest)
-        ids = report_ids(reports)
-        if self.text_features is not None:
-            text, text_key = np.asarray(self.text_features(reports), dtype=np.float32), "text_features"
-        else:
-            text, text_key = self.tokenizer.encode(reports), "tokens"
-        pool = self.tokenizer.encode(sorted(set(self.text_pool))) if self.text_pool else None
-        masks = store.lead_masks()
+        fields = {
+            "lead_mask": torch.from_numpy(store.lead_masks()),
+            "patient_id": torch.from_numpy(patient_codes(manifest)),
+        } | self._report_fields(manifest)
+        pool = self._report_pool()
         usable = ~manifest["record_id"].isin(self.excluded).to_numpy()  # validation's exclusions
         view = StoreView(self.root)
         for split in ("train", "val", "test"):
             rows = np.flatnonzero((manifest["split"].to_numpy() == split) & usable)
-            if split == "train" and self.limit_train_records is not None:
-                rows = rows[: self.limit_train_records]
-            fields = {
-                "lead_mask": torch.from_numpy(masks[rows]),
-                text_key: torch.from_numpy(text[rows]),
-                "report_id": torch.from_numpy(ids[rows]),
-            }
-            draw = ReportDraw(pool, self.seed) if split == "train" and pool is not None else None
-            self.splits[split] = StoreRecords(view, rows, fields, draw)
+            if split == "train" and self.params.limit_train_records is not None:
+                rows = rows[: self.params.limit_train_records]
+            draw = ReportDraw(pool, self.params.seed) if split == "train" and pool is not None else None
+            self.splits[split] = StoreRecords(view, rows, {k: v[rows] for k, v in fields.items()}, draw)
         train = manifest.iloc[self.splits["train"].rows]
         self.groups = _site_groups(train)
+
+    def _report_fields(self, manifest: pd.DataFrame) -> dict[str, torch.Tensor]:
+        """``tokens`` (or ``text_features``) and ``report_id`` of every record; none without a tokenizer."""
+        if self.tokenizer is None:
+            return {}
+        reports = record_reports(manifest)
+        if self.text_features is not None:
+            text, key = np.asarray(self.text_features(reports), dtype=np.float32), "text_features"
+        else:
+            text, key = self.tokenizer.encode(reports), "tokens"
+        return {key: torch.from_numpy(text), "report_id": torch.from_numpy(report_ids(reports))}
+
+    def _report_pool(self) -> np.ndarray | None:
+        if not self.text_pool:
+            return None
+        assert self.tokenizer is not None, "the text-only objective needs the report tokenizer"
+        return self.tokenizer.encode(sorted(set(self.text_pool)))
 
     def train_dataloader(self) -> DataLoader[Batch]:
         """This epoch's batches (the Trainer reloads them every epoch, see the stage)."""
         trainer = self.trainer
+        p = self.params
         sampler = EpochBatchSampler(
             len(self.splits["train"]),
-            self.batch_size,
-            seed=self.seed,
-            groups=self.groups if self.in_distribution_batches else None,
+            p.batch_size,
+            seed=p.seed,
+            groups=self.groups if p.sampler.in_distribution_batches else None,
             epoch=trainer.current_epoch if trainer else 0,
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
         )
-        return batch_loader(self.splits["train"], sampler, self.num_workers)
+        return batch_loader(self.splits["train"], sampler, p.num_workers)
 
     def val_dataloader(self) -> DataLoader[Batch]:
-        batches = sequential_batches(len(self.splits["val"]), self.batch_size)
-        return batch_loader(self.splits["val"], batches, self.num_workers)
+        batches = sequential_batches(len(self.splits["val"]), self.params.batch_size)
+        return batch_loader(self.splits["val"], batches, self.params.num_workers)
+
+
+def patient_codes(manifest: pd.DataFrame) -> np.ndarray:
+    """One int64 id per record, the same for every record of a patient (``patient_key``); a record
+    without a patient key is a patient of its own."""
+    keys = manifest["patient_key"]
+    own = "record:" + manifest["record_id"].astype(str)
+    return pd.factorize(keys.astype(str).where(keys.notna(), own))[0].astype(np.int64)
 
 
 def _site_groups(manifest: pd.DataFrame) -> np.ndarray:

@@ -1,4 +1,6 @@
-"""Zero-shot classification from text prompts and ECG→report retrieval on a split of a store."""
+"""How good a foundation model is on a split of a store: a linear probe of its frozen features (every
+recipe), and for a recipe with a text space zero-shot classification from prompts and ECG→report
+retrieval."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from components.io.store import DatasetStore
 from components.metrics.classification import auroc, macro_auroc
 from components.models.foundation import SignalLanguageModel
 from components.models.text import TextTokenizer
+from components.training.probe import linear_probe
 from components.training.reports import SUPERCLASSES, record_reports, superdiagnostic_targets
 
 RECALL_AT = (1, 5, 10)
@@ -60,8 +63,9 @@ def embed_ecgs(
     leads: Sequence[str] | None = None,
     batch_size: int = 256,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(shared-space embeddings, encoder features)`` of the given manifest rows at full length, with all
-    their leads or only those of ``leads`` (e.g. ``["II"]`` for single-lead use)."""
+    """``(embeddings, encoder features)`` of the given manifest rows at full length, with all their leads
+    or only those of ``leads`` (e.g. ``["II"]`` for single-lead use); embeddings are in the shared space
+    for a model with a text space (see :meth:`SignalLanguageModel.embedding`)."""
     model.eval()
     device = next(model.parameters()).device
     masks = store.lead_masks()
@@ -74,7 +78,7 @@ def embed_ecgs(
         mask = torch.from_numpy(masks[chunk]).to(device)
         pooled = model.ecg_features(signal, mask)
         features.append(pooled.float().cpu().numpy())
-        embeddings.append(torch.nn.functional.normalize(model.ecg_proj(pooled), dim=-1).float().cpu().numpy())
+        embeddings.append(model.embedding(pooled).float().cpu().numpy())
     return np.concatenate(embeddings), np.concatenate(features)
 
 
@@ -92,12 +96,35 @@ def embed_texts(
     return np.concatenate(out) if out else np.zeros((0, model.cfg.embed_dim), dtype=np.float32)
 
 
-@dataclass
-class Evaluation:
-    """Zero-shot and retrieval results on one split, with the arrays the benchmarks bootstrap."""
+def labelled_rows(store: DatasetStore, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, superdiagnostic targets)`` of a split's records that carry at least one superclass."""
+    manifest = store.manifest
+    rows = np.flatnonzero(manifest["split"].to_numpy() == split)
+    targets = superdiagnostic_targets(manifest.iloc[rows])
+    keep = targets.sum(1) > 0
+    return rows[keep], targets[keep]
 
-    split: str
-    n_records: int
+
+def probe_macro_auroc(
+    model: SignalLanguageModel, store: DatasetStore, split: str = "test", leads: Sequence[str] | None = None
+) -> tuple[float, int]:
+    """Superdiagnostic macro AUROC of a linear probe on the frozen encoder features (fit on train, L2
+    chosen on validation), on ``split``, and the number of labelled records it was measured on; NaN when
+    a split has no labelled records."""
+    parts = {name: labelled_rows(store, name) for name in ("train", "val", split)}
+    if any(len(rows) == 0 for rows, _ in parts.values()):
+        return float("nan"), len(parts[split][0])
+    features = {name: embed_ecgs(model, store, rows, leads=leads)[1] for name, (rows, _) in parts.items()}
+    result = linear_probe(
+        (features["train"], parts["train"][1]), (features["val"], parts["val"][1]), features[split]
+    )
+    return macro_auroc(parts[split][1], result.test_scores), len(parts[split][0])
+
+
+@dataclass
+class TextEvaluation:
+    """Zero-shot and retrieval results of a model with a text space, with the arrays benchmarks bootstrap."""
+
     language: str
     zero_shot_macro_auroc: float
     zero_shot_auroc: dict[str, float]
@@ -110,16 +137,44 @@ class Evaluation:
     hits: dict[int, np.ndarray] = field(repr=False)
 
     def metrics(self) -> dict[str, float]:
-        """Flat metric name → value, as recorded in the registry."""
         out = {"zero_shot_macro_auroc": self.zero_shot_macro_auroc}
         out |= {f"zero_shot_auroc_{c}": v for c, v in self.zero_shot_auroc.items()}
         out |= {f"retrieval_recall@{k}": v for k, v in self.recall_at.items()}
         out |= {f"retrieval_chance@{k}": v for k, v in self.chance_at.items()}
         return out
 
+
+@dataclass
+class Evaluation:
+    """A foundation model's results on one split: the linear probe, and ``text`` (zero-shot, retrieval)
+    when it learned a text space."""
+
+    split: str
+    n_records: int
+    probe_macro_auroc: float
+    n_probe_records: int
+    text: TextEvaluation | None
+
+    @property
+    def zero_shot_macro_auroc(self) -> float:
+        if self.text is None:
+            raise ValueError("the model learned no text space: it has no zero-shot results")
+        return self.text.zero_shot_macro_auroc
+
+    def metrics(self) -> dict[str, float]:
+        """Flat metric name → value, as recorded in the registry."""
+        out = {"probe_macro_auroc": self.probe_macro_auroc}
+        return out | (self.text.metrics() if self.text is not None else {})
+
     def to_dict(self) -> dict:
-        keep = ("split", "n_records", "language", "n_labelled", "n_unique_reports")
-        data = {k: v for k, v in asdict(self).items() if k in keep}
+        data: dict = {
+            "split": self.split,
+            "n_records": self.n_records,
+            "n_probe_records": self.n_probe_records,
+        }
+        if self.text is not None:
+            keep = ("language", "n_labelled", "n_unique_reports")
+            data |= {k: v for k, v in asdict(self.text).items() if k in keep}
         return data | {"metrics": self.metrics()}
 
 
@@ -141,22 +196,43 @@ def class_prompt_embeddings(
 
 def evaluate(
     model: SignalLanguageModel,
-    tokenizer: TextTokenizer,
+    tokenizer: TextTokenizer | None,
     store: DatasetStore,
     *,
     split: str = "test",
     language: str = "auto",
     leads: Sequence[str] | None = None,
 ) -> Evaluation:
-    """Zero-shot superdiagnostic AUROC and ECG→report recall@1/5/10 on ``split`` of ``store``.
-
-    ``language``: a prompt language of schemas/prompts/zero_shot.yaml, several joined by ``+``, or ``auto``
-    (the languages of the training reports, see :func:`detect_languages`). ``leads``: use only these.
-    """
+    """The linear probe on ``split`` of ``store`` and, for a model with a text space (and its
+    ``tokenizer``), zero-shot superdiagnostic AUROC and ECG→report recall@1/5/10 (see
+    :func:`evaluate_text`). ``leads``: use only these."""
     manifest = store.manifest
     rows = np.flatnonzero(manifest["split"].to_numpy() == split)
     if len(rows) == 0:
         raise ValueError(f"{store.root}: no records in split {split!r}")
+    probe, n_probe = probe_macro_auroc(model, store, split, leads)
+    text = None
+    if model.has_text_space:
+        assert tokenizer is not None, "a model with a text space comes with its tokenizer"
+        text = evaluate_text(model, tokenizer, store, rows, language=language, leads=leads)
+    return Evaluation(split, len(rows), probe, n_probe, text)
+
+
+def evaluate_text(
+    model: SignalLanguageModel,
+    tokenizer: TextTokenizer,
+    store: DatasetStore,
+    rows: np.ndarray,
+    *,
+    language: str = "auto",
+    leads: Sequence[str] | None = None,
+) -> TextEvaluation:
+    """Zero-shot superdiagnostic AUROC and ECG→report recall@1/5/10 on manifest ``rows``.
+
+    ``language``: a prompt language of schemas/prompts/zero_shot.yaml, several joined by ``+``, or ``auto``
+    (the languages of the training reports, see :func:`detect_languages`).
+    """
+    manifest = store.manifest
     part = manifest.iloc[rows]
     reports = record_reports(part)
     if language == "auto":
@@ -176,9 +252,7 @@ def evaluate(
     unique, truth = np.unique(np.asarray(reports, dtype=object), return_inverse=True)
     similarity = ecg @ embed_texts(model, tokenizer, [str(u) for u in unique]).T
     hits = {k: retrieval_hits(similarity, truth, k) for k in RECALL_AT}
-    return Evaluation(
-        split=split,
-        n_records=len(rows),
+    return TextEvaluation(
         language="+".join(languages),
         zero_shot_macro_auroc=macro_auroc(targets[labelled], scores),
         zero_shot_auroc=per_class,

@@ -51,27 +51,134 @@ class AugmentParams(BaseModel):
     single_lead: float = Field(
         default=0.1, ge=0.0, le=1.0, description="probability of keeping one lead only"
     )
+    random_lead_mask: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="ECG-FM's RLM: probability of masking each present lead (one always stays)",
+    )
+    rpeak_crop: bool = Field(
+        default=False, description="crops start just before a detected R-peak (hybrid MAE + SimCLR)"
+    )
+    rpeak_lead_in_s: float = Field(
+        default=0.25, ge=0.0, description="rpeak_crop: seconds kept before the R-peak"
+    )
 
 
 class ObjectiveParams(BaseModel):
-    """Loss weights: CLIP always; the others are optional (0 disables)."""
+    """Loss weights (0 disables one) and their temperatures; a recipe turns on the ones its paper uses."""
 
     model_config = ConfigDict(extra="forbid")
 
-    clip: float = Field(default=1.0, gt=0.0)
+    clip: float = Field(default=1.0, ge=0.0, description="ECG ↔ report InfoNCE (ECGCLIP); needs reports")
     ecg_ecg: float = Field(
-        default=0.0, ge=0.0, description="uni-modal contrastive between two augmented views"
+        default=0.0, ge=0.0, description="SimCLR: NT-Xent between two augmented views of a record"
     )
-    ecg_ecg_temperature: float = Field(default=0.1, gt=0.0)
-    masked_reconstruction: float = Field(default=0.0, ge=0.0, description="masked signal reconstruction")
-    mask_ratio: float = Field(default=0.3, gt=0.0, lt=1.0, description="share of time patches masked for MSM")
-    init_temperature: float = Field(default=0.07, gt=0.0)
+    ecg_ecg_temperature: float = Field(
+        default=0.1, gt=0.0, description="temperature of every ECG–ECG contrastive loss (SimCLR, CMSC, CAPE)"
+    )
+    masked_reconstruction: float = Field(
+        default=0.0, ge=0.0, description="masked signal reconstruction from the whole encoder (MSM)"
+    )
+    wav2vec: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="ECG-FM: contrastive prediction of masked latents against distractors of the same record",
+    )
+    wav2vec_distractors: int = Field(default=20, ge=1, description="wav2vec: distractors per masked step")
+    wav2vec_temperature: float = Field(default=0.1, gt=0.0)
+    cmsc: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="ECG-FM's CMSC: two adjacent segments of a record, and records of a patient, are "
+        "positives",
+    )
+    mae: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="masked autoencoder: the encoder sees the visible patches, a decoder rebuilds the rest",
+    )
+    patient: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="CAPE: two ECGs of one patient are positives (two views of one record if it is alone)",
+    )
+    init_temperature: float = Field(default=0.07, gt=0.0, description="CLIP's initial temperature")
     text_text: float = Field(
         default=0.0,
         ge=0.0,
         description="text-only contrastive (SimCSE) on training-patient reports, extra ones included",
     )
     text_text_temperature: float = Field(default=0.05, gt=0.0)
+
+    def weights(self) -> dict[str, float]:
+        """Each objective's weight, by name (the loss names the module logs)."""
+        return {name: getattr(self, name) for name in OBJECTIVES}
+
+    @property
+    def uses_text(self) -> bool:
+        """Whether the recipe learns a text space (and so needs reports)."""
+        return self.clip > 0 or self.text_text > 0
+
+
+#: the objectives a recipe can weight (``ObjectiveParams`` fields)
+OBJECTIVES: tuple[str, ...] = (
+    "clip",
+    "ecg_ecg",
+    "masked_reconstruction",
+    "wav2vec",
+    "cmsc",
+    "mae",
+    "patient",
+    "text_text",
+)
+
+
+class MaskingParams(BaseModel):
+    """How the masked objectives hide the signal (``masked_reconstruction``, ``wav2vec``, ``mae``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["patches", "spans", "multiscale"] = Field(
+        default="patches",
+        description="patches: a share of the encoder's windows at random; spans: contiguous spans in the "
+        "latent sequence (wav2vec 2.0); multiscale: spans of several lengths (hybrid MAE)",
+    )
+    ratio: float = Field(
+        default=0.3,
+        gt=0.0,
+        lt=1.0,
+        description="patches, multiscale: share masked; spans: probability that a step starts a span",
+    )
+    span: int = Field(default=5, ge=1, description="spans: latent steps per span")
+    scales: list[int] = Field(
+        default_factory=lambda: [1, 4], min_length=2, description="multiscale: span lengths in patches"
+    )
+
+
+class DecoderParams(BaseModel):
+    """The MAE's light decoder (``objectives.mae``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    width: int = Field(default=64, ge=8)
+    depth: int = Field(default=1, ge=1)
+    heads: int = Field(default=4, ge=1)
+
+
+class SamplerParams(BaseModel):
+    """Which records share a batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    in_distribution_batches: bool = Field(
+        default=False, description="CAPE's IDB: every step's batches (on every rank) come from one group"
+    )
+    group_key: list[str] = Field(
+        default_factory=lambda: ["source", "site"],
+        min_length=1,
+        description="manifest columns whose values make a group (e.g. [source, site], [device])",
+    )
 
 
 class PretrainParams(BaseModel):
@@ -91,7 +198,9 @@ class PretrainParams(BaseModel):
     text: TextParams = TextParams()
     augment: AugmentParams = AugmentParams()
     objectives: ObjectiveParams = ObjectiveParams()
-    in_distribution_batches: bool = Field(default=False, description="CAPE: every batch from one site/source")
+    masking: MaskingParams = MaskingParams()
+    decoder: DecoderParams = DecoderParams()
+    sampler: SamplerParams = SamplerParams()
     batch_size: int = Field(default=32, ge=2)
     max_epochs: int = Field(default=5, ge=1)
     lr: float = Field(default=1e-3, gt=0.0)
@@ -118,6 +227,17 @@ class PretrainParams(BaseModel):
         from components.training.recipes import config_sha256
 
         return config_sha256(self.model_dump(mode="json"))
+
+    @model_validator(mode="after")
+    def _objectives_fit_the_encoder(self) -> PretrainParams:
+        weights = self.objectives.weights()
+        if not any(weight > 0 for weight in weights.values()):
+            raise ValueError(f"objectives: give at least one of {', '.join(OBJECTIVES)} a weight above 0")
+        needs = {"wav2vec": "conv-transformer", "mae": "transformer"}
+        for name, arch in needs.items():
+            if weights[name] > 0 and self.ecg.arch != arch:
+                raise ValueError(f"objectives.{name} needs ecg.arch {arch!r}, not {self.ecg.arch!r}")
+        return self
 
     @model_validator(mode="after")
     def _text_objective_needs_a_trainable_encoder(self) -> PretrainParams:

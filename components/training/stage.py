@@ -86,7 +86,7 @@ def _training_texts(store: DatasetStore, params: PretrainParams) -> list[str]:
 def pin_text_model(params: PretrainParams) -> PretrainParams:
     """For a Hugging Face report encoder, record its files' SHA-256 in ``text.revision`` (a set revision
     is checked when the model loads): a resumed run or a DDP process then uses exactly the same model."""
-    if params.text.kind != "hf" or params.text.revision is not None:
+    if not params.objectives.uses_text or params.text.kind != "hf" or params.text.revision is not None:
         return params
     from components.models.text_hf import TextModelError, model_revision, resolve_model
 
@@ -101,9 +101,12 @@ def pin_text_model(params: PretrainParams) -> PretrainParams:
 def foundation_config(
     store: DatasetStore, params: PretrainParams, tokenizer: ReportTokenizer | None
 ) -> FoundationConfig:
-    """The architecture to train (a ``scratch`` report encoder's vocabulary comes from ``tokenizer``)."""
-    text = params.text.architecture()
-    if text.kind == "scratch":
+    """The architecture to train: the ECG encoder, the heads of the recipe's objectives and, for a recipe
+    that learns a text space, the report encoder (a ``scratch`` one's vocabulary comes from
+    ``tokenizer``)."""
+    objectives = params.objectives
+    text = params.text.architecture() if objectives.uses_text else None
+    if text is not None and text.kind == "scratch":
         if tokenizer is None:
             raise ValueError("a scratch report encoder needs its tokenizer")
         text = text.model_copy(update={"vocab_size": tokenizer.vocab_size})
@@ -113,17 +116,17 @@ def foundation_config(
         embed_dim=params.embed_dim,
         ecg=params.ecg,
         text=text,
-        init_temperature=params.objectives.init_temperature,
-        ecg_projection=params.objectives.ecg_ecg > 0,
-        reconstruction=params.objectives.masked_reconstruction > 0,
+        init_temperature=objectives.init_temperature,
+        ecg_projection=max(objectives.ecg_ecg, objectives.cmsc, objectives.patient) > 0,
+        reconstruction=objectives.masked_reconstruction > 0,
     )
 
 
 def build_module(
     store: DatasetStore, params: PretrainParams, tokenizer: ReportTokenizer | None
-) -> tuple[PretrainModule, TextTokenizer]:
+) -> tuple[PretrainModule, TextTokenizer | None]:
     """The LightningModule and the report tokenizer that goes with its text encoder (``tokenizer`` for a
-    ``scratch`` encoder, the model's own for a Hugging Face one)."""
+    ``scratch`` encoder, the model's own for a Hugging Face one, None without a text space)."""
     from components.models.text_hf import TextModelError
 
     config = foundation_config(store, params, tokenizer)
@@ -131,9 +134,8 @@ def build_module(
         module = PretrainModule(config.model_dump(mode="json"), params.model_dump(mode="json"))
     except TextModelError as exc:
         raise PretrainError(str(exc)) from exc
-    if config.text.kind == "hf":
+    if config.text is not None and config.text.kind == "hf":
         return module, module.model.text.tokenizer  # type: ignore[return-value]
-    assert tokenizer is not None
     return module, tokenizer
 
 
@@ -143,7 +145,7 @@ def text_feature_cache(
     """For a frozen Hugging Face report encoder: report texts → embeddings, each text embedded once and
     kept under ``.ecgops/text-embeddings/`` (keyed by model revision and token limit); else None."""
     text = module.cfg.text
-    if text.kind != "hf" or not text.frozen:
+    if text is None or text.kind != "hf" or not text.frozen:
         return None
     from components.models.text_cache import EmbeddingCache, cache_key
     from components.models.text_hf import HFTextEncoder
@@ -234,7 +236,7 @@ class _Trained:
     """What ``Trainer.fit`` left: the module, its tokenizer, the Trainer's counts and the data it saw."""
 
     module: PretrainModule
-    tokenizer: TextTokenizer
+    tokenizer: TextTokenizer | None
     trainer: L.Trainer
     data: PretrainDataModule
 
@@ -262,7 +264,7 @@ def _start(
     """Fresh run: clear the run folder, learn the tokenizer, open the registry run; returns run.json."""
     shutil.rmtree(folder.path, ignore_errors=True)
     folder.path.mkdir(parents=True)
-    if params.text.kind == "scratch":
+    if _learns_a_tokenizer(params):
         (folder.path / TOKENIZER_FILE).write_text(build_tokenizer(store, params).to_json())
     state = PretrainRunState(
         dataset=store.root.name,
@@ -298,25 +300,27 @@ def _continued(
 
 
 def _scratch_tokenizer(run: _Run) -> ReportTokenizer | None:
-    """The tokenizer a ``scratch`` report encoder learnt when the run started (None for a HF one)."""
-    if run.params.text.kind != "scratch":
+    """The tokenizer a ``scratch`` report encoder learnt when the run started (None for a HF one, or
+    without a text space)."""
+    if not _learns_a_tokenizer(run.params):
         return None
     return ReportTokenizer.from_json(
         (run.folder.path / TOKENIZER_FILE).read_text(), run.params.text.max_tokens
     )
 
 
-def _data_module(run: _Run, module: PretrainModule, tokenizer: TextTokenizer) -> PretrainDataModule:
+def _learns_a_tokenizer(params: PretrainParams) -> bool:
+    """Whether the run learns its own report tokenizer: a ``scratch`` report encoder's text space."""
+    return params.objectives.uses_text and params.text.kind == "scratch"
+
+
+def _data_module(run: _Run, module: PretrainModule, tokenizer: TextTokenizer | None) -> PretrainDataModule:
     """Batches of the store's records, validation's exclusions left out, report features cached."""
     params, store = run.params, run.store
     return PretrainDataModule(
         store.root,
-        tokenizer,
-        batch_size=params.batch_size,
-        seed=params.seed,
-        num_workers=params.num_workers,
-        in_distribution_batches=params.in_distribution_batches,
-        limit_train_records=params.limit_train_records,
+        params,
+        tokenizer=tokenizer,
         excluded=validation_exclusions(run.workspace, store.root.name),
         text_features=text_feature_cache(module, run.workspace),
         text_pool=_training_texts(store, params) if params.objectives.text_text > 0 else None,
@@ -333,7 +337,7 @@ def _check_enough_records(data: PretrainDataModule, batch_size: int, processes: 
             f"({processes}); ingest more data or lower pretrain.batch_size"
         )
     if n_test == 0:
-        raise PretrainError("the test split has no usable records: zero-shot and retrieval need some")
+        raise PretrainError("the test split has no usable records: the model's evaluation needs some")
 
 
 def _publish(run: _Run, trained: _Trained) -> PretrainResult:

@@ -21,7 +21,8 @@ def test_excluded_records_are_in_no_split(demo_store: DatasetStore, tiny_params:
     manifest = demo_store.manifest
     excluded = frozenset(manifest["record_id"].iloc[::7])  # every 7th record, across all splits
     tokenizer = build_tokenizer(demo_store, tiny_params)
-    data = PretrainDataModule(demo_store.root, tokenizer, batch_size=16, seed=0, excluded=excluded)
+    params = tiny_params.model_copy(update={"limit_train_records": None})
+    data = PretrainDataModule(demo_store.root, params, tokenizer=tokenizer, excluded=excluded)
     data.setup("fit")
     used = np.concatenate([records.rows for records in data.splits.values()])
     assert not set(manifest["record_id"].iloc[used]) & excluded

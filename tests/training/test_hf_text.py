@@ -46,10 +46,8 @@ def _setup(store: DatasetStore, frozen: bool, state_dir: Path) -> tuple[Pretrain
     settings = Settings(workspace=state_dir, patient_salt="x")  # type: ignore[arg-type]
     data = PretrainDataModule(
         store.root,
-        tokenizer,
-        batch_size=16,
-        seed=0,
-        limit_train_records=64,
+        params.model_copy(update={"batch_size": 16, "seed": 0, "limit_train_records": 64}),
+        tokenizer=tokenizer,
         text_features=text_feature_cache(module, Workspace(settings)),
     )
     data.setup("fit")
@@ -94,7 +92,7 @@ def test_hf_encoder_pretrains_saves_and_reloads_offline(
 
     module.eval()
     with torch.no_grad():
-        before = module.losses(batch, None)["clip"].item()
+        before = module.losses(batch, torch.Generator().manual_seed(1), training=False)["clip"].item()
     module.train()
     scaled = {id(p) for p in trainable}
     optimizer = torch.optim.AdamW(
@@ -111,7 +109,7 @@ def test_hf_encoder_pretrains_saves_and_reloads_offline(
         optimizer.step()
     module.eval()
     with torch.no_grad():
-        after = module.losses(batch, None)["clip"].item()
+        after = module.losses(batch, torch.Generator().manual_seed(1), training=False)["clip"].item()
     assert after < 0.93 * before, (before, after)
     after_text = text.transformer.state_dict()["0.model.encoder.layer.0.attention.self.query.weight"]
     assert torch.equal(before_text, after_text) == frozen

@@ -34,7 +34,7 @@ def test_the_keys_under_pretrain_override_the_recipe_at_any_depth() -> None:
     params = PretrainParams.model_validate({"recipe": "ecgclip", "objectives": {"ecg_ecg": 0.5}})
     recipe = load_recipe("ecgclip").settings
     assert params.objectives.ecg_ecg == 0.5
-    assert params.objectives.mask_ratio == recipe["objectives"]["mask_ratio"]  # the rest is the recipe's
+    assert params.masking.ratio == recipe["masking"]["ratio"]  # the rest is the recipe's
     assert params.augment.lead_dropout == recipe["augment"]["lead_dropout"]
     other = PretrainParams.model_validate({"objectives": {"ecg_ecg": 0.25}})
     assert params.config_sha256 != other.config_sha256 != PretrainParams().config_sha256
@@ -42,7 +42,7 @@ def test_the_keys_under_pretrain_override_the_recipe_at_any_depth() -> None:
 
 def test_the_repository_params_yaml_leaves_the_method_to_its_recipe() -> None:
     raw = yaml.safe_load((PACKAGE_ROOT / "params.yaml").read_text())["pretrain"]
-    assert raw["recipe"] == "ecgclip" and not {"objectives", "augment", "in_distribution_batches"} & set(raw)
+    assert raw["recipe"] == "ecgclip" and not {"objectives", "augment", "masking", "sampler"} & set(raw)
     assert "arch" not in raw["ecg"]
     assert load_params(PACKAGE_ROOT / "params.yaml").pretrain.objectives.clip == 1.0
 
