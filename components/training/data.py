@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -15,9 +16,14 @@ from components.io.store import DatasetStore
 from components.io.store_view import StoreView
 from components.models.text import TextTokenizer
 from components.training.batches import Batch, StoreRecords, batch_loader, sequential_batches
+from components.training.groups import record_groups
 from components.training.params import PretrainParams
+from components.training.patients import PartnerBatch, PatientPartners, patient_ids
 from components.training.reports import record_reports, report_ids
 from components.training.sampler import EpochBatchSampler
+
+#: adds fields to a batch from its indices (see :class:`StoreRecords`)
+Extra = Callable[[np.ndarray], Batch]
 
 
 class ReportDraw:
@@ -66,6 +72,8 @@ class PretrainDataModule(L.LightningDataModule):
         self.text_pool = text_pool
         self.splits: dict[str, StoreRecords] = {}
         self.groups: np.ndarray | None = None
+        self.partners: PartnerBatch | None = None
+        self.sampler_report: dict[str, Any] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
@@ -74,19 +82,39 @@ class PretrainDataModule(L.LightningDataModule):
         manifest = store.manifest
         fields = {
             "lead_mask": torch.from_numpy(store.lead_masks()),
-            "patient_id": torch.from_numpy(patient_codes(manifest)),
+            "patient_id": torch.from_numpy(patient_ids(manifest["patient_key"])),
         } | self._report_fields(manifest)
-        pool = self._report_pool()
         usable = ~manifest["record_id"].isin(self.excluded).to_numpy()  # validation's exclusions
         view = StoreView(self.root)
         for split in ("train", "val", "test"):
             rows = np.flatnonzero((manifest["split"].to_numpy() == split) & usable)
             if split == "train" and self.params.limit_train_records is not None:
                 rows = rows[: self.params.limit_train_records]
-            draw = ReportDraw(pool, self.params.seed) if split == "train" and pool is not None else None
-            self.splits[split] = StoreRecords(view, rows, {k: v[rows] for k, v in fields.items()}, draw)
+            extras = (
+                self._training_extras(view, rows, fields["lead_mask"][rows], manifest)
+                if split == "train"
+                else []
+            )
+            self.splits[split] = StoreRecords(
+                view, rows, {k: v[rows] for k, v in fields.items()}, BatchExtras(extras) if extras else None
+            )
         train = manifest.iloc[self.splits["train"].rows]
-        self.groups = _site_groups(train)
+        self.groups = record_groups(train, self.params.sampler.group_key)
+
+    def _training_extras(
+        self, view: StoreView, rows: np.ndarray, lead_masks: torch.Tensor, manifest: pd.DataFrame
+    ) -> list[Extra]:
+        """What training batches carry besides the records: training-patient reports (text-only
+        objective), each record's partner of the same patient (CAPE)."""
+        extras: list[Extra] = []
+        pool = self._report_pool()
+        if pool is not None:
+            extras.append(ReportDraw(pool, self.params.seed))
+        if self.params.objectives.patient > 0:
+            partners = PatientPartners(manifest["patient_key"].to_numpy()[rows], self.params.seed)
+            self.partners = PartnerBatch(view, rows, lead_masks, partners)
+            extras.append(self.partners)
+        return extras
 
     def _report_fields(self, manifest: pd.DataFrame) -> dict[str, torch.Tensor]:
         """``tokens`` (or ``text_features``) and ``report_id`` of every record; none without a tokenizer."""
@@ -109,31 +137,43 @@ class PretrainDataModule(L.LightningDataModule):
         """This epoch's batches (the Trainer reloads them every epoch, see the stage)."""
         trainer = self.trainer
         p = self.params
+        epoch = trainer.current_epoch if trainer else 0
+        if self.partners is not None:  # before the loader is built: its workers copy it
+            self.partners.set_epoch(epoch)
         sampler = EpochBatchSampler(
             len(self.splits["train"]),
             p.batch_size,
             seed=p.seed,
             groups=self.groups if p.sampler.in_distribution_batches else None,
-            epoch=trainer.current_epoch if trainer else 0,
+            epoch=epoch,
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
+            small_groups=p.sampler.small_groups,
         )
+        self.sampler_report = sampler.report()
         return batch_loader(self.splits["train"], sampler, p.num_workers)
+
+    def report(self) -> dict[str, Any]:
+        """What the data side did (for the pretraining report): the last epoch's batch plan (groups,
+        merged or padded small groups, records left out) and how many records had a patient partner."""
+        out: dict[str, Any] = {"sampler": self.sampler_report}
+        if self.partners is not None:
+            out["patient_partners"] = self.partners.partners.summary()
+        return out
 
     def val_dataloader(self) -> DataLoader[Batch]:
         batches = sequential_batches(len(self.splits["val"]), self.params.batch_size)
         return batch_loader(self.splits["val"], batches, self.params.num_workers)
 
 
-def patient_codes(manifest: pd.DataFrame) -> np.ndarray:
-    """One int64 id per record, the same for every record of a patient (``patient_key``); a record
-    without a patient key is a patient of its own."""
-    keys = manifest["patient_key"]
-    own = "record:" + manifest["record_id"].astype(str)
-    return pd.factorize(keys.astype(str).where(keys.notna(), own))[0].astype(np.int64)
+class BatchExtras:
+    """Several ``StoreRecords`` extras as one: each adds its fields to the batch."""
 
+    def __init__(self, extras: Sequence[Extra]) -> None:
+        self.extras = list(extras)
 
-def _site_groups(manifest: pd.DataFrame) -> np.ndarray:
-    """The cohort of each record for In-Distribution Batches: ``source/site``."""
-    site = manifest["site"].fillna("unknown").astype(str)
-    return (manifest["source"].astype(str) + "/" + site).to_numpy()
+    def __call__(self, idx: np.ndarray) -> Batch:
+        batch: Batch = {}
+        for extra in self.extras:
+            batch |= extra(idx)
+        return batch

@@ -16,7 +16,13 @@ import torch.nn.functional as F
 
 from components.models.foundation import SignalLanguageModel
 from components.training.augment import augment
-from components.training.objectives import clip_loss, masked_reconstruction_loss, nt_xent, patch_time_mask
+from components.training.objectives import (
+    clip_loss,
+    grouped_nt_xent,
+    masked_reconstruction_loss,
+    nt_xent,
+    patch_time_mask,
+)
 from components.training.params import PretrainParams
 
 Batch = dict[str, torch.Tensor]
@@ -67,6 +73,24 @@ def ecg_ecg(step: Step) -> torch.Tensor:
     return nt_xent(step.gather(z1), step.gather(z2), step.params.objectives.ecg_ecg_temperature)
 
 
+def patient(step: Step) -> torch.Tensor:
+    """CAPE: a record and another ECG of its patient (an augmented view of itself when it is the
+    patient's only record) are positives; every view of the same patient in the batch is one too.
+    Batches without partners (validation) contrast two views of each record."""
+    batch = step.batch
+    partner, partner_mask = augment(
+        batch.get("partner_signal", batch["signal"]),
+        batch.get("partner_lead_mask", batch["lead_mask"]),
+        step.params.augment,
+        step.fs,
+        step.gen,
+    )
+    head = _view_head(step.model)
+    z1, z2 = head(step.first()[2]), head(step.model.ecg(partner, partner_mask))
+    ids = step.gather(batch["patient_id"])
+    return grouped_nt_xent(step.gather(z1), step.gather(z2), ids, step.params.objectives.ecg_ecg_temperature)
+
+
 def masked_reconstruction(step: Step) -> torch.Tensor:
     """Mean squared error of the masked samples, rebuilt from the whole encoder's features."""
     signal, mask, _ = step.first()
@@ -98,6 +122,7 @@ LOSSES: dict[str, Callable[[Step], torch.Tensor]] = {
     "clip": clip,
     "ecg_ecg": ecg_ecg,
     "masked_reconstruction": masked_reconstruction,
+    "patient": patient,
     "text_text": text_text,
 }
 
@@ -115,5 +140,7 @@ def step_losses(step: Step, *, training: bool = True) -> dict[str, torch.Tensor]
         if w > 0 and (training or name not in TRAINING_ONLY)
     }
     losses = {name: LOSSES[name](step) for name in weights}
+    if not losses:
+        return losses
     losses["loss"] = torch.stack([weights[name] * value for name, value in losses.items()]).sum()
     return losses

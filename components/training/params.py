@@ -179,6 +179,11 @@ class SamplerParams(BaseModel):
         min_length=1,
         description="manifest columns whose values make a group (e.g. [source, site], [device])",
     )
+    small_groups: Literal["merge", "pad"] = Field(
+        default="merge",
+        description="a group smaller than one step's batches: merge: pooled with the other small ones; "
+        "pad: its batch filled with repeats of its records (never dropped; the report says which)",
+    )
 
 
 class PretrainParams(BaseModel):

@@ -55,6 +55,7 @@ class PretrainResult:
     resumed_from_epoch: int | None
     elapsed_s: float
     evaluation: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -380,6 +381,7 @@ def _publish(run: _Run, trained: _Trained) -> PretrainResult:
         resumed_from_epoch=run.resumed_from,
         elapsed_s=round(time.perf_counter() - run.started, 2),
         evaluation=evaluation.to_dict(),
+        data=trained.data.report(),
     )
 
 
