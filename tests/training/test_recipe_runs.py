@@ -1,0 +1,121 @@
+"""Every recipe through the real pretrain stage on real PTB-XL records (samples/), at a tiny budget: it
+registers a foundation model that names its recipe, reports a linear probe (and zero-shot only with a text
+space), loads back from safetensors and embeds, and a run that crashed after its first epoch resumes to
+exactly the weights of an uninterrupted one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+import components.training.stage as stage
+from components.config import Settings
+from components.io.store import DatasetStore
+from components.models.checkpoint import foundation_meta, load_foundation
+from components.registry import open_registry
+from components.runs.lifecycle import RunOptions
+from components.training.errors import PretrainError
+from components.training.params import PretrainParams
+from components.training.recipes import recipe_names
+from components.training.stage import pretrain
+from components.workspace import Workspace
+from tests.training.conftest import TINY
+
+pytestmark = pytest.mark.slow
+
+#: two steps an epoch, two epochs: enough for a resume to have something to continue
+BUDGET: dict[str, Any] = {**TINY, "limit_train_records": 32, "max_epochs": 2}
+
+
+class _Crash(L.Callback):
+    """Fails the run as the second epoch starts, after the first epoch's checkpoint was written."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == 1:
+            raise RuntimeError("injected crash")
+
+
+def _workspace(root: Path, demo_store_root: Path, recipe: str) -> Settings:
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "demo").symlink_to(demo_store_root)
+    (root / "params.yaml").write_text(yaml.safe_dump({"pretrain": {**BUDGET, "recipe": recipe}}))
+    return Settings(workspace=root, registry_url=f"sqlite:///{root}/r.db", patient_salt="x")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("recipe", recipe_names())
+def test_recipe_pretrains_registers_embeds_and_resumes_exactly(
+    recipe: str, tmp_path: Path, demo_store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    straight = _workspace(tmp_path / "straight", demo_store_root, recipe)
+    result = pretrain(Workspace(straight), "demo", RunOptions(progress=False))
+    assert result is not None and result.model_ref is not None
+    params = PretrainParams.model_validate({**BUDGET, "recipe": recipe})
+    meta = foundation_meta(result.model_dir)
+    assert (meta["recipe"], meta["config_sha256"]) == (recipe, params.config_sha256)
+    registry = open_registry(straight.resolved_registry_url)
+    assert registry.runs(kind="pretrain")[0].parameters["recipe"] == recipe
+
+    metrics = result.evaluation["metrics"]
+    assert 0.0 <= metrics["probe_macro_auroc"] <= 1.0
+    assert ("zero_shot_macro_auroc" in metrics) == params.objectives.uses_text
+    model, tokenizer = load_foundation(result.model_dir)
+    assert model.has_text_space == params.objectives.uses_text == (tokenizer is not None)
+    signal = torch.from_numpy(DatasetStore.open(demo_store_root).read(np.array([0, 1])))
+    embedding = model.embed_ecg(signal, torch.ones(2, 12, dtype=torch.bool))
+    assert embedding.shape == (2, model.embedding_dim) and torch.allclose(
+        embedding.norm(dim=1), torch.ones(2)
+    )
+
+    crashed = _workspace(tmp_path / "crashed", demo_store_root, recipe)
+    real_trainer = stage.pretrain_trainer
+
+    def crashing(*args: Any, **kwargs: Any) -> L.Trainer:
+        trainer = real_trainer(*args, **kwargs)
+        trainer.callbacks.insert(0, _Crash())
+        return trainer
+
+    monkeypatch.setattr(stage, "pretrain_trainer", crashing)
+    with pytest.raises(RuntimeError, match="injected crash"):
+        pretrain(Workspace(crashed), "demo", RunOptions(progress=False))
+    monkeypatch.setattr(stage, "pretrain_trainer", real_trainer)
+    resumed = pretrain(Workspace(crashed), "demo", RunOptions(resume=True, progress=False))
+    assert resumed is not None and resumed.resumed_from_epoch == 0
+    expected, actual = (
+        load_file(str(result.model_dir / "model.safetensors")),
+        load_file(str(resumed.model_dir / "model.safetensors")),
+    )
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
+
+
+def test_a_drop_without_reports_pretrains_with_a_recipe_without_text(
+    tmp_path: Path, demo_store_root: Path
+) -> None:
+    """CLIP needs reports; CAPE does not: the same store with every report and label removed."""
+    import shutil
+
+    import pandas as pd
+
+    bare = tmp_path / "bare-store"
+    shutil.copytree(demo_store_root, bare)
+    manifest_path = bare / "manifest.parquet"
+    manifest = pd.read_parquet(manifest_path)
+    manifest["report"] = None
+    manifest["labels"] = None
+    manifest.to_parquet(manifest_path)
+    settings = _workspace(tmp_path / "ws", bare, "ecgclip")
+    with pytest.raises(PretrainError, match="no training reports"):
+        pretrain(Workspace(settings), "demo", RunOptions(register=False, progress=False))
+    cape = Workspace(settings).with_params(
+        pretrain=PretrainParams.model_validate({**BUDGET, "recipe": "cape"})
+    )
+    result = pretrain(cape, "demo", RunOptions(register=False, progress=False))
+    assert result is not None and "zero_shot_macro_auroc" not in result.evaluation["metrics"]
