@@ -15,16 +15,53 @@ class EcgEncoderConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    arch: Literal["resnet", "transformer"] = "resnet"
+    arch: Literal["resnet", "transformer", "conv-transformer"] = "resnet"
     width: int = Field(
-        default=64, ge=8, description="channels of the first stage (resnet) / model width (transformer)"
+        default=64,
+        ge=8,
+        description="channels of the first stage (resnet) / model width (transformer, conv-transformer)",
     )
-    depth: int = Field(default=4, ge=1, description="resnet stages / transformer layers")
+    depth: int = Field(default=4, ge=1, description="resnet stages / transformer layers (both transformers)")
     blocks_per_stage: int = Field(default=1, ge=1, description="resnet: residual blocks per stage")
     kernel_size: int = Field(default=5, ge=3, description="resnet: convolution kernel (odd)")
     patch_size: int = Field(default=25, ge=2, description="transformer: samples per patch")
-    heads: int = Field(default=4, ge=1, description="transformer: attention heads")
+    heads: int = Field(default=4, ge=1, description="transformer, conv-transformer: attention heads")
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    conv_channels: int = Field(
+        default=128, ge=8, description="conv-transformer: channels of the convolutional feature extractor"
+    )
+    conv_kernels: list[int] = Field(
+        default=[5, 3, 3],
+        min_length=1,
+        description="conv-transformer: kernel (samples) of each feature-extractor layer; at 500 Hz "
+        "ECG-FM's [2, 2, 2, 2] with conv_strides [2, 2, 2, 2]",
+    )
+    conv_strides: list[int] = Field(
+        default=[2, 2, 1],
+        min_length=1,
+        description="conv-transformer: stride of each feature-extractor layer; their product is the samples "
+        "per latent step (default 4: 40 ms at 100 Hz, 250 latents per 10 s)",
+    )
+    pos_conv_kernel: int = Field(
+        default=32, ge=2, description="conv-transformer: positional convolution kernel, in latent steps"
+    )
+    pos_conv_groups: int = Field(
+        default=16, ge=1, description="conv-transformer: groups of the positional convolution (divides width)"
+    )
+
+    @model_validator(mode="after")
+    def _conv_transformer_shapes(self) -> EcgEncoderConfig:
+        if self.arch != "conv-transformer":
+            return self
+        if len(self.conv_kernels) != len(self.conv_strides):
+            raise ValueError("conv_kernels and conv_strides need one entry per feature-extractor layer")
+        if min(self.conv_strides) < 1 or any(
+            k < s for k, s in zip(self.conv_kernels, self.conv_strides, strict=True)
+        ):
+            raise ValueError("conv_strides must be >= 1 and each conv kernel >= its stride")
+        if self.width % self.heads or self.width % self.pos_conv_groups:
+            raise ValueError("width must be divisible by heads and by pos_conv_groups")
+        return self
 
 
 class TextEncoderConfig(BaseModel):
