@@ -115,3 +115,6 @@ class FoundationConfig(BaseModel):
     init_temperature: float = 0.07
     ecg_projection: bool = Field(default=False, description="has the ECG–ECG contrastive head")
     reconstruction: bool = Field(default=False, description="has the masked-signal reconstruction head")
+    masked_contrastive: bool = Field(
+        default=False, description="has the context and target projections of the wav2vec-style objective"
+    )

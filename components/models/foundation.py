@@ -44,6 +44,11 @@ class SignalLanguageModel(nn.Module):
         self.reconstruct: nn.Module | None = None
         if cfg.reconstruction:
             self.reconstruct = nn.Conv1d(self.ecg.feature_dim, N_LEADS * self.ecg.stride, 1)
+        self.context_proj: nn.Module | None = None
+        self.target_proj: nn.Module | None = None
+        if cfg.masked_contrastive:
+            self.context_proj = nn.Linear(self.ecg.feature_dim, cfg.embed_dim)
+            self.target_proj = nn.Linear(self.ecg.feature_dim, cfg.embed_dim)
 
     def ecg_features(self, signal: torch.Tensor, lead_mask: torch.Tensor) -> torch.Tensor:
         """The encoder's pooled representation (what linear probes and fine-tuning use)."""

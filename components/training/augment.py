@@ -1,4 +1,5 @@
-"""ECG augmentations on batches (on the training device): crop, scaling, wander, noise, time mask, leads.
+"""ECG augmentations on batches (on the training device): crop, scaling, wander, noise, time mask, leads
+(dropout, ECG-FM's random lead masking).
 
 Every function takes a :class:`torch.Generator`, so a step's augmentations depend only on the seed and
 the step (see :class:`components.training.module.PretrainModule`), which makes resumed runs exact.
@@ -81,6 +82,20 @@ def lead_dropout(
     return mask
 
 
+def random_lead_mask(lead_mask: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """RLM: each present lead of ``(b, 12)`` ``lead_mask`` dropped with probability ``p``, independently.
+
+    No absent lead is ever added, and every record with a present lead keeps at least one (a record that
+    would lose all keeps one of its present leads, chosen uniformly).
+    """
+    b, leads = lead_mask.shape
+    device = lead_mask.device
+    kept = lead_mask & (torch.rand(b, leads, generator=gen, device=device) >= p)
+    scores = torch.rand(b, leads, generator=gen, device=device).masked_fill(~lead_mask, -1.0)
+    one = torch.zeros_like(lead_mask).scatter_(1, scores.argmax(1, keepdim=True), True) & lead_mask
+    return torch.where(kept.any(1, keepdim=True), kept, one)
+
+
 def augment(
     signal: torch.Tensor, lead_mask: torch.Tensor, p: AugmentParams, fs: int, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,4 +106,6 @@ def augment(
     x = gaussian_noise(x, p.noise_mv, gen)
     x = time_mask(x, p.time_mask_fraction, gen)
     mask = lead_dropout(lead_mask, p.lead_dropout, p.single_lead, gen)
+    if p.random_lead_mask > 0:
+        mask = random_lead_mask(mask, p.random_lead_mask, gen)
     return x * mask.unsqueeze(-1).to(x.dtype), mask

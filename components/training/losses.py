@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from components.models.ecg_wav2vec import ConvTransformer
 from components.models.foundation import SignalLanguageModel
 from components.training.augment import augment
 from components.training.objectives import (
@@ -24,6 +25,7 @@ from components.training.objectives import (
     patch_time_mask,
 )
 from components.training.params import PretrainParams
+from components.training.wav2vec import adjacent_segments, masked_contrastive_loss, span_mask
 
 Batch = dict[str, torch.Tensor]
 Gather = Callable[[torch.Tensor], torch.Tensor]
@@ -39,25 +41,31 @@ class Step:
     gen: torch.Generator
     fs: int
     gather: Gather
-    _first: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+    _first: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+    _pooled: torch.Tensor | None = field(default=None, repr=False)
 
     def view(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A freshly augmented view of the batch: ``(signal, lead mask)``."""
         return augment(self.batch["signal"], self.batch["lead_mask"], self.params.augment, self.fs, self.gen)
 
-    def first(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The step's first augmented view and its pooled encoding: ``(signal, lead mask, pooled)``."""
+    def first(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step's first augmented view ``(signal, lead mask)``, shared by the objectives."""
         if self._first is None:
-            signal, mask = self.view()
-            self._first = (signal, mask, self.model.ecg(signal, mask))
+            self._first = self.view()
         return self._first
+
+    def pooled(self) -> torch.Tensor:
+        """The encoder's pooled features of the first view."""
+        if self._pooled is None:
+            self._pooled = self.model.ecg(*self.first())
+        return self._pooled
 
 
 def clip(step: Step) -> torch.Tensor:
     """ECG ↔ report InfoNCE over the whole (gathered) batch; identical reports are positives."""
     model, batch = step.model, step.batch
     assert model.ecg_proj is not None
-    ecg = F.normalize(model.ecg_proj(step.first()[2]), dim=-1)
+    ecg = F.normalize(model.ecg_proj(step.pooled()), dim=-1)
     if "text_features" in batch:  # a frozen report encoder's cached embeddings
         text = F.normalize(model.text_proj(batch["text_features"]), dim=-1)
     else:
@@ -69,7 +77,7 @@ def ecg_ecg(step: Step) -> torch.Tensor:
     """SimCLR: the first view's and a second view's projections, each the other's positive."""
     head = _view_head(step.model)
     second, second_mask = step.view()
-    z1, z2 = head(step.first()[2]), head(step.model.ecg(second, second_mask))
+    z1, z2 = head(step.pooled()), head(step.model.ecg(second, second_mask))
     return nt_xent(step.gather(z1), step.gather(z2), step.params.objectives.ecg_ecg_temperature)
 
 
@@ -86,14 +94,14 @@ def patient(step: Step) -> torch.Tensor:
         step.gen,
     )
     head = _view_head(step.model)
-    z1, z2 = head(step.first()[2]), head(step.model.ecg(partner, partner_mask))
+    z1, z2 = head(step.pooled()), head(step.model.ecg(partner, partner_mask))
     ids = step.gather(batch["patient_id"])
     return grouped_nt_xent(step.gather(z1), step.gather(z2), ids, step.params.objectives.ecg_ecg_temperature)
 
 
 def masked_reconstruction(step: Step) -> torch.Tensor:
     """Mean squared error of the masked samples, rebuilt from the whole encoder's features."""
-    signal, mask, _ = step.first()
+    signal, mask = step.first()
     encoder = step.model.ecg
     hidden = patch_time_mask(
         len(signal), signal.shape[-1], encoder.stride, step.params.masking.ratio, step.gen, signal.device
@@ -112,6 +120,43 @@ def text_text(step: Step) -> torch.Tensor:
     )
 
 
+def wav2vec(step: Step) -> torch.Tensor:
+    """ECG-FM's masked contrastive objective: spans of the latent sequence are masked, and the
+    transformer's output at each masked step must pick its true latent among distractors of the same
+    record."""
+    model, p = step.model, step.params
+    encoder = model.ecg
+    assert isinstance(encoder, ConvTransformer) and model.context_proj is not None
+    assert model.target_proj is not None
+    latents = encoder.latents(*step.first())
+    mask = span_mask(
+        len(latents), latents.shape[1], p.masking.ratio, p.masking.span, step.gen, latents.device
+    )
+    context = model.context_proj(encoder.contextualize(latents, mask))
+    return masked_contrastive_loss(
+        context,
+        model.target_proj(latents),
+        mask,
+        n_distractors=p.objectives.wav2vec_distractors,
+        temperature=p.objectives.wav2vec_temperature,
+        gen=step.gen,
+    )
+
+
+def cmsc(step: Step) -> torch.Tensor:
+    """ECG-FM's CMSC: two adjacent segments of a record are positives, and so are the segments of two
+    records of one patient; each segment is augmented on its own."""
+    batch, p = step.batch, step.params
+    first, second = adjacent_segments(batch["signal"], batch["lead_mask"])
+    head = _view_head(step.model)
+    z = [
+        head(step.model.ecg(*augment(half, batch["lead_mask"], p.augment, step.fs, step.gen)))
+        for half in (first, second)
+    ]
+    ids = step.gather(batch["patient_id"])
+    return grouped_nt_xent(step.gather(z[0]), step.gather(z[1]), ids, p.objectives.ecg_ecg_temperature)
+
+
 def _view_head(model: SignalLanguageModel) -> torch.nn.Module:
     assert model.view_proj is not None, "the model was built without its ECG–ECG projection head"
     return model.view_proj
@@ -123,6 +168,8 @@ LOSSES: dict[str, Callable[[Step], torch.Tensor]] = {
     "ecg_ecg": ecg_ecg,
     "masked_reconstruction": masked_reconstruction,
     "patient": patient,
+    "wav2vec": wav2vec,
+    "cmsc": cmsc,
     "text_text": text_text,
 }
 

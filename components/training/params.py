@@ -135,24 +135,21 @@ OBJECTIVES: tuple[str, ...] = (
 
 
 class MaskingParams(BaseModel):
-    """How the masked objectives hide the signal (``masked_reconstruction``, ``wav2vec``, ``mae``)."""
+    """How the masked objectives hide the signal: ``masked_reconstruction`` masks a share of the encoder's
+    windows at random, ``wav2vec`` contiguous spans of the latent sequence (wav2vec 2.0), ``mae`` spans of
+    several lengths (multi-scale temporal masking)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["patches", "spans", "multiscale"] = Field(
-        default="patches",
-        description="patches: a share of the encoder's windows at random; spans: contiguous spans in the "
-        "latent sequence (wav2vec 2.0); multiscale: spans of several lengths (hybrid MAE)",
-    )
     ratio: float = Field(
         default=0.3,
         gt=0.0,
         lt=1.0,
-        description="patches, multiscale: share masked; spans: probability that a step starts a span",
+        description="masked_reconstruction, mae: share masked; wav2vec: probability a step starts a span",
     )
-    span: int = Field(default=5, ge=1, description="spans: latent steps per span")
+    span: int = Field(default=5, ge=1, description="wav2vec: latent steps per span")
     scales: list[int] = Field(
-        default_factory=lambda: [1, 4], min_length=2, description="multiscale: span lengths in patches"
+        default_factory=lambda: [1, 4], min_length=2, description="mae: span lengths in patches"
     )
 
 

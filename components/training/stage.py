@@ -120,6 +120,7 @@ def foundation_config(
         init_temperature=objectives.init_temperature,
         ecg_projection=max(objectives.ecg_ecg, objectives.cmsc, objectives.patient) > 0,
         reconstruction=objectives.masked_reconstruction > 0,
+        masked_contrastive=objectives.wav2vec > 0,
     )
 
 

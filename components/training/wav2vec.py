@@ -99,20 +99,6 @@ def masked_contrastive_loss(
     return F.cross_entropy(logits, zeros)
 
 
-def random_lead_mask(lead_mask: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
-    """RLM: each present lead of ``(b, 12)`` ``lead_mask`` dropped with probability ``p``, independently.
-
-    No absent lead is ever added, and every record with a present lead keeps at least one (a record that
-    would lose all keeps one of its present leads, chosen uniformly).
-    """
-    b, leads = lead_mask.shape
-    device = lead_mask.device
-    kept = lead_mask & (torch.rand(b, leads, generator=gen, device=device) >= p)
-    scores = torch.rand(b, leads, generator=gen, device=device).masked_fill(~lead_mask, -1.0)
-    one = torch.zeros_like(lead_mask).scatter_(1, scores.argmax(1, keepdim=True), True) & lead_mask
-    return torch.where(kept.any(1, keepdim=True), kept, one)
-
-
 def adjacent_segments(signal: torch.Tensor, lead_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """CMSC's two views: the first and second halves ``(b, 12, t // 2)`` of each record (adjacent, not
     overlapping; an odd last sample is dropped), absent leads zeroed (as augmented views are).

@@ -14,11 +14,11 @@ from components.models.config import EcgEncoderConfig, FoundationConfig, TextEnc
 from components.models.ecg import build_ecg_encoder
 from components.models.ecg_wav2vec import ConvTransformer
 from components.models.foundation import SignalLanguageModel
+from components.training.augment import random_lead_mask
 from components.training.wav2vec import (
     adjacent_segments,
     distractor_indices,
     masked_contrastive_loss,
-    random_lead_mask,
     span_mask,
 )
 

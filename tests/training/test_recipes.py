@@ -68,4 +68,4 @@ def test_cli_lists_the_recipes_and_refuses_an_unknown_one(tmp_path: Path) -> Non
     assert rows["ecgclip"]["settings"]["ecg"]["width"] == 16  # the workspace's key over the recipe
     assert rows["ecgclip"]["config_sha256"] == with_recipe_of(Workspace(settings), "ecgclip").config_sha256
     code, _, err = run_cli(["pretrain", "--recipe", "nope", "--no-register"], settings)
-    assert code != 0 and "unknown pretraining recipe 'nope'; recipes: ecgclip" in err
+    assert code != 0 and "unknown pretraining recipe 'nope'; recipes: cape, ecg-fm, ecgclip" in err
