@@ -16,3 +16,13 @@ def lead_input(signal: torch.Tensor, lead_mask: torch.Tensor) -> torch.Tensor:
     """
     mask = lead_mask.to(signal.dtype).unsqueeze(-1)
     return torch.cat([signal * mask, mask.expand_as(signal)], dim=1)
+
+
+def patchify(x: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """``(b, c, t)`` → ``(b, ceil(t / patch_size), c * patch_size)``: consecutive windows, the end padded
+    with zeros. A patch's values are channel-major: channel ``c`` holds values ``c * patch_size`` to
+    ``(c + 1) * patch_size - 1``.
+    """
+    b, c, t = x.shape
+    x = torch.nn.functional.pad(x, (0, (-t) % patch_size))
+    return x.view(b, c, -1, patch_size).transpose(1, 2).reshape(b, -1, c * patch_size)

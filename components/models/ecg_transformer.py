@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from components.models.config import EcgEncoderConfig
-from components.models.ecg_input import IN_CHANNELS, lead_input
+from components.models.ecg_input import IN_CHANNELS, lead_input, patchify
 
 
 class PatchTransformer(nn.Module):
@@ -30,14 +30,31 @@ class PatchTransformer(nn.Module):
         self.output_dim = d
         self.stride = cfg.patch_size
 
+    def _embed(self, patches: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Patch values ``(b, k, 24 * patch)`` (:func:`patchify`) → tokens ``(b, k, d)`` at ``positions``."""
+        return nn.functional.linear(patches, self.embed.weight.flatten(1), self.embed.bias) + positions
+
+    def _encoded(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Class token prepended to ``tokens`` ``(b, k, d)``, through the encoder: ``(b, k + 1, d)``."""
+        cls = (self.cls + self.position[:, :1]).expand(tokens.shape[0], -1, -1)
+        encoded: torch.Tensor = self.norm(self.encoder(torch.cat([cls, tokens], dim=1)))
+        return encoded
+
     def _tokens(self, signal: torch.Tensor, lead_mask: torch.Tensor) -> torch.Tensor:
-        x = lead_input(signal, lead_mask)
-        pad = (-x.shape[-1]) % self.patch_size
-        x = nn.functional.pad(x, (0, pad))
-        tokens = self.embed(x).transpose(1, 2)
-        tokens = torch.cat([self.cls.expand(tokens.shape[0], -1, -1), tokens], dim=1)
-        tokens = tokens + self.position[:, : tokens.shape[1]]
-        return self.norm(self.encoder(tokens))
+        patches = patchify(lead_input(signal, lead_mask), self.patch_size)
+        return self._encoded(self._embed(patches, self.position[:, 1 : patches.shape[1] + 1]))
+
+    def encode_visible(
+        self, signal: torch.Tensor, lead_mask: torch.Tensor, keep: torch.Tensor
+    ) -> torch.Tensor:
+        """MAE's encoder: ``(b, k + 1, d)``, the class token then the ``keep`` ``(b, k)`` patches only.
+
+        The visible patches are selected before they are embedded, so a masked patch's values never
+        reach the encoder, and the encoder's cost scales with ``k``, not with the record's length.
+        """
+        patches = patchify(lead_input(signal, lead_mask), self.patch_size)
+        visible = patches.gather(1, keep.unsqueeze(-1).expand(-1, -1, patches.shape[-1]))
+        return self._encoded(self._embed(visible, self.position[0, 1:][keep]))
 
     def encode(self, signal: torch.Tensor, lead_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(patch features (b, d, l), class token (b, d))``."""

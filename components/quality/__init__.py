@@ -3,7 +3,14 @@
 from components.quality.features import FeatureTables, SignalSource, extract_features
 from components.quality.metadata import metadata_features
 from components.quality.params import SignalFeatureParams
-from components.quality.signal import PER_LEAD_FEATURES, BatchFeatures, batch_features
+from components.quality.signal import (
+    PER_LEAD_FEATURES,
+    BatchFeatures,
+    batch_features,
+    padded_positions,
+    rpeak_mask,
+    rpeak_positions,
+)
 
 __all__ = [
     "PER_LEAD_FEATURES",
@@ -14,4 +21,7 @@ __all__ = [
     "batch_features",
     "extract_features",
     "metadata_features",
+    "padded_positions",
+    "rpeak_mask",
+    "rpeak_positions",
 ]

@@ -146,6 +146,127 @@ def _limb_consistency(xc: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.
     return np.where(has_e, einthoven, np.nan), np.where(has_g, goldberger, np.nan)
 
 
+@dataclass(frozen=True)
+class _Samples:
+    """A batch's measurable samples: finite and before the zero padding (``ok``), zero elsewhere (``xz``)."""
+
+    x: np.ndarray
+    n_valid: np.ndarray
+    valid_t: np.ndarray
+    ok: np.ndarray
+    xz: np.ndarray
+    nok: np.ndarray
+    has_data: np.ndarray
+    top: np.ndarray
+    bottom: np.ndarray
+    flat_run_s: np.ndarray
+
+
+def _samples(x: np.ndarray, n_valid: np.ndarray, fs: float, params: SignalFeatureParams) -> _Samples:
+    x = np.asarray(x, dtype=np.float32)
+    t = x.shape[-1]
+    n_valid = np.clip(np.asarray(n_valid, dtype=np.int64), 1, t)
+    valid_t = np.arange(t)[None, :] < n_valid[:, None]
+    ok = np.isfinite(x) & valid_t[:, None, :]
+    xz = np.where(ok, x, np.float32(0))
+    top = np.where(ok, x, -np.inf).max(axis=-1)
+    bottom = np.where(ok, x, np.inf).min(axis=-1)
+    has_data = np.isfinite(top)
+    step = np.abs(np.diff(xz, axis=-1)) <= params.flat_tolerance_mv
+    step &= ok[..., 1:] & ok[..., :-1]
+    return _Samples(
+        x=x,
+        n_valid=n_valid,
+        valid_t=valid_t,
+        ok=ok,
+        xz=xz,
+        nok=np.maximum(ok.sum(axis=-1), 1),
+        has_data=has_data,
+        top=np.where(has_data, top, 0),
+        bottom=np.where(has_data, bottom, 0),
+        flat_run_s=longest_true_run(step) / fs,
+    )
+
+
+def _centred(s: _Samples) -> np.ndarray:
+    mean = s.xz.sum(axis=-1) / s.nok
+    return np.where(s.ok, s.xz - mean[..., None].astype(np.float32), np.float32(0))
+
+
+def _usable(s: _Samples, mask: np.ndarray, fs: float) -> np.ndarray:
+    """Leads the R-peak detector listens to: present, measured, and not flat for half the record."""
+    usable: np.ndarray = mask & s.has_data & (s.flat_run_s < 0.5 * s.n_valid[:, None] / fs)
+    return usable
+
+
+def _clip_frac(s: _Samples, tol: float) -> np.ndarray:
+    at_top = s.ok & (s.xz >= (s.top - tol)[..., None])
+    at_bottom = s.ok & (s.xz <= (s.bottom + tol)[..., None])
+
+    def in_runs(m: np.ndarray) -> np.ndarray:
+        pair = m[..., 1:] & m[..., :-1]
+        run = np.zeros_like(m)
+        run[..., 1:] |= pair
+        run[..., :-1] |= pair
+        count: np.ndarray = run.sum(axis=-1)
+        return count
+
+    frac: np.ndarray = np.maximum(in_runs(at_top), in_runs(at_bottom)) / s.nok
+    return frac
+
+
+def rpeak_mask(
+    x: np.ndarray,
+    lead_mask: np.ndarray,
+    fs: float,
+    params: SignalFeatureParams,
+    n_valid: np.ndarray | None = None,
+) -> np.ndarray:
+    """Boolean ``(b, T)`` R-peak positions of ``x`` ``(b, 12, T)`` mV: the detector behind ``rpeak_count``.
+
+    ``n_valid`` ``(b,)`` is the number of samples before zero padding (all of them by default).
+    """
+    x = np.asarray(x, dtype=np.float32)
+    n_valid = np.full(len(x), x.shape[-1]) if n_valid is None else n_valid
+    s = _samples(x, n_valid, fs, params)
+    _, qrs, _ = _spectral(_centred(s), fs, params)
+    return _rpeaks(qrs, _usable(s, np.asarray(lead_mask, dtype=bool), fs), s.valid_t, fs, params)
+
+
+def padded_positions(peaks: np.ndarray, width: int | None = None) -> np.ndarray:
+    """``(b, T)`` bool → ``(b, k)`` int32 sample positions in increasing order, padded with -1.
+
+    ``k`` is ``width`` or, by default, the largest count in the batch (at least 1).
+    """
+    counts = peaks.sum(axis=-1)
+    k = max(1, int(counts.max(initial=0))) if width is None else width
+    out = np.full((len(peaks), k), -1, dtype=np.int32)
+    rows, cols = np.nonzero(peaks)
+    rank = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    keep = rank < k
+    out[rows[keep], rank[keep]] = cols[keep]
+    return out
+
+
+def rpeak_positions(
+    x: np.ndarray,
+    lead_mask: np.ndarray,
+    fs: float,
+    params: SignalFeatureParams | None = None,
+    n_valid: np.ndarray | None = None,
+) -> np.ndarray:
+    """R-peak sample positions ``(b, k)`` int32, padded with -1, of ``x`` ``(b, 12, T)`` mV.
+
+    The same detector as the quality checks (:func:`rpeak_mask`); ``params`` default to the shipped
+    validation policy's ``features``.
+    """
+    if params is None:
+        from components.validation.policy import load_policy
+
+        params = load_policy().features
+    return padded_positions(rpeak_mask(x, lead_mask, fs, params, n_valid))
+
+
 def batch_features(
     x: np.ndarray, fs: float, lead_mask: np.ndarray, n_valid: np.ndarray, params: SignalFeatureParams
 ) -> BatchFeatures:
@@ -154,57 +275,21 @@ def batch_features(
     ``lead_mask`` ``(b, 12)`` marks present leads; ``n_valid`` ``(b,)`` is the number of samples before
     zero padding. Only present leads and valid samples are measured.
     """
-    x = np.asarray(x, dtype=np.float32)
-    t = x.shape[-1]
-    n_valid = np.clip(np.asarray(n_valid, dtype=np.int64), 1, t)
+    s = _samples(x, n_valid, fs, params)
     mask = np.asarray(lead_mask, dtype=bool)
-    valid_t = np.arange(t)[None, :] < n_valid[:, None]
-    valid3 = valid_t[:, None, :]
-    finite = np.isfinite(x)
-    nonfinite_frac = ((~finite) & valid3).sum(axis=-1) / n_valid[:, None]
-    ok = finite & valid3
-    xz = np.where(ok, x, np.float32(0))
-    nok = np.maximum(ok.sum(axis=-1), 1)
-
-    top = np.where(ok, x, -np.inf).max(axis=-1)
-    bottom = np.where(ok, x, np.inf).min(axis=-1)
-    has_data = np.isfinite(top)
-    top = np.where(has_data, top, 0)
-    bottom = np.where(has_data, bottom, 0)
-    range_mv = top - bottom
-
-    step = np.abs(np.diff(xz, axis=-1)) <= params.flat_tolerance_mv
-    step &= ok[..., 1:] & ok[..., :-1]
-    flat_run_s = longest_true_run(step) / fs
-
-    tol = params.clip_tolerance_mv
-    at_top = ok & (xz >= (top - tol)[..., None])
-    at_bottom = ok & (xz <= (bottom + tol)[..., None])
-
-    def in_runs(m: np.ndarray) -> np.ndarray:
-        pair = m[..., 1:] & m[..., :-1]
-        run = np.zeros_like(m)
-        run[..., 1:] |= pair
-        run[..., :-1] |= pair
-        return run.sum(axis=-1)
-
-    clip_frac = np.maximum(in_runs(at_top), in_runs(at_bottom)) / nok
-
-    mean = xz.sum(axis=-1) / nok
-    xc = np.where(ok, xz - mean[..., None].astype(np.float32), np.float32(0))
+    nonfinite_frac = ((~np.isfinite(s.x)) & s.valid_t[:, None, :]).sum(axis=-1) / s.n_valid[:, None]
+    xc = _centred(s)
     ratios, qrs, ecg = _spectral(xc, fs, params)
-
-    usable = mask & has_data & (flat_run_s < 0.5 * n_valid[:, None] / fs)
-    peaks = _rpeaks(qrs, usable, valid_t, fs, params)
+    peaks = _rpeaks(qrs, _usable(s, mask, fs), s.valid_t, fs, params)
     count, hr = _heart_rate(peaks, fs)
     einthoven, goldberger = _limb_consistency(xc, mask)
-    reversal = _limb_reversal(ecg, mask & has_data)
+    reversal = _limb_reversal(ecg, mask & s.has_data)
 
     per_lead = {
         "nonfinite_frac": nonfinite_frac,
-        "flat_run_s": flat_run_s,
-        "clip_frac": clip_frac,
-        "range_mv": range_mv,
+        "flat_run_s": s.flat_run_s,
+        "clip_frac": _clip_frac(s, params.clip_tolerance_mv),
+        "range_mv": s.top - s.bottom,
         **ratios,
     }
     per_lead = {k: np.where(mask, v, np.nan).astype(np.float32) for k, v in per_lead.items()}
@@ -215,6 +300,6 @@ def batch_features(
         "goldberger_residual": goldberger.astype(np.float32),
         "limb_reversal_score": reversal.astype(np.float32),
         "n_leads_present": mask.sum(axis=1).astype(np.int32),
-        "valid_duration_s": (n_valid / fs).astype(np.float32),
+        "valid_duration_s": (s.n_valid / fs).astype(np.float32),
     }
     return BatchFeatures(per_lead=per_lead, per_record=per_record)
