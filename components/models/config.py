@@ -98,6 +98,16 @@ class TextEncoderConfig(BaseModel):
         return self
 
 
+class DecoderConfig(BaseModel):
+    """The masked autoencoder's light decoder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    width: int = Field(default=64, ge=8)
+    depth: int = Field(default=1, ge=1)
+    heads: int = Field(default=4, ge=1)
+
+
 class FoundationConfig(BaseModel):
     """Everything needed to rebuild the model from its safetensors weights."""
 
@@ -115,6 +125,9 @@ class FoundationConfig(BaseModel):
     init_temperature: float = 0.07
     ecg_projection: bool = Field(default=False, description="has the ECG–ECG contrastive head")
     reconstruction: bool = Field(default=False, description="has the masked-signal reconstruction head")
+    decoder: DecoderConfig | None = Field(
+        default=None, description="the masked autoencoder's decoder (transformer encoders, objectives.mae)"
+    )
     masked_contrastive: bool = Field(
         default=False, description="has the context and target projections of the wav2vec-style objective"
     )

@@ -11,6 +11,7 @@ from torch import nn
 from components.models.config import FoundationConfig
 from components.models.ecg import build_ecg_encoder
 from components.models.ecg_input import N_LEADS
+from components.models.mae import MAEDecoder
 from components.models.text import ScratchTextEncoder
 from components.models.text_errors import NoTextSpaceError
 
@@ -44,6 +45,14 @@ class SignalLanguageModel(nn.Module):
         self.reconstruct: nn.Module | None = None
         if cfg.reconstruction:
             self.reconstruct = nn.Conv1d(self.ecg.feature_dim, N_LEADS * self.ecg.stride, 1)
+        self.decoder: MAEDecoder | None = None
+        if cfg.decoder is not None:
+            patch = cfg.ecg.patch_size
+            d = cfg.decoder
+            n_patches = -(-cfg.n_samples // patch)
+            self.decoder = MAEDecoder(
+                self.ecg.feature_dim, d.width, d.depth, d.heads, n_patches, N_LEADS * patch
+            )
         self.context_proj: nn.Module | None = None
         self.target_proj: nn.Module | None = None
         if cfg.masked_contrastive:

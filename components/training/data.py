@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from components.io.store import DatasetStore
+from components.io.store import DatasetStore, manifest_sha256
 from components.io.store_view import StoreView
 from components.models.text import TextTokenizer
 from components.training.batches import Batch, StoreRecords, batch_loader, sequential_batches
@@ -20,6 +20,7 @@ from components.training.groups import record_groups
 from components.training.params import PretrainParams
 from components.training.patients import PartnerBatch, PatientPartners, patient_ids
 from components.training.reports import record_reports, report_ids
+from components.training.rpeaks import rpeak_table
 from components.training.sampler import EpochBatchSampler
 
 #: adds fields to a batch from its indices (see :class:`StoreRecords`)
@@ -62,8 +63,10 @@ class PretrainDataModule(L.LightningDataModule):
         excluded: frozenset[str] = frozenset(),
         text_features: Callable[[list[str]], np.ndarray] | None = None,
         text_pool: Sequence[str] | None = None,
+        cache_dir: Path | None = None,
     ):
         super().__init__()
+        self.cache_dir = cache_dir
         self.root = root
         self.params = params
         self.tokenizer = tokenizer
@@ -84,6 +87,8 @@ class PretrainDataModule(L.LightningDataModule):
             "lead_mask": torch.from_numpy(store.lead_masks()),
             "patient_id": torch.from_numpy(patient_ids(manifest["patient_key"])),
         } | self._report_fields(manifest)
+        if self.params.augment.rpeak_crop:
+            fields["rpeaks"] = torch.from_numpy(self._rpeaks(store))
         usable = ~manifest["record_id"].isin(self.excluded).to_numpy()  # validation's exclusions
         view = StoreView(self.root)
         for split in ("train", "val", "test"):
@@ -115,6 +120,22 @@ class PretrainDataModule(L.LightningDataModule):
             self.partners = PartnerBatch(view, rows, lead_masks, partners)
             extras.append(self.partners)
         return extras
+
+    def _rpeaks(self, store: DatasetStore) -> np.ndarray:
+        """R-peak positions of every record (``rpeak_table``), computed once per dataset version and kept
+        in ``cache_dir`` (keyed by the manifest's sha256)."""
+        path = None
+        if self.cache_dir is not None:
+            path = self.cache_dir / f"{manifest_sha256(store.root)}-{store.info.fs}hz.npy"
+            if path.is_file():
+                return np.load(path)
+        table = rpeak_table(StoreView(store.root), np.arange(len(store.manifest)), store.info.fs)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(".partial.npy")
+            np.save(partial, table)
+            partial.replace(path)
+        return table
 
     def _report_fields(self, manifest: pd.DataFrame) -> dict[str, torch.Tensor]:
         """``tokens`` (or ``text_features``) and ``report_id`` of every record; none without a tokenizer."""
@@ -157,6 +178,10 @@ class PretrainDataModule(L.LightningDataModule):
         """What the data side did (for the pretraining report): the last epoch's batch plan (groups,
         merged or padded small groups, records left out) and how many records had a patient partner."""
         out: dict[str, Any] = {"sampler": self.sampler_report}
+        train = self.splits.get("train")
+        if train is not None and "rpeaks" in train.fields:
+            without = int((train.fields["rpeaks"] < 0).all(1).sum())
+            out["rpeaks"] = {"records": len(train), "records_without_peaks": without}
         if self.partners is not None:
             out["patient_partners"] = self.partners.partners.summary()
         return out

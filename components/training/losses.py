@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from components.models.ecg_transformer import PatchTransformer
 from components.models.ecg_wav2vec import ConvTransformer
 from components.models.foundation import SignalLanguageModel
+from components.models.mae import keep_indices, mae_loss, patchify
 from components.training.augment import augment
+from components.training.masking import multiscale_span_mask
 from components.training.objectives import (
     clip_loss,
     grouped_nt_xent,
@@ -25,6 +28,7 @@ from components.training.objectives import (
     patch_time_mask,
 )
 from components.training.params import PretrainParams
+from components.training.rpeaks import rpeak_aligned_crop
 from components.training.wav2vec import adjacent_segments, masked_contrastive_loss, span_mask
 
 Batch = dict[str, torch.Tensor]
@@ -45,8 +49,16 @@ class Step:
     _pooled: torch.Tensor | None = field(default=None, repr=False)
 
     def view(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """A freshly augmented view of the batch: ``(signal, lead mask)``."""
-        return augment(self.batch["signal"], self.batch["lead_mask"], self.params.augment, self.fs, self.gen)
+        """A freshly augmented view of the batch: ``(signal, lead mask)``. With ``augment.rpeak_crop`` (and
+        the batch's ``rpeaks``), the crop starts ``rpeak_lead_in_s`` before a detected R-peak."""
+        p = self.params.augment
+        signal = self.batch["signal"]
+        if p.rpeak_crop and "rpeaks" in self.batch:
+            length = max(1, round(p.crop_fraction * signal.shape[-1]))
+            lead_in = round(p.rpeak_lead_in_s * self.fs)
+            signal = rpeak_aligned_crop(signal, self.batch["rpeaks"], length, self.gen, lead_in).signal
+            p = p.model_copy(update={"crop_fraction": 1.0})
+        return augment(signal, self.batch["lead_mask"], p, self.fs, self.gen)
 
     def first(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The step's first augmented view ``(signal, lead mask)``, shared by the objectives."""
@@ -120,6 +132,21 @@ def text_text(step: Step) -> torch.Tensor:
     )
 
 
+def mae(step: Step) -> torch.Tensor:
+    """Masked autoencoder: spans at several scales are hidden, the encoder sees only the visible patches
+    and the light decoder rebuilds the hidden ones (normalised patches, present leads)."""
+    model, p = step.model, step.params
+    encoder, decoder = model.ecg, model.decoder
+    assert isinstance(encoder, PatchTransformer) and decoder is not None
+    signal, mask = step.first()
+    patches = patchify(signal, encoder.patch_size)
+    n = patches.shape[1]
+    hidden = multiscale_span_mask(len(signal), n, p.masking.ratio, p.masking.scales, step.gen, signal.device)
+    keep = keep_indices(hidden)
+    prediction = decoder(encoder.encode_visible(signal, mask, keep), keep, n_patches=n)
+    return mae_loss(prediction, patches, hidden, mask, encoder.patch_size)
+
+
 def wav2vec(step: Step) -> torch.Tensor:
     """ECG-FM's masked contrastive objective: spans of the latent sequence are masked, and the
     transformer's output at each masked step must pick its true latent among distractors of the same
@@ -169,6 +196,7 @@ LOSSES: dict[str, Callable[[Step], torch.Tensor]] = {
     "masked_reconstruction": masked_reconstruction,
     "patient": patient,
     "wav2vec": wav2vec,
+    "mae": mae,
     "cmsc": cmsc,
     "text_text": text_text,
 }

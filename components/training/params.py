@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from components.models.config import EcgEncoderConfig, TextEncoderConfig
+from components.models.config import DecoderConfig, EcgEncoderConfig, TextEncoderConfig
 
 
 class TextParams(TextEncoderConfig):
@@ -153,16 +153,6 @@ class MaskingParams(BaseModel):
     )
 
 
-class DecoderParams(BaseModel):
-    """The MAE's light decoder (``objectives.mae``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    width: int = Field(default=64, ge=8)
-    depth: int = Field(default=1, ge=1)
-    heads: int = Field(default=4, ge=1)
-
-
 class SamplerParams(BaseModel):
     """Which records share a batch."""
 
@@ -201,7 +191,7 @@ class PretrainParams(BaseModel):
     augment: AugmentParams = AugmentParams()
     objectives: ObjectiveParams = ObjectiveParams()
     masking: MaskingParams = MaskingParams()
-    decoder: DecoderParams = DecoderParams()
+    decoder: DecoderConfig = DecoderConfig()
     sampler: SamplerParams = SamplerParams()
     batch_size: int = Field(default=32, ge=2)
     max_epochs: int = Field(default=5, ge=1)

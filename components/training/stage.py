@@ -121,6 +121,7 @@ def foundation_config(
         ecg_projection=max(objectives.ecg_ecg, objectives.cmsc, objectives.patient) > 0,
         reconstruction=objectives.masked_reconstruction > 0,
         masked_contrastive=objectives.wav2vec > 0,
+        decoder=params.decoder if objectives.mae > 0 else None,
     )
 
 
@@ -326,6 +327,7 @@ def _data_module(run: _Run, module: PretrainModule, tokenizer: TextTokenizer | N
         excluded=validation_exclusions(run.workspace, store.root.name),
         text_features=text_feature_cache(module, run.workspace),
         text_pool=_training_texts(store, params) if params.objectives.text_text > 0 else None,
+        cache_dir=run.workspace.state_dir / "rpeaks",
     )
 
 
