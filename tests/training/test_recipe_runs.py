@@ -5,6 +5,8 @@ exactly the weights of an uninterrupted one."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from components.training.params import PretrainParams
 from components.training.recipes import recipe_names
 from components.training.stage import pretrain
 from components.workspace import Workspace
-from tests.training.conftest import TINY
+from tests.training.conftest import TINY, cli, cli_env
 
 pytestmark = pytest.mark.slow
 
@@ -125,3 +127,27 @@ def test_a_drop_without_reports_pretrains_with_a_recipe_without_text(
     )
     result = pretrain(cape, "demo", RunOptions(register=False, progress=False))
     assert result is not None and "zero_shot_macro_auroc" not in result.evaluation["metrics"]
+
+
+@pytest.mark.parametrize("recipe", [name for name in recipe_names() if name != "ecgclip"])
+def test_recipe_trains_on_two_ddp_ranks(recipe: str, tmp_path: Path, demo_store_root: Path) -> None:
+    """Two CPU processes (gloo): each takes half of every step's batches; CAPE's In-Distribution Batches
+    plan every step's global batch from one group."""
+    settings = _workspace(tmp_path / "ws", demo_store_root, "ecgclip")  # --recipe picks the recipe
+    ddp = ("--devices", "2", "--strategy", "ddp", "--accelerator", "cpu", "--max-epochs", "1")
+    out = subprocess.run(
+        cli("--dataset", "demo", "--recipe", recipe, *ddp, "--json"),
+        env=cli_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout)
+    assert "gloo" in out.stderr.lower() or "distributed_backend=gloo" in out.stderr
+    assert result["steps"] == BUDGET["limit_train_records"] // (2 * BUDGET["batch_size"])
+    plan = result["data"]["sampler"]
+    assert (plan["world_size"], plan["global_batch_size"]) == (2, 2 * BUDGET["batch_size"])
+    params = PretrainParams.model_validate({**BUDGET, "recipe": recipe})
+    assert plan["in_distribution"] == params.sampler.in_distribution_batches
+    assert foundation_meta(Path(result["model_dir"]))["recipe"] == recipe
