@@ -26,8 +26,21 @@ NODE_STYLES: dict[str, tuple[str, str]] = {
 MAX_GRAPH_NODES = 60
 
 
+def pretraining_recipe(model: ModelInfo) -> str:
+    """The recipe a foundation model was pretrained with (its artifact's ``config.json``), else ``""``."""
+    if model.kind != "foundation":
+        return ""
+    directory = local_path(model.artifact_uri)
+    if directory is None or not (directory / "config.json").is_file():
+        return ""
+    from components.models.checkpoint import foundation_meta
+
+    return str(foundation_meta(directory).get("recipe", ""))
+
+
 def models_frame(models: list[ModelInfo]) -> pd.DataFrame:
-    """One row per model: reference, kind, task, stage, gate verdict, training data, parent, creation."""
+    """One row per model: reference, kind, task, stage, gate verdict, a foundation model's pretraining
+    recipe, training data, parent, creation."""
     return pd.DataFrame(
         [
             {
@@ -36,6 +49,7 @@ def models_frame(models: list[ModelInfo]) -> pd.DataFrame:
                 "task": m.task or "",
                 "stage": m.stage or "",
                 "gate": m.gate_verdict or "",
+                "recipe": pretraining_recipe(m),
                 "dataset version": f"{m.dataset} {short_md5(m.dataset_version_md5)}"
                 if m.dataset_version_md5
                 else "",

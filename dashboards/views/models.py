@@ -73,7 +73,9 @@ with metrics_tab:
     else:
         cols = st.columns(3)
         metric_names = sorted({k[2] for k in keys})
-        default_metric = next((n for n in ("macro_auroc", "auroc") if n in metric_names), metric_names[0])
+        default_metric = next(
+            (n for n in ("macro_auroc", "probe_macro_auroc", "auroc") if n in metric_names), metric_names[0]
+        )
         metric = cols[0].selectbox("metric", metric_names, index=metric_names.index(default_metric))
         splits = sorted({k[0] for k in keys if k[2] == metric})
         split = cols[1].selectbox("split", splits, index=splits.index("test") if "test" in splits else 0)

@@ -1,5 +1,6 @@
 """Every recipe through the real pretrain stage on real PTB-XL records (samples/), at a tiny budget: it
-registers a foundation model that names its recipe, reports a linear probe (and zero-shot only with a text
+registers a foundation model that names its recipe (in the registry, its artifact and the dashboard's
+model table), reports a linear probe (and zero-shot only with a text
 space), loads back from safetensors and embeds, and a run that crashed after its first epoch resumes to
 exactly the weights of an uninterrupted one."""
 
@@ -19,6 +20,7 @@ from safetensors.torch import load_file
 
 import components.training.stage as stage
 from components.config import Settings
+from components.dashboard.models import models_frame
 from components.io.store import DatasetStore
 from components.models.checkpoint import foundation_meta, load_foundation
 from components.registry import open_registry
@@ -69,6 +71,7 @@ def test_recipe_pretrains_registers_embeds_and_resumes_exactly(
     assert (meta["recipe"], meta["config_sha256"]) == (recipe, params.config_sha256)
     registry = open_registry(straight.resolved_registry_url)
     assert registry.runs(kind="pretrain")[0].parameters["recipe"] == recipe
+    assert models_frame(registry.models(kind="foundation"))["recipe"].tolist() == [recipe]  # the dashboard
 
     metrics = result.evaluation["metrics"]
     assert 0.0 <= metrics["probe_macro_auroc"] <= 1.0
