@@ -1,14 +1,17 @@
-"""Pretraining speed: the Lightning loop vs a bare PyTorch loop (same model, batch, data, steps, this run).
+"""Pretraining speed of every recipe: the Lightning loop vs a bare PyTorch loop (same model, objectives,
+batch, data, steps, this run).
 
-Prints JSON: samples/s of each loop, their ratio (target >= 0.90), and the share of each loop's time spent
-waiting for the next batch. Samples per CPU-second and the rate of the median step are printed too: on a
-shared machine they are less disturbed by bursts of other work than mean wall-clock rates. Both loops call
-the same ``PretrainModule.losses`` on the same batches from the same DataModule (memory-mapped store), with
-the same AdamW optimizer. The order alternates over rounds, because the machine is shared. Uses
-../shared/data/ptb-xl when present, else samples/. CPU only here: no GPU figures (bf16 is used
-automatically when a GPU is present). The Lightning loop is the stage's own Trainer (``pretrain_trainer``).
+Prints JSON, per recipe: samples/s of each loop, their ratio (target >= 0.90), and the share of each
+loop's time spent waiting for the next batch (target <= 0.05). Samples per CPU-second and the rate of the
+median step are printed too: on a shared machine they are less disturbed by bursts of other work than
+mean wall-clock rates. Both loops call the same ``PretrainModule.losses`` on the same batches from the
+same DataModule (memory-mapped store), with the same AdamW optimizer. The order alternates over rounds,
+because the machine is shared. Uses ../shared/data/ptb-xl when present, else samples/. CPU only here: no
+GPU figures (bf16 is used automatically when a GPU is present). The Lightning loop is the stage's own
+Trainer (``pretrain_trainer``). The model's size is params.yaml's budget, the method each recipe's.
 
-    python benchmarks/train_throughput.py [--steps 30] [--rounds 4] [--batch-size 64] [--num-workers 0]
+    python benchmarks/train_throughput.py [--recipes ecgclip cape ...] [--steps 30] [--rounds 4]
+                                          [--batch-size 64] [--num-workers 0]
 """
 
 from __future__ import annotations
@@ -60,9 +63,7 @@ def bare_loop(store, tokenizer, params, steps: int, warmup: int) -> dict[str, fl
     from components.training.data import PretrainDataModule
 
     module = _module(store, tokenizer, params)
-    data = PretrainDataModule(
-        store.root, tokenizer, batch_size=params.batch_size, seed=params.seed, num_workers=params.num_workers
-    )
+    data = PretrainDataModule(store.root, params, tokenizer=tokenizer, cache_dir=store.root.parent / "cache")
     data.setup("fit")
     optimizer = torch.optim.AdamW(module.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     module.train()
@@ -132,9 +133,7 @@ def lightning_loop(store, tokenizer, params, steps: int, warmup: int, workdir: P
                 self.ends.append(self.stop)
 
     module = _module(store, tokenizer, params)
-    data = PretrainDataModule(
-        store.root, tokenizer, batch_size=params.batch_size, seed=params.seed, num_workers=params.num_workers
-    )
+    data = PretrainDataModule(store.root, params, tokenizer=tokenizer, cache_dir=store.root.parent / "cache")
     clock, profiler = Clock(), SimpleProfiler(dirpath=workdir, filename="profile")
     trainer = pretrain_trainer(
         params,
@@ -153,8 +152,46 @@ def lightning_loop(store, tokenizer, params, steps: int, warmup: int, workdir: P
     return _rates(params.batch_size, steps, wall, cpu, waited, clock.ends)
 
 
+def recipe_throughput(store, params, args: argparse.Namespace, workdir: Path) -> dict:
+    """Both loops, alternating over rounds, for one recipe's resolved parameters."""
+    from components.training.stage import build_tokenizer
+
+    tokenizer = build_tokenizer(store, params) if params.objectives.uses_text else None
+    bare, light = [], []
+    for round_ in range(args.rounds):
+        order = ["bare", "lightning"] if round_ % 2 == 0 else ["lightning", "bare"]
+        for which in order:
+            if which == "bare":
+                bare.append(bare_loop(store, tokenizer, params, args.steps, args.warmup))
+            else:
+                light.append(lightning_loop(store, tokenizer, params, args.steps, args.warmup, workdir))
+
+    def median(runs: list[dict], key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    weights = {k: v for k, v in params.objectives.weights().items() if v > 0}
+    return {
+        "encoder": params.ecg.arch,
+        "objectives": weights,
+        "bare_pytorch": {"samples_per_s": round(median(bare, "samples_per_s"), 1), "runs": bare},
+        "lightning": {"samples_per_s": round(median(light, "samples_per_s"), 1), "runs": light},
+        "ratio_lightning_to_bare": round(median(light, "samples_per_s") / median(bare, "samples_per_s"), 3),
+        "ratio_lightning_to_bare_cpu_time": round(
+            median(light, "samples_per_cpu_s") / median(bare, "samples_per_cpu_s"), 3
+        ),
+        "ratio_lightning_to_bare_median_step": round(
+            median(light, "median_step_samples_per_s") / median(bare, "median_step_samples_per_s"), 3
+        ),
+        "data_wait_share_lightning": round(median(light, "data_wait_share"), 4),
+        "data_wait_share_bare": round(median(bare, "data_wait_share"), 4),
+    }
+
+
 def main() -> None:
+    from components.training.recipes import recipe_names
+
     parser = argparse.ArgumentParser()
+    parser.add_argument("--recipes", nargs="+", default=recipe_names(), choices=recipe_names())
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=4)
@@ -165,30 +202,18 @@ def main() -> None:
 
     import torch
 
-    from components.config import load_params
-    from components.training.stage import build_tokenizer
+    from components.config import raw_params
+    from components.training.params import PretrainParams
 
     torch.set_num_threads(torch.get_num_threads())
-    params = load_params(args.params).pretrain.model_copy(
-        update={"batch_size": args.batch_size, "num_workers": args.num_workers}
-    )
+    written = raw_params(args.params).get("pretrain") or {}
+    budget = {"batch_size": args.batch_size, "num_workers": args.num_workers}
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         store, drop = _store(Path(tmp))
-        tokenizer = build_tokenizer(store, params)
-        bare, light = [], []
-        for round_ in range(args.rounds):
-            order = ["bare", "lightning"] if round_ % 2 == 0 else ["lightning", "bare"]
-            for which in order:
-                if which == "bare":
-                    bare.append(bare_loop(store, tokenizer, params, args.steps, args.warmup))
-                else:
-                    light.append(lightning_loop(store, tokenizer, params, args.steps, args.warmup, Path(tmp)))
-    bare_sps = statistics.median(r["samples_per_s"] for r in bare)
-    light_sps = statistics.median(r["samples_per_s"] for r in light)
-    bare_cpu = statistics.median(r["samples_per_cpu_s"] for r in bare)
-    light_cpu = statistics.median(r["samples_per_cpu_s"] for r in light)
-    bare_step = statistics.median(r["median_step_samples_per_s"] for r in bare)
-    light_step = statistics.median(r["median_step_samples_per_s"] for r in light)
+        for recipe in args.recipes:
+            params = PretrainParams.model_validate(written | budget | {"recipe": recipe})
+            results[recipe] = recipe_throughput(store, params, args, Path(tmp))
     print(
         json.dumps(
             {
@@ -196,20 +221,15 @@ def main() -> None:
                 "device": "cpu",
                 "torch_threads": torch.get_num_threads(),
                 "gpu": "none on this machine: no GPU figures",
-                "model": {"ecg": params.ecg.model_dump(), "text_width": params.text.width},
+                "budget": {"ecg": written.get("ecg"), "text_width": (written.get("text") or {}).get("width")},
                 "batch_size": args.batch_size,
                 "steps_timed": args.steps,
                 "warmup_steps": args.warmup,
                 "rounds": args.rounds,
                 "num_workers": args.num_workers,
-                "bare_pytorch": {"samples_per_s": round(bare_sps, 1), "runs": bare},
-                "lightning": {"samples_per_s": round(light_sps, 1), "runs": light},
-                "ratio_lightning_to_bare": round(light_sps / bare_sps, 3),
-                "ratio_lightning_to_bare_cpu_time": round(light_cpu / bare_cpu, 3),
-                "ratio_lightning_to_bare_median_step": round(light_step / bare_step, 3),
                 "target_ratio": 0.9,
-                "data_wait_share_lightning": round(statistics.median(r["data_wait_share"] for r in light), 4),
-                "data_wait_share_bare": round(statistics.median(r["data_wait_share"] for r in bare), 4),
+                "target_data_wait_share": 0.05,
+                "recipes": results,
             },
             indent=2,
         )

@@ -81,6 +81,9 @@ class ConvTransformer(nn.Module):
         layer = nn.TransformerEncoderLayer(
             d, cfg.heads, 4 * d, cfg.dropout, activation="gelu", batch_first=True, norm_first=True
         )
+        # dropout on the residual and feed-forward paths, not on the attention weights: over hundreds of
+        # latent steps that mask costs more than the attention itself and rules out fused attention kernels
+        layer.self_attn.dropout = 0.0
         self.encoder = nn.TransformerEncoder(layer, cfg.depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d)
         self.feature_dim = d

@@ -90,10 +90,11 @@ def masked_contrastive_loss(
     rows, cols = mask.nonzero(as_tuple=True)
     own = (rows * length + cols).unsqueeze(1)
     flat = targets.reshape(b * length, d)
-    positive = flat[own.squeeze(1)]
-    candidates = torch.cat([positive.unsqueeze(1), flat[index]], dim=1)
-    logits = F.cosine_similarity(context[rows, cols].unsqueeze(1), candidates, dim=-1) / temperature
-    same = (index == own) | (flat[index] == positive.unsqueeze(1)).all(-1)
+    unit = F.normalize(flat, dim=-1)  # normalised once, then gathered: cosine similarities as dot products
+    candidates = torch.cat([unit[own], unit[index]], dim=1)
+    query = F.normalize(context[rows, cols], dim=-1)
+    logits = torch.einsum("nd,nkd->nk", query, candidates) / temperature
+    same = (index == own) | (flat[index] == flat[own]).all(-1)
     logits = torch.cat([logits[:, :1], logits[:, 1:].masked_fill(same, float("-inf"))], dim=1)
     zeros = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
     return F.cross_entropy(logits, zeros)
