@@ -77,6 +77,8 @@ def main() -> None:
         assert result is not None
         store = DatasetStore.open(settings.data_dir / "ptbxl")
         model, tokenizer = load_foundation(result.model_dir)
+        if tokenizer is None:
+            raise SystemExit(f"recipe {params.recipe} learns no text space: this benchmark needs zero-shot")
         evaluation = evaluate(model, tokenizer, store, split="test", language=params.prompt_language)
 
         torch.manual_seed(12345)
@@ -117,8 +119,10 @@ def main() -> None:
     def difference_ii(idx: np.ndarray) -> float:
         return probe_auc("pretrained", probes_ii)(idx) - probe_auc("random_init", probes_ii)(idx)
 
-    zs_targets, zs_scores = evaluation.targets, evaluation.zero_shot_scores
-    hits10 = evaluation.hits[10]
+    text = evaluation.text
+    assert text is not None and lead_ii.text is not None
+    zs_targets, zs_scores = text.targets, text.zero_shot_scores
+    hits10 = text.hits[10]
     full = np.arange(n_test)
     diff_ci = bootstrap_ci(difference, n_test, rounds=args.rounds, seed=1)
     diff_ii_ci = bootstrap_ci(difference_ii, n_test, rounds=args.rounds, seed=1)
@@ -139,7 +143,7 @@ def main() -> None:
             "extra_text": "reports of training-fold patients from the full ptbxl_database.csv (tokenizer)",
         },
         "zero_shot": {
-            "language": evaluation.language,
+            "language": text.language,
             "macro_auroc": round(evaluation.zero_shot_macro_auroc, 4),
             "ci95": _ci(
                 bootstrap_ci(
@@ -149,7 +153,7 @@ def main() -> None:
                     seed=0,
                 )
             ),
-            "per_class": {k: round(v, 4) for k, v in evaluation.zero_shot_auroc.items()},
+            "per_class": {k: round(v, 4) for k, v in text.zero_shot_auroc.items()},
             "n": len(zs_targets),
             "macro_auroc_by_prompt_language": by_language,
         },
@@ -172,15 +176,15 @@ def main() -> None:
             "linear_probe_random_init_macro_auroc": round(probe_auc("random_init", probes_ii)(full), 4),
             "difference": round(difference_ii(full), 4),
             "difference_ci95": _ci(diff_ii_ci),
-            "recall_at_10": round(lead_ii.recall_at[10], 4),
+            "recall_at_10": round(lead_ii.text.recall_at[10], 4),
         },
         "retrieval": {
-            "recall_at": {str(k): round(v, 4) for k, v in evaluation.recall_at.items()},
+            "recall_at": {str(k): round(v, 4) for k, v in text.recall_at.items()},
             "recall_at_10_ci95": _ci(
                 bootstrap_ci(lambda idx: float(hits10[idx].mean()), len(hits10), rounds=args.rounds, seed=2)
             ),
-            "chance_at": {str(k): round(v, 4) for k, v in evaluation.chance_at.items()},
-            "unique_reports": evaluation.n_unique_reports,
+            "chance_at": {str(k): round(v, 4) for k, v in text.chance_at.items()},
+            "unique_reports": text.n_unique_reports,
         },
     }
     print(json.dumps(out, indent=2))

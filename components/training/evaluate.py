@@ -105,20 +105,32 @@ def labelled_rows(store: DatasetStore, split: str) -> tuple[np.ndarray, np.ndarr
     return rows[keep], targets[keep]
 
 
-def probe_macro_auroc(
+def probe_scores(
     model: SignalLanguageModel, store: DatasetStore, split: str = "test", leads: Sequence[str] | None = None
-) -> tuple[float, int]:
-    """Superdiagnostic macro AUROC of a linear probe on the frozen encoder features (fit on train, L2
-    chosen on validation), on ``split``, and the number of labelled records it was measured on; NaN when
-    a split has no labelled records."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A linear probe of the frozen encoder features for the superdiagnostic classes (fit on train, L2
+    chosen on validation), applied to ``split``: ``(rows, targets, scores)`` of the split's labelled
+    records; the scores are empty when a split has no labelled records."""
     parts = {name: labelled_rows(store, name) for name in ("train", "val", split)}
-    if any(len(rows) == 0 for rows, _ in parts.values()):
-        return float("nan"), len(parts[split][0])
-    features = {name: embed_ecgs(model, store, rows, leads=leads)[1] for name, (rows, _) in parts.items()}
+    rows, targets = parts[split]
+    if any(len(part_rows) == 0 for part_rows, _ in parts.values()):
+        return rows, targets, np.zeros((0, targets.shape[1]), dtype=np.float32)
+    features = {name: embed_ecgs(model, store, r, leads=leads)[1] for name, (r, _) in parts.items()}
     result = linear_probe(
         (features["train"], parts["train"][1]), (features["val"], parts["val"][1]), features[split]
     )
-    return macro_auroc(parts[split][1], result.test_scores), len(parts[split][0])
+    return rows, targets, result.test_scores
+
+
+def probe_macro_auroc(
+    model: SignalLanguageModel, store: DatasetStore, split: str = "test", leads: Sequence[str] | None = None
+) -> tuple[float, int]:
+    """Superdiagnostic macro AUROC of :func:`probe_scores` on ``split`` and the number of labelled records
+    it was measured on; NaN when a split has no labelled records."""
+    rows, targets, scores = probe_scores(model, store, split, leads)
+    if len(scores) == 0:
+        return float("nan"), len(rows)
+    return macro_auroc(targets, scores), len(rows)
 
 
 @dataclass
