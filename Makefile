@@ -18,8 +18,13 @@ lock:
 	{ sed -n '1,3p' constraints.txt; .venv-lock/bin/pip freeze --exclude-editable; } > constraints.new
 	mv constraints.new constraints.txt && rm -rf .venv-lock
 
+# the retraining flow with params.yaml's recipe, then every pretraining recipe on the same dataset (not
+# registered, so the flow's foundation model stays the current one): each prints its linear-probe score
+RECIPES := $(sort $(basename $(notdir $(wildcard schemas/recipes/*.yaml))))
 demo: $(STAMP)
 	$(BIN)/ecgops run --drop samples
+	$(BIN)/ecgops recipes
+	for recipe in $(RECIPES); do $(BIN)/ecgops pretrain --recipe $$recipe --no-register || exit 1; done
 
 # two pytest-xdist workers, each taking whole test files (module fixtures stay in one process) in
 # collection order, which puts the longest files first (tests/conftest.py LONGEST_FILES; xdist's own

@@ -8,7 +8,7 @@ import torch
 
 from components.io.store import DatasetStore
 from components.training.augment import augment, lead_dropout
-from components.training.objectives import clip_loss, nt_xent, patch_time_mask
+from components.training.objectives import clip_loss, grouped_nt_xent, nt_xent, patch_time_mask
 from components.training.params import AugmentParams
 from components.training.reports import composed_report, record_reports, report_ids, training_patient_reports
 from components.training.sampler import EpochBatchSampler
@@ -88,6 +88,23 @@ def test_nt_xent_and_patch_mask() -> None:
     mask = patch_time_mask(3, 1000, 32, 0.3, torch.Generator().manual_seed(0), torch.device("cpu"))
     assert mask.shape == (3, 1, 1000)
     assert abs(mask.float().mean().item() - 0.3) < 0.05
+
+
+def test_grouped_nt_xent_makes_every_view_of_a_group_a_positive() -> None:
+    torch.manual_seed(0)
+    z1, z2 = torch.randn(6, 16), torch.randn(6, 16)
+    alone = torch.arange(6)
+    assert torch.allclose(grouped_nt_xent(z1, z2, alone, 0.1), nt_xent(z1, z2, 0.1))  # distinct groups
+    # records 0 and 1 are one patient's two ECGs: the grouped loss is lower when they are alike (they are
+    # positives), the plain one higher (they would be each other's hardest negatives)
+    noise = 0.05 * torch.randn(6, 16)
+    alike = z1.clone()
+    alike[1] = z1[0] + 0.01 * torch.randn(16)
+    patients = torch.tensor([0, 0, 1, 2, 3, 4])
+    assert grouped_nt_xent(alike, alike + noise, patients, 0.1) < grouped_nt_xent(
+        z1, z1 + noise, patients, 0.1
+    )
+    assert grouped_nt_xent(alike, alike + noise, alone, 0.1) > grouped_nt_xent(z1, z1 + noise, alone, 0.1)
 
 
 def test_every_record_gets_a_report(demo_store: DatasetStore) -> None:
