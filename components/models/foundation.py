@@ -61,7 +61,8 @@ class SignalLanguageModel(nn.Module):
 
     def ecg_features(self, signal: torch.Tensor, lead_mask: torch.Tensor) -> torch.Tensor:
         """The encoder's pooled representation (what linear probes and fine-tuning use)."""
-        return self.ecg(signal, lead_mask)
+        pooled: torch.Tensor = self.ecg(signal, lead_mask)
+        return pooled
 
     @property
     def has_text_space(self) -> bool:

@@ -128,7 +128,8 @@ class PretrainDataModule(L.LightningDataModule):
         if self.cache_dir is not None:
             path = self.cache_dir / f"{manifest_sha256(store.root)}-{store.info.fs}hz.npy"
             if path.is_file():
-                return np.load(path)
+                cached: np.ndarray = np.load(path)
+                return cached
         table = rpeak_table(StoreView(store.root), np.arange(len(store.manifest)), store.info.fs)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
