@@ -136,7 +136,12 @@ def test_pretrain_key_follows_dataset_version_and_parameters(small_store: tuple[
     (settings.workspace / "params.yaml").write_text(
         yaml.safe_dump({"ingest": {"target_fs": 500}, "pretrain": {"seed": 7}})
     )
-    assert _key("pretrain", settings, dataset="demo", dataset_version="a" * 32) != first
+    seeded = _key("pretrain", settings, dataset="demo", dataset_version="a" * 32)
+    assert seeded != first
+    (settings.workspace / "params.yaml").write_text(
+        yaml.safe_dump({"ingest": {"target_fs": 500}, "pretrain": {"seed": 7, "recipe": "cape"}})
+    )
+    assert _key("pretrain", settings, dataset="demo", dataset_version="a" * 32) not in {first, seeded}
 
 
 def test_code_versions_are_per_stage_and_stable() -> None:
