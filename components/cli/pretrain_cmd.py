@@ -94,6 +94,7 @@ def recipes_command(
 ) -> None:
     """List the pretraining recipes (schemas/recipes): the paper each follows and its settings as this
     workspace resolves them (its pretrain: keys over the recipe's)."""
+    from components.training.params import OBJECTIVES
     from components.training.recipes import load_recipe, recipe_names, with_recipe_of
     from components.workspace import Workspace
 
@@ -111,11 +112,20 @@ def recipes_command(
         typer.echo(json.dumps(rows, indent=2, default=str))
         return
     table = Table(title="pretraining recipes (schemas/recipes; * = pretrain.recipe)")
-    for column in ("recipe", "method", "paper", "config sha256"):
+    for column in ("recipe", "method", "encoder", "objectives", "paper", "config sha256"):
         table.add_column(column)
     for row in rows:
         mark = "* " if row["selected"] else "  "
-        table.add_row(mark + row["name"], row["title"], row["paper"], row["config_sha256"][:12])
+        settings = row["settings"]
+        objectives = ", ".join(
+            f"{name} {settings['objectives'][name]:g}"
+            for name in OBJECTIVES
+            if settings["objectives"][name] > 0
+        )
+        encoder = settings["ecg"]["arch"]
+        table.add_row(
+            mark + row["name"], row["title"], encoder, objectives, row["paper"], row["config_sha256"][:12]
+        )
     Console().print(table)
 
 

@@ -193,8 +193,7 @@ def _open_run(workspace: Workspace, request: FinetuneRequest, options: RunOption
         resumed_from = folder.resumed_epoch()
     else:
         state = _start(workspace, folder, spec, request, options)
-    if options.max_epochs is not None:
-        params = params.model_copy(update={"max_epochs": options.max_epochs})
+    params = options.epochs_of(params)
     return _Run(workspace, folder, state, spec, params, options, resumed_from, started)
 
 

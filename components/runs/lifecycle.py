@@ -12,10 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
+
+from pydantic import BaseModel
 
 from components.runs.folder import RunState
 from components.workspace import Workspace
+
+#: a stage's parameters (with ``max_epochs``)
+Params = TypeVar("Params", bound=BaseModel)
 
 if TYPE_CHECKING:
     from components.registry import Registry
@@ -40,6 +45,12 @@ class RunOptions:
     devices: int | str = 1
     strategy: str = "auto"
 
+    def epochs_of(self, params: Params) -> Params:
+        """The stage's ``params`` with ``max_epochs`` overridden when these options override it."""
+        return (
+            params if self.max_epochs is None else params.model_copy(update={"max_epochs": self.max_epochs})
+        )
+
 
 @contextmanager
 def failure_recorded(workspace: Workspace, registry_run_id: int | None) -> Iterator[None]:
@@ -63,7 +74,9 @@ def registering_run(registry: Registry, kind: str, state: RunState) -> int:
     if registry.get_run(run_id).status == "running":
         return run_id
     return registry.start_run(
-        kind, parameters={"resumes_run": run_id, **state.params}, prefect_flow_run_id=state.flow_run_id
+        kind,
+        parameters={"resumes_run": run_id, **state.params, **state.provenance()},
+        prefect_flow_run_id=state.flow_run_id,
     )
 
 

@@ -256,8 +256,7 @@ def _open_run(workspace: Workspace, dataset: str | None, options: RunOptions) ->
     else:
         params, resumed_from = pin_text_model(params), None
         state = _start(workspace, folder, store, params, options)
-    if options.max_epochs is not None:
-        params = params.model_copy(update={"max_epochs": options.max_epochs})
+    params = options.epochs_of(params)
     return _Run(workspace, store, folder, state, params, options, resumed_from, started)
 
 
@@ -274,14 +273,15 @@ def _start(
         params=params.model_dump(mode="json"),
         manifest_sha256=manifest_sha256(store.root),
         flow_run_id=options.flow_run_id,
+        recipe=params.recipe,
+        config_sha256=params.config_sha256,
     )
     if options.register:
         with workspace.registry() as registry:
             state.dataset_version = registered_version(workspace, registry)
             state.registry_run_id = registry.start_run(
                 "pretrain",
-                parameters=state.model_dump(exclude={"registry_run_id", "flow_run_id"})
-                | {"recipe": params.recipe, "config_sha256": params.config_sha256},
+                parameters=state.model_dump(exclude={"registry_run_id", "flow_run_id"}),
                 prefect_flow_run_id=options.flow_run_id,
             )
     folder.save(state)
@@ -356,8 +356,7 @@ def _publish(run: _Run, trained: _Trained) -> PretrainResult:
     model_dir = Path(run.workspace.settings.resolved_artifact_store) / "models" / params.model_name / tag
     shutil.rmtree(model_dir, ignore_errors=True)
     meta = state.model_dump(include={"dataset", "dataset_version", "manifest_sha256", "registry_run_id"})
-    recipe = PretrainParams.model_validate(state.params)  # the run's configuration, as it started
-    meta |= {"epochs": trainer.current_epoch, "recipe": recipe.recipe, "config_sha256": recipe.config_sha256}
+    meta |= {"epochs": trainer.current_epoch, **_provenance(state)}
     save_foundation(model, trained.tokenizer, model_dir, extra=meta)
     evaluation = evaluate(model, trained.tokenizer, run.store, split="test", language=params.prompt_language)
     model_ref = None
@@ -386,6 +385,15 @@ def _publish(run: _Run, trained: _Trained) -> PretrainResult:
         evaluation=evaluation.to_dict(),
         data=trained.data.report(),
     )
+
+
+def _provenance(state: PretrainRunState) -> dict[str, Any]:
+    """The run's recipe and config sha256 (computed from its parameters for a run.json that predates
+    them)."""
+    if state.recipe is not None and state.config_sha256 is not None:
+        return state.provenance()
+    started = PretrainParams.model_validate(state.params)
+    return {"recipe": started.recipe, "config_sha256": started.config_sha256}
 
 
 def _record_model(

@@ -98,6 +98,11 @@ def test_recipe_pretrains_registers_embeds_and_resumes_exactly(
     monkeypatch.setattr(stage, "pretrain_trainer", real_trainer)
     resumed = pretrain(Workspace(crashed), "demo", RunOptions(resume=True, progress=False))
     assert resumed is not None and resumed.resumed_from_epoch == 0
+    failed, successor = sorted(
+        open_registry(crashed.resolved_registry_url).runs(kind="pretrain"), key=lambda r: r.id
+    )
+    assert (failed.status, successor.parameters["resumes_run"]) == ("failed", failed.id)
+    assert successor.parameters["config_sha256"] == failed.parameters["config_sha256"] == params.config_sha256
     expected, actual = (
         load_file(str(result.model_dir / "model.safetensors")),
         load_file(str(resumed.model_dir / "model.safetensors")),
