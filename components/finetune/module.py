@@ -58,8 +58,8 @@ class FinetuneModule(L.LightningModule):
         torch.manual_seed(seed)
         gen = torch.Generator(device=batch["signal"].device).manual_seed(seed)
         mask = self.model.effective_mask(batch["lead_mask"])
-        signal, mask = augment(batch["signal"], mask, self.params.augment, self.cfg.fs, gen)
-        logits = self.model(signal, mask)
+        signal, mask, start = augment(batch["signal"], mask, self.params.augment, self.cfg.fs, gen)
+        logits = self.model(signal, mask, start)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), batch["target"])
         self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=len(signal))
         return loss

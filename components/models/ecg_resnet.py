@@ -77,10 +77,15 @@ class ResNet1d(nn.Module):
     def pool(self, features: torch.Tensor) -> torch.Tensor:
         return self.dropout(torch.cat([features.mean(-1), features.amax(-1)], dim=1))
 
-    def encode(self, signal: torch.Tensor, lead_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(features (b, c, l), pooled (b, 2c))``."""
+    def encode(
+        self, signal: torch.Tensor, lead_mask: torch.Tensor, start: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(features (b, c, l), pooled (b, 2c))``; convolutions have no absolute positions, so a view's
+        ``start`` in its record changes nothing."""
         features = self.features(signal, lead_mask)
         return features, self.pool(features)
 
-    def forward(self, signal: torch.Tensor, lead_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, signal: torch.Tensor, lead_mask: torch.Tensor, start: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.pool(self.features(signal, lead_mask))

@@ -12,7 +12,12 @@ from components.models.ecg_input import IN_CHANNELS, lead_input, patchify
 
 
 class PatchTransformer(nn.Module):
-    """``(b, 12, t)`` + lead mask → features ``(b, d, t / patch)`` and the class token ``(b, d)``."""
+    """``(b, 12, t)`` + lead mask → features ``(b, d, t / patch)`` and the class token ``(b, d)``.
+
+    Positions are absolute: a view that starts ``start`` samples into its record (a training crop) gets
+    the positions of the patches it covers, so every position the full record uses is trained even when
+    training sees crops only.
+    """
 
     def __init__(self, cfg: EcgEncoderConfig, max_samples: int):
         super().__init__()
@@ -40,12 +45,27 @@ class PatchTransformer(nn.Module):
         encoded: torch.Tensor = self.norm(self.encoder(torch.cat([cls, tokens], dim=1)))
         return encoded
 
-    def _tokens(self, signal: torch.Tensor, lead_mask: torch.Tensor) -> torch.Tensor:
+    def _positions(self, index: torch.Tensor, start: torch.Tensor | None) -> torch.Tensor:
+        """Position embeddings of patch ``index`` ``(b, k)`` or ``(k,)`` of views starting at ``start``."""
+        table = self.position[0, 1:]
+        if start is None:
+            return table[index]
+        first = torch.div(start, self.patch_size, rounding_mode="floor").view(-1, 1)
+        return table[(first + index).clamp(max=len(table) - 1)]
+
+    def _tokens(
+        self, signal: torch.Tensor, lead_mask: torch.Tensor, start: torch.Tensor | None = None
+    ) -> torch.Tensor:
         patches = patchify(lead_input(signal, lead_mask), self.patch_size)
-        return self._encoded(self._embed(patches, self.position[:, 1 : patches.shape[1] + 1]))
+        index = torch.arange(patches.shape[1], device=patches.device)
+        return self._encoded(self._embed(patches, self._positions(index, start)))
 
     def encode_visible(
-        self, signal: torch.Tensor, lead_mask: torch.Tensor, keep: torch.Tensor
+        self,
+        signal: torch.Tensor,
+        lead_mask: torch.Tensor,
+        keep: torch.Tensor,
+        start: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """MAE's encoder: ``(b, k + 1, d)``, the class token then the ``keep`` ``(b, k)`` patches only.
 
@@ -54,12 +74,16 @@ class PatchTransformer(nn.Module):
         """
         patches = patchify(lead_input(signal, lead_mask), self.patch_size)
         visible = patches.gather(1, keep.unsqueeze(-1).expand(-1, -1, patches.shape[-1]))
-        return self._encoded(self._embed(visible, self.position[0, 1:][keep]))
+        return self._encoded(self._embed(visible, self._positions(keep, start)))
 
-    def encode(self, signal: torch.Tensor, lead_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(
+        self, signal: torch.Tensor, lead_mask: torch.Tensor, start: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(patch features (b, d, l), class token (b, d))``."""
-        tokens = self._tokens(signal, lead_mask)
+        tokens = self._tokens(signal, lead_mask, start)
         return tokens[:, 1:].transpose(1, 2), tokens[:, 0]
 
-    def forward(self, signal: torch.Tensor, lead_mask: torch.Tensor) -> torch.Tensor:
-        return self._tokens(signal, lead_mask)[:, 0]
+    def forward(
+        self, signal: torch.Tensor, lead_mask: torch.Tensor, start: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self._tokens(signal, lead_mask, start)[:, 0]

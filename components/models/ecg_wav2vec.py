@@ -109,11 +109,16 @@ class ConvTransformer(nn.Module):
         out: torch.Tensor = self.norm(self.encoder(x))
         return out
 
-    def encode(self, signal: torch.Tensor, lead_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(contextual features (b, d, l), their mean over time (b, d))``, nothing masked."""
+    def encode(
+        self, signal: torch.Tensor, lead_mask: torch.Tensor, start: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(contextual features (b, d, l), their mean over time (b, d))``, nothing masked; positions are
+        relative (convolutional), so a view's ``start`` in its record changes nothing."""
         context = self.contextualize(self.latents(signal, lead_mask))
         return context.transpose(1, 2), context.mean(1)
 
-    def forward(self, signal: torch.Tensor, lead_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, signal: torch.Tensor, lead_mask: torch.Tensor, start: torch.Tensor | None = None
+    ) -> torch.Tensor:
         pooled: torch.Tensor = self.encode(signal, lead_mask)[1]
         return pooled

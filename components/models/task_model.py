@@ -85,12 +85,17 @@ class TaskModel(nn.Module):
         """The presence mask restricted to the task's leads."""
         return lead_mask.bool() & self.lead_use
 
-    def features(self, signal: torch.Tensor, lead_mask: torch.Tensor) -> torch.Tensor:
-        return self.encoder(signal, self.effective_mask(lead_mask))
+    def features(
+        self, signal: torch.Tensor, lead_mask: torch.Tensor, start: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.encoder(signal, self.effective_mask(lead_mask), start)
 
-    def forward(self, signal: torch.Tensor, lead_mask: torch.Tensor) -> torch.Tensor:
-        """``(b, 12, t)`` mV + ``(b, 12)`` presence → ``(b, n_labels)`` logits."""
-        return self.head(self.features(signal, lead_mask))
+    def forward(
+        self, signal: torch.Tensor, lead_mask: torch.Tensor, start: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``(b, 12, t)`` mV + ``(b, 12)`` presence → ``(b, n_labels)`` logits; ``start``: where a training
+        crop starts in its records (whole records start at 0)."""
+        return self.head(self.features(signal, lead_mask, start))
 
     @torch.inference_mode()
     def predict_proba(self, signal: np.ndarray, lead_mask: np.ndarray, batch_size: int = 256) -> np.ndarray:

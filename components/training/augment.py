@@ -8,6 +8,7 @@ the step (see :class:`components.training.module.PretrainModule`), which makes r
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
@@ -18,14 +19,14 @@ def _uniform(shape: tuple[int, ...], low: float, high: float, gen: torch.Generat
     return low + (high - low) * torch.rand(shape, generator=gen, device=device)
 
 
-def random_crop(signal: torch.Tensor, length: int, gen: torch.Generator) -> torch.Tensor:
-    """The same ``length`` for the batch, a random start per record."""
+def random_crop(signal: torch.Tensor, length: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same ``length`` for the batch, a random start per record: ``(crops, starts (b,))``."""
     b, _, t = signal.shape
     if length >= t:
-        return signal
-    starts = torch.randint(0, t - length + 1, (b, 1, 1), generator=gen, device=signal.device)
-    index = starts + torch.arange(length, device=signal.device).view(1, 1, -1)
-    return signal.gather(2, index.expand(b, signal.shape[1], length))
+        return signal, torch.zeros(b, dtype=torch.long, device=signal.device)
+    starts = torch.randint(0, t - length + 1, (b,), generator=gen, device=signal.device)
+    index = starts.view(b, 1, 1) + torch.arange(length, device=signal.device).view(1, 1, -1)
+    return signal.gather(2, index.expand(b, signal.shape[1], length)), starts
 
 
 def amplitude_scale(signal: torch.Tensor, spread: float, gen: torch.Generator) -> torch.Tensor:
@@ -96,11 +97,26 @@ def random_lead_mask(lead_mask: torch.Tensor, p: float, gen: torch.Generator) ->
     return torch.where(kept.any(1, keepdim=True), kept, one)
 
 
+class View(NamedTuple):
+    """An augmented view of a batch: ``signal`` ``(b, 12, t')``, ``lead_mask`` ``(b, 12)``, and ``start``
+    ``(b,)``, each view's first sample in its record (encoders with absolute positions place it by it)."""
+
+    signal: torch.Tensor
+    lead_mask: torch.Tensor
+    start: torch.Tensor
+
+
 def augment(
-    signal: torch.Tensor, lead_mask: torch.Tensor, p: AugmentParams, fs: int, gen: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One augmented view of a batch: ``(signal, lead mask)``."""
-    x = random_crop(signal, max(1, round(p.crop_fraction * signal.shape[-1])), gen)
+    signal: torch.Tensor,
+    lead_mask: torch.Tensor,
+    p: AugmentParams,
+    fs: int,
+    gen: torch.Generator,
+    start: torch.Tensor | None = None,
+) -> View:
+    """One augmented view of a batch; ``start``: where ``signal`` itself starts in its records (for a
+    batch that is already a crop)."""
+    x, crop_start = random_crop(signal, max(1, round(p.crop_fraction * signal.shape[-1])), gen)
     x = amplitude_scale(x, p.scale, gen)
     x = baseline_wander(x, p.wander_mv, fs, gen)
     x = gaussian_noise(x, p.noise_mv, gen)
@@ -108,4 +124,5 @@ def augment(
     mask = lead_dropout(lead_mask, p.lead_dropout, p.single_lead, gen)
     if p.random_lead_mask > 0:
         mask = random_lead_mask(mask, p.random_lead_mask, gen)
-    return x * mask.unsqueeze(-1).to(x.dtype), mask
+    offset = crop_start if start is None else start + crop_start
+    return View(x * mask.unsqueeze(-1).to(x.dtype), mask, offset)

@@ -18,7 +18,7 @@ from components.models.ecg_transformer import PatchTransformer
 from components.models.ecg_wav2vec import ConvTransformer
 from components.models.foundation import SignalLanguageModel
 from components.models.mae import keep_indices, mae_loss, patchify
-from components.training.augment import augment
+from components.training.augment import View, augment
 from components.training.masking import multiscale_span_mask
 from components.training.objectives import (
     clip_loss,
@@ -45,23 +45,26 @@ class Step:
     gen: torch.Generator
     fs: int
     gather: Gather
-    _first: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+    _first: View | None = field(default=None, repr=False)
     _pooled: torch.Tensor | None = field(default=None, repr=False)
 
-    def view(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """A freshly augmented view of the batch: ``(signal, lead mask)``. With ``augment.rpeak_crop`` (and
-        the batch's ``rpeaks``), the crop starts ``rpeak_lead_in_s`` before a detected R-peak."""
+    def view(self, signal: torch.Tensor | None = None, lead_mask: torch.Tensor | None = None) -> View:
+        """A freshly augmented view of the batch (or of ``signal`` with ``lead_mask``, e.g. a partner). With
+        ``augment.rpeak_crop`` (and the batch's ``rpeaks``), the crop starts ``rpeak_lead_in_s`` before a
+        detected R-peak."""
         p = self.params.augment
-        signal = self.batch["signal"]
-        if p.rpeak_crop and "rpeaks" in self.batch:
+        signal = self.batch["signal"] if signal is None else signal
+        lead_mask = self.batch["lead_mask"] if lead_mask is None else lead_mask
+        if p.rpeak_crop and "rpeaks" in self.batch and signal is self.batch["signal"]:
             length = max(1, round(p.crop_fraction * signal.shape[-1]))
             lead_in = round(p.rpeak_lead_in_s * self.fs)
-            signal = rpeak_aligned_crop(signal, self.batch["rpeaks"], length, self.gen, lead_in).signal
-            p = p.model_copy(update={"crop_fraction": 1.0})
-        return augment(signal, self.batch["lead_mask"], p, self.fs, self.gen)
+            crops = rpeak_aligned_crop(signal, self.batch["rpeaks"], length, self.gen, lead_in)
+            rest = p.model_copy(update={"crop_fraction": 1.0})
+            return augment(crops.signal, lead_mask, rest, self.fs, self.gen, start=crops.start)
+        return augment(signal, lead_mask, p, self.fs, self.gen)
 
-    def first(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The step's first augmented view ``(signal, lead mask)``, shared by the objectives."""
+    def first(self) -> View:
+        """The step's first augmented view, shared by the objectives."""
         if self._first is None:
             self._first = self.view()
         return self._first
@@ -69,8 +72,14 @@ class Step:
     def pooled(self) -> torch.Tensor:
         """The encoder's pooled features of the first view."""
         if self._pooled is None:
-            self._pooled = self.model.ecg(*self.first())
+            self._pooled = encode_pooled(self.model, self.first())
         return self._pooled
+
+
+def encode_pooled(model: SignalLanguageModel, view: View) -> torch.Tensor:
+    """The encoder's pooled features of a view (placed at its start in its records)."""
+    pooled: torch.Tensor = model.ecg(view.signal, view.lead_mask, view.start)
+    return pooled
 
 
 def clip(step: Step) -> torch.Tensor:
@@ -88,8 +97,7 @@ def clip(step: Step) -> torch.Tensor:
 def ecg_ecg(step: Step) -> torch.Tensor:
     """SimCLR: the first view's and a second view's projections, each the other's positive."""
     head = _view_head(step.model)
-    second, second_mask = step.view()
-    z1, z2 = head(step.pooled()), head(step.model.ecg(second, second_mask))
+    z1, z2 = head(step.pooled()), head(encode_pooled(step.model, step.view()))
     return nt_xent(step.gather(z1), step.gather(z2), step.params.objectives.ecg_ecg_temperature)
 
 
@@ -98,27 +106,21 @@ def patient(step: Step) -> torch.Tensor:
     patient's only record) are positives; every view of the same patient in the batch is one too.
     Batches without partners (validation) contrast two views of each record."""
     batch = step.batch
-    partner, partner_mask = augment(
-        batch.get("partner_signal", batch["signal"]),
-        batch.get("partner_lead_mask", batch["lead_mask"]),
-        step.params.augment,
-        step.fs,
-        step.gen,
-    )
+    partner = step.view(batch.get("partner_signal"), batch.get("partner_lead_mask"))
     head = _view_head(step.model)
-    z1, z2 = head(step.pooled()), head(step.model.ecg(partner, partner_mask))
+    z1, z2 = head(step.pooled()), head(encode_pooled(step.model, partner))
     ids = step.gather(batch["patient_id"])
     return grouped_nt_xent(step.gather(z1), step.gather(z2), ids, step.params.objectives.ecg_ecg_temperature)
 
 
 def masked_reconstruction(step: Step) -> torch.Tensor:
     """Mean squared error of the masked samples, rebuilt from the whole encoder's features."""
-    signal, mask = step.first()
+    signal, mask, start = step.first()
     encoder = step.model.ecg
     hidden = patch_time_mask(
         len(signal), signal.shape[-1], encoder.stride, step.params.masking.ratio, step.gen, signal.device
     )
-    features, _ = encoder.encode(signal * ~hidden, mask)
+    features, _ = encoder.encode(signal * ~hidden, mask, start)
     estimate = step.model.reconstruct_signal(features, signal.shape[-1])
     return masked_reconstruction_loss(estimate, signal, hidden, mask)
 
@@ -138,12 +140,12 @@ def mae(step: Step) -> torch.Tensor:
     model, p = step.model, step.params
     encoder, decoder = model.ecg, model.decoder
     assert isinstance(encoder, PatchTransformer) and decoder is not None
-    signal, mask = step.first()
+    signal, mask, start = step.first()
     patches = patchify(signal, encoder.patch_size)
     n = patches.shape[1]
     hidden = multiscale_span_mask(len(signal), n, p.masking.ratio, p.masking.scales, step.gen, signal.device)
     keep = keep_indices(hidden)
-    prediction = decoder(encoder.encode_visible(signal, mask, keep), keep, n_patches=n)
+    prediction = decoder(encoder.encode_visible(signal, mask, keep, start), keep, n_patches=n)
     return mae_loss(prediction, patches, hidden, mask, encoder.patch_size)
 
 
@@ -155,7 +157,8 @@ def wav2vec(step: Step) -> torch.Tensor:
     encoder = model.ecg
     assert isinstance(encoder, ConvTransformer) and model.context_proj is not None
     assert model.target_proj is not None
-    latents = encoder.latents(*step.first())
+    view = step.first()
+    latents = encoder.latents(view.signal, view.lead_mask)
     mask = span_mask(
         len(latents), latents.shape[1], p.masking.ratio, p.masking.span, step.gen, latents.device
     )
@@ -175,11 +178,13 @@ def cmsc(step: Step) -> torch.Tensor:
     records of one patient; each segment is augmented on its own."""
     batch, p = step.batch, step.params
     first, second = adjacent_segments(batch["signal"], batch["lead_mask"])
-    head = _view_head(step.model)
-    z = [
-        head(step.model.ecg(*augment(half, batch["lead_mask"], p.augment, step.fs, step.gen)))
-        for half in (first, second)
-    ]
+    mask, head = batch["lead_mask"], _view_head(step.model)
+    at_start = torch.zeros(len(mask), dtype=torch.long, device=mask.device)
+    views = (
+        augment(first, mask, p.augment, step.fs, step.gen, at_start),
+        augment(second, mask, p.augment, step.fs, step.gen, at_start + first.shape[-1]),
+    )
+    z = [head(encode_pooled(step.model, view)) for view in views]
     ids = step.gather(batch["patient_id"])
     return grouped_nt_xent(step.gather(z[0]), step.gather(z[1]), ids, p.objectives.ecg_ecg_temperature)
 

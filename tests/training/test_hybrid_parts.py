@@ -152,3 +152,19 @@ def test_a_few_mae_steps_lower_the_reconstruction_loss(demo_store: DatasetStore)
     with torch.no_grad():
         after = loss(seed=999)
     assert after < 0.8 * before, (before, after)
+
+
+def test_a_crop_is_encoded_at_its_place_in_the_record(demo_store: DatasetStore) -> None:
+    """Absolute positions: a crop starting at patch 20 gets the positions of patches 20.., so training on
+    crops trains the positions the whole record uses; ``start`` 0 is the whole record's encoding."""
+    signal, leads = _records(demo_store, 2)
+    encoder = _encoder()
+    crop = signal[..., 500:]
+    with torch.no_grad():
+        whole = encoder(signal, leads)
+        assert torch.equal(encoder(signal, leads, torch.zeros(2, dtype=torch.long)), whole)
+        placed = encoder.encode_visible(crop, leads, torch.arange(20).expand(2, -1), torch.full((2,), 500))
+        alone = encoder.encode_visible(crop, leads, torch.arange(20).expand(2, -1))
+        table = encoder.position[0, 1:]
+        assert torch.equal(encoder._positions(torch.arange(20), torch.full((2,), 500))[0], table[20:40])
+    assert not torch.allclose(placed, alone)

@@ -19,8 +19,11 @@ def test_augment_keeps_shapes_and_at_least_one_present_lead(demo_store: DatasetS
     mask = torch.from_numpy(demo_store.lead_masks()[:32])
     mask[0, 1:] = False  # a single-lead record stays single-lead
     gen = torch.Generator().manual_seed(0)
-    view, view_mask = augment(signal, mask, AugmentParams(crop_fraction=0.8), demo_store.info.fs, gen)
+    view, view_mask, start = augment(signal, mask, AugmentParams(crop_fraction=0.8), demo_store.info.fs, gen)
     assert view.shape == (32, 12, int(0.8 * signal.shape[-1]))
+    assert (
+        int(start.min()) >= 0 and int(start.max()) <= 0.2 * signal.shape[-1] and len(set(start.tolist())) > 1
+    )
     assert (view_mask.sum(1) >= 1).all() and not (view_mask & ~mask).any()
     assert view_mask[0].tolist() == mask[0].tolist()
     assert (view[~view_mask] == 0).all()
