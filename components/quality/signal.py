@@ -252,18 +252,14 @@ def rpeak_positions(
     x: np.ndarray,
     lead_mask: np.ndarray,
     fs: float,
-    params: SignalFeatureParams | None = None,
+    params: SignalFeatureParams,
     n_valid: np.ndarray | None = None,
 ) -> np.ndarray:
     """R-peak sample positions ``(b, k)`` int32, padded with -1, of ``x`` ``(b, 12, T)`` mV.
 
-    The same detector as the quality checks (:func:`rpeak_mask`); ``params`` default to the shipped
-    validation policy's ``features``.
+    The same detector as the quality checks (:func:`rpeak_mask`), with their ``params`` (the validation
+    policy's ``features``).
     """
-    if params is None:
-        from components.validation.policy import load_policy
-
-        params = load_policy().features
     return padded_positions(rpeak_mask(x, lead_mask, fs, params, n_valid))
 
 

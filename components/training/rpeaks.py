@@ -13,6 +13,7 @@ import torch
 
 from components.io.store_view import StoreView
 from components.quality import SignalFeatureParams, rpeak_positions
+from components.validation.policy import load_policy
 
 
 class AlignedCrops(NamedTuple):
@@ -28,7 +29,10 @@ def rpeak_table(
     view: StoreView, rows: np.ndarray, fs: int, batch: int = 256, params: SignalFeatureParams | None = None
 ) -> np.ndarray:
     """``(len(rows), k)`` int32 R-peak sample positions of manifest ``rows`` as ``view`` reads them (at
-    ``fs``), increasing, padded with -1. Samples after a record's valid length (zero padding) hold none."""
+    ``fs``), increasing, padded with -1. Samples after a record's valid length (zero padding) hold none.
+    ``params``: the detector's settings, by default the shipped validation policy's (the quality checks')."""
+    if params is None:
+        params = load_policy().features
     if view.fs is not None and view.fs != fs:
         raise ValueError(f"the view reads at {view.fs} Hz, not {fs} Hz")
     store = view.store

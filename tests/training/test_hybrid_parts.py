@@ -111,12 +111,16 @@ def test_rpeak_detector_finds_plausible_heart_rates(demo_store: DatasetStore) ->
     signals, masks = StoreView(demo_store.root).read(rows), demo_store.lead_masks()[rows]
     features = batch_features(signals, 100.0, masks, np.full(64, 1000), load_policy().features)
     assert np.array_equal(count, features.per_record["rpeak_count"])
-    assert np.array_equal(rpeak_positions(signals, masks, 100)[:, : peaks.shape[1]], peaks)
+    assert np.array_equal(
+        rpeak_positions(signals, masks, 100, load_policy().features)[:, : peaks.shape[1]], peaks
+    )
 
 
 def test_rpeak_aligned_crops_start_lead_in_before_a_detected_peak(demo_store: DatasetStore) -> None:
     signal, leads = _records(demo_store, 32)
-    peaks = torch.from_numpy(rpeak_positions(signal.numpy(), leads.numpy(), 100)).long()
+    peaks = torch.from_numpy(
+        rpeak_positions(signal.numpy(), leads.numpy(), 100, load_policy().features)
+    ).long()
     peaks[5] = -1  # a record without a detected peak falls back to a random start
     crops = rpeak_aligned_crop(signal, peaks, 500, torch.Generator().manual_seed(0), lead_in=25)
     assert crops.signal.shape == (32, 12, 500) and not crops.aligned[5] and crops.aligned.sum() >= 28
