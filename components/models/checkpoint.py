@@ -66,7 +66,8 @@ def load_config(directory: Path) -> FoundationConfig:
 
 def foundation_meta(directory: Path) -> dict[str, Any]:
     """What a saved foundation model says of its training (``meta`` of its ``config.json``): data, run,
-    epochs, and the recipe with the sha256 of its resolved configuration."""
+    epochs, the recipe with the sha256 of its resolved configuration, and ``data``, what the data side did
+    (the batch plan with its merged or padded groups, patient partners, records without R-peaks)."""
     meta: dict[str, Any] = json.loads((directory / CONFIG).read_text()).get("meta") or {}
     return meta
 

@@ -356,7 +356,8 @@ def _publish(run: _Run, trained: _Trained) -> PretrainResult:
     model_dir = Path(run.workspace.settings.resolved_artifact_store) / "models" / params.model_name / tag
     shutil.rmtree(model_dir, ignore_errors=True)
     meta = state.model_dump(include={"dataset", "dataset_version", "manifest_sha256", "registry_run_id"})
-    meta |= {"epochs": trainer.current_epoch, **_provenance(state)}
+    data_report = trained.data.report()  # the batch plan, CAPE partners, R-peaks: kept with the model
+    meta |= {"epochs": trainer.current_epoch, **_provenance(state), "data": data_report}
     save_foundation(model, trained.tokenizer, model_dir, extra=meta)
     evaluation = evaluate(model, trained.tokenizer, run.store, split="test", language=params.prompt_language)
     model_ref = None
@@ -383,7 +384,7 @@ def _publish(run: _Run, trained: _Trained) -> PretrainResult:
         resumed_from_epoch=run.resumed_from,
         elapsed_s=round(time.perf_counter() - run.started, 2),
         evaluation=evaluation.to_dict(),
-        data=trained.data.report(),
+        data=data_report,
     )
 
 

@@ -69,6 +69,7 @@ def test_recipe_pretrains_registers_embeds_and_resumes_exactly(
     params = PretrainParams.model_validate({**BUDGET, "recipe": recipe})
     meta = foundation_meta(result.model_dir)
     assert (meta["recipe"], meta["config_sha256"]) == (recipe, params.config_sha256)
+    assert meta["data"] == result.data and meta["data"]["sampler"]["in_distribution"] == (recipe == "cape")
     registry = open_registry(straight.resolved_registry_url)
     assert registry.runs(kind="pretrain")[0].parameters["recipe"] == recipe
     assert models_frame(registry.models(kind="foundation"))["recipe"].tolist() == [recipe]  # the dashboard
