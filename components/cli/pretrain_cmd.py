@@ -7,11 +7,14 @@ runs the command alone (Lightning's DDP launcher re-runs exactly this command in
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from components.training.stage import PretrainResult
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -61,6 +64,12 @@ def pretrain_command(
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return
+    console.print(result_table(result))
+
+
+def result_table(result: PretrainResult) -> Table:
+    """What a pretraining run produced, for people: model, data, steps, the probe (and zero-shot and
+    retrieval with a text space), time."""
     table = Table(title=f"pretrain on {result.dataset}", show_header=False)
     table.add_row("model", result.model_ref or "(not registered)")
     table.add_row("artifact", str(result.model_dir))
@@ -86,7 +95,7 @@ def pretrain_command(
                 f"{metrics[f'retrieval_recall@{k}']:.3f} (chance {metrics[f'retrieval_chance@{k}']:.3f})",
             )
     table.add_row("time", f"{result.elapsed_s:.1f} s")
-    console.print(table)
+    return table
 
 
 def recipes_command(
