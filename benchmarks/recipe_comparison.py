@@ -31,58 +31,36 @@ sys.path.insert(0, str(REPO))
 SHARED_PTBXL = REPO.parent / "shared" / "data" / "ptb-xl"
 
 
-def macro_pr_auc(targets: np.ndarray, scores: np.ndarray) -> float:
-    from components.metrics.classification import average_precision
-
-    values = [float(average_precision(targets[:, j], scores[:, j])) for j in range(targets.shape[1])]
-    return float(np.nanmean(values))
-
-
-def patient_bootstrap(statistic, patients: np.ndarray, rounds: int, seed: int) -> list[float]:
-    """Percentile 95 % CI of ``statistic(rows)`` with patients resampled with replacement."""
-    unique, inverse = np.unique(patients, return_inverse=True)
-    members = [np.flatnonzero(inverse == i) for i in range(len(unique))]
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(rounds):
-        rows = np.concatenate([members[i] for i in rng.integers(0, len(unique), len(unique))])
-        values.append(statistic(rows))
-    kept = np.asarray(values)[~np.isnan(values)]
-    return [round(float(np.quantile(kept, 0.025)), 4), round(float(np.quantile(kept, 0.975)), 4)]
-
-
 def probe_report(
     model, store, rounds: int, baseline: np.ndarray | None = None
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """The probe's test metrics with CIs (and the paired difference to ``baseline`` scores)."""
-    from components.metrics.classification import auroc, macro_auroc
+    """The probe's test metrics with patient-level bootstrap CIs, and the paired difference to the
+    ``baseline`` probabilities, computed as the evaluation stage computes them
+    (:mod:`components.evaluation.compute`); returns the report and the probe's probabilities."""
+    import pandas as pd
+
+    from components.evaluation.compute import BootstrapSettings, Predictions, compare, label_metrics
+    from components.metrics.bootstrap import patient_weights
     from components.training.evaluate import probe_scores
     from components.training.reports import SUPERCLASSES
 
     rows, targets, scores = probe_scores(model, store, "test")
+    proba = 1.0 / (1.0 + np.exp(-scores))  # the probe is a logistic regression
     patients = store.manifest["patient_key"].astype(str).to_numpy()[rows]
+    labels, settings = list(SUPERCLASSES), BootstrapSettings(rounds=rounds, seed=1)
+    weights = patient_weights(patients, settings.rounds, settings.seed)
+    per_label, macro = label_metrics(targets, proba, [0.5] * len(labels), labels, weights, settings)
     out: dict[str, Any] = {
         "n_test": len(rows),
-        "macro_auroc": round(macro_auroc(targets, scores), 4),
-        "macro_auroc_ci95": patient_bootstrap(
-            lambda r: macro_auroc(targets[r], scores[r]), patients, rounds, 1
-        ),
-        "macro_pr_auc": round(macro_pr_auc(targets, scores), 4),
-        "macro_pr_auc_ci95": patient_bootstrap(
-            lambda r: macro_pr_auc(targets[r], scores[r]), patients, rounds, 2
-        ),
-        "auroc_per_class": {
-            c: round(float(auroc(targets[:, j], scores[:, j])), 4) for j, c in enumerate(SUPERCLASSES)
-        },
+        "macro_auroc": macro["auroc"].to_dict(),
+        "macro_pr_auc": macro["pr_auc"].to_dict(),
+        "auroc_per_class": {label: round(per_label[label]["auroc"].value, 4) for label in labels},
     }
     if baseline is not None:
-
-        def difference(r: np.ndarray) -> float:
-            return macro_auroc(targets[r], scores[r]) - macro_auroc(targets[r], baseline[r])
-
-        out["minus_random_init_macro_auroc"] = round(difference(np.arange(len(rows))), 4)
-        out["minus_random_init_ci95"] = patient_bootstrap(difference, patients, rounds, 3)
-    return out, scores
+        cohort = Predictions(rows, patients, targets, proba, pd.DataFrame(index=range(len(rows))))
+        paired = compare(cohort, baseline, production="random init", labels=labels, settings=settings)
+        out["minus_random_init_macro_auroc"] = paired.difference.to_dict()
+    return out, proba
 
 
 def main() -> None:
@@ -158,7 +136,7 @@ def main() -> None:
                     "batch_size": written.get("batch_size"),
                     "ecg": written.get("ecg"),
                 },
-                "bootstrap": f"{args.rounds} patient-level resamples, percentile 95 % CIs",
+                "bootstrap": f"{args.rounds} patient-level resamples (case weights), percentile 95 % CIs",
                 "recipes": results,
             },
             indent=2,
