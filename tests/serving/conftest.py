@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -44,26 +45,31 @@ class Packaged:
     pulled: PullResult
 
 
-@pytest.fixture(scope="session")
-def serving_settings(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> Settings:
-    """A git + DVC workspace with samples/ ingested and versioned and a TINY foundation model."""
-    root = tmp_path_factory.mktemp("serving-ws")
+def pretrained_workspace(root: Path, samples_dir: Path, params: dict[str, Any], salt: str) -> Settings:
+    """A git + DVC workspace at ``root`` with ``params``, samples/ ingested and versioned, and a foundation
+    model pretrained with its ``pretrain:`` parameters."""
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     subprocess.run(["git", "-C", str(root), "config", "user.email", "test@ecgops.invalid"], check=True)
     subprocess.run(["git", "-C", str(root), "config", "user.name", "ecgops test"], check=True)
-    serve = {"max_body_bytes": MAX_BODY, "batch_wait_ms": BATCH_WAIT_MS}
-    params = {"ingest": {"workers": 1}, "pretrain": TINY, "serve": serve}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     settings = Settings(
         workspace=root,
         registry_url=f"sqlite:///{root / 'registry.db'}",
         dvc_remote_url=str(root / "dvc-remote"),
-        patient_salt="serving-salt",  # type: ignore[arg-type]
+        patient_salt=salt,  # type: ignore[arg-type]
     )
     ingest_and_version(Workspace(settings), samples_dir, options=QUIET)
     result = pretrain(Workspace(settings))
     assert result is not None and result.model_ref is not None
     return settings
+
+
+@pytest.fixture(scope="session")
+def serving_settings(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> Settings:
+    """A git + DVC workspace with samples/ ingested and versioned and a TINY foundation model."""
+    serve = {"max_body_bytes": MAX_BODY, "batch_wait_ms": BATCH_WAIT_MS}
+    params = {"ingest": {"workers": 1}, "pretrain": TINY, "serve": serve}
+    return pretrained_workspace(tmp_path_factory.mktemp("serving-ws"), samples_dir, params, "serving-salt")
 
 
 @pytest.fixture(scope="session")

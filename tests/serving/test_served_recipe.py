@@ -4,7 +4,6 @@ goes the whole way: pretrained, fine-tuned, gated, packaged, pulled and served b
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,20 +11,15 @@ import httpx
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from components.config import Settings
-from components.io.datasets import ingest_and_version
 from components.io.store import DatasetStore
 from components.io.wfdb_reader import read_record
 from components.models.checkpoint import load_foundation
 from components.models.task_model import load_task_model
 from components.registry import open_registry
 from components.serving.launch import running_server
-from components.training.stage import pretrain
-from components.workspace import Workspace
-from tests.conftest import QUIET
-from tests.serving.conftest import API_KEY, TASK, Packaged, _gated_package_pull
+from tests.serving.conftest import API_KEY, TASK, Packaged, _gated_package_pull, pretrained_workspace
 from tests.training.conftest import TINY
 
 pytestmark = pytest.mark.slow
@@ -36,21 +30,9 @@ TOLERANCE = 1e-5
 
 @pytest.fixture(scope="module")
 def recipe_workspace(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> Settings:
-    root = tmp_path_factory.mktemp("recipe-ws")
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    subprocess.run(["git", "-C", str(root), "config", "user.email", "test@ecgops.invalid"], check=True)
-    subprocess.run(["git", "-C", str(root), "config", "user.name", "ecgops test"], check=True)
     pretrain_params = {**TINY, "recipe": RECIPE, "ecg": {"width": 16, "depth": 2}}
-    (root / "params.yaml").write_text(yaml.safe_dump({"ingest": {"workers": 1}, "pretrain": pretrain_params}))
-    settings = Settings(
-        workspace=root,
-        registry_url=f"sqlite:///{root / 'registry.db'}",
-        dvc_remote_url=str(root / "dvc-remote"),
-        patient_salt="recipe-salt",  # type: ignore[arg-type]
-    )
-    ingest_and_version(Workspace(settings), samples_dir, options=QUIET)
-    assert pretrain(Workspace(settings)) is not None
-    return settings
+    params = {"ingest": {"workers": 1}, "pretrain": pretrain_params}
+    return pretrained_workspace(tmp_path_factory.mktemp("recipe-ws"), samples_dir, params, "recipe-salt")
 
 
 @pytest.fixture(scope="module")
