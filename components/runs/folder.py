@@ -24,21 +24,11 @@ class RunState(BaseModel):
     registry_run_id: int | None = None
     flow_run_id: str | None = None
 
-    def provenance(self) -> dict[str, Any]:
-        """What identifies the run's method beyond its parameters (recorded with every registry run of it)."""
-        return {}
-
 
 class PretrainRunState(RunState):
-    """A pretraining run: also the manifest it started on (a resume must see the same records), and the
-    recipe with the sha256 of its resolved configuration."""
+    """A pretraining run: also the manifest it started on (a resume must see the same records)."""
 
     manifest_sha256: str
-    recipe: str | None = None
-    config_sha256: str | None = None
-
-    def provenance(self) -> dict[str, Any]:
-        return {"recipe": self.recipe, "config_sha256": self.config_sha256}
 
 
 class FinetuneRunState(RunState):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -65,9 +65,12 @@ def failure_recorded(workspace: Workspace, registry_run_id: int | None) -> Itera
         raise
 
 
-def registering_run(registry: Registry, kind: str, state: RunState) -> int:
+def registering_run(
+    registry: Registry, kind: str, state: RunState, provenance: dict[str, Any] | None = None
+) -> int:
     """The registry run a finished training run registers its model under: its own while it is running,
-    else (it was marked failed, then resumed) a new run that names it in ``resumes_run``."""
+    else (it was marked failed, then resumed) a new run that names it in ``resumes_run`` and records the
+    run's parameters with its ``provenance`` (what the first run recorded beside them)."""
     run_id = state.registry_run_id
     if run_id is None:
         raise ValueError("a run without a registry run registers nothing")
@@ -75,7 +78,7 @@ def registering_run(registry: Registry, kind: str, state: RunState) -> int:
         return run_id
     return registry.start_run(
         kind,
-        parameters={"resumes_run": run_id, **state.params, **state.provenance()},
+        parameters={"resumes_run": run_id, **state.params, **(provenance or {})},
         prefect_flow_run_id=state.flow_run_id,
     )
 

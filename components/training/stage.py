@@ -273,15 +273,13 @@ def _start(
         params=params.model_dump(mode="json"),
         manifest_sha256=manifest_sha256(store.root),
         flow_run_id=options.flow_run_id,
-        recipe=params.recipe,
-        config_sha256=params.config_sha256,
     )
     if options.register:
         with workspace.registry() as registry:
             state.dataset_version = registered_version(workspace, registry)
             state.registry_run_id = registry.start_run(
                 "pretrain",
-                parameters=state.model_dump(exclude={"registry_run_id", "flow_run_id"}),
+                parameters=state.model_dump(exclude={"registry_run_id", "flow_run_id"}) | _provenance(params),
                 prefect_flow_run_id=options.flow_run_id,
             )
     folder.save(state)
@@ -357,7 +355,8 @@ def _publish(run: _Run, trained: _Trained) -> PretrainResult:
     shutil.rmtree(model_dir, ignore_errors=True)
     meta = state.model_dump(include={"dataset", "dataset_version", "manifest_sha256", "registry_run_id"})
     data_report = trained.data.report()  # the batch plan, CAPE partners, R-peaks: kept with the model
-    meta |= {"epochs": trainer.current_epoch, **_provenance(state), "data": data_report}
+    provenance = _provenance(PretrainParams.model_validate(state.params))  # as the run started
+    meta |= {"epochs": trainer.current_epoch, **provenance, "data": data_report}
     save_foundation(model, trained.tokenizer, model_dir, extra=meta)
     evaluation = evaluate(model, trained.tokenizer, run.store, split="test", language=params.prompt_language)
     model_ref = None
@@ -370,7 +369,7 @@ def _publish(run: _Run, trained: _Trained) -> PretrainResult:
             if math.isfinite(v)
         ]
         with run.workspace.registry() as registry:
-            model_ref = _record_model(registry, params, state, model_dir, metrics)
+            model_ref = _record_model(registry, params, state, model_dir, metrics, provenance=provenance)
     return PretrainResult(
         dataset=run.store.root.name,
         dataset_version=state.dataset_version,
@@ -388,13 +387,9 @@ def _publish(run: _Run, trained: _Trained) -> PretrainResult:
     )
 
 
-def _provenance(state: PretrainRunState) -> dict[str, Any]:
-    """The run's recipe and config sha256 (computed from its parameters for a run.json that predates
-    them)."""
-    if state.recipe is not None and state.config_sha256 is not None:
-        return state.provenance()
-    started = PretrainParams.model_validate(state.params)
-    return {"recipe": started.recipe, "config_sha256": started.config_sha256}
+def _provenance(params: PretrainParams) -> dict[str, Any]:
+    """The recipe and the sha256 of its resolved configuration, recorded with the run and the model."""
+    return {"recipe": params.recipe, "config_sha256": params.config_sha256}
 
 
 def _record_model(
@@ -403,9 +398,11 @@ def _record_model(
     state: PretrainRunState,
     model_dir: Path,
     metrics: list[MetricInfo],
+    *,
+    provenance: dict[str, Any],
 ) -> str:
     """Model row (artifact, sha256, dataset version, run) + test metrics; finishes the registry run."""
-    run_id = registering_run(registry, "pretrain", state)
+    run_id = registering_run(registry, "pretrain", state, provenance)
     validation = registry.latest_validation_run(state.dataset_version) if state.dataset_version else None
     with registry.atomic():
         info = registry.register_model(
