@@ -83,14 +83,14 @@ class PretrainDataModule(L.LightningDataModule):
             return
         store = DatasetStore.open(self.root)
         manifest = store.manifest
+        view = StoreView(self.root)
         fields = {
             "lead_mask": torch.from_numpy(store.lead_masks()),
             "patient_id": torch.from_numpy(patient_ids(manifest["patient_key"])),
         } | self._report_fields(manifest)
         if self.params.augment.rpeak_crop:
-            fields["rpeaks"] = torch.from_numpy(self._rpeaks(store))
+            fields["rpeaks"] = torch.from_numpy(self._rpeaks(store, view))
         usable = ~manifest["record_id"].isin(self.excluded).to_numpy()  # validation's exclusions
-        view = StoreView(self.root)
         for split in ("train", "val", "test"):
             rows = np.flatnonzero((manifest["split"].to_numpy() == split) & usable)
             if split == "train" and self.params.limit_train_records is not None:
@@ -121,7 +121,7 @@ class PretrainDataModule(L.LightningDataModule):
             extras.append(self.partners)
         return extras
 
-    def _rpeaks(self, store: DatasetStore) -> np.ndarray:
+    def _rpeaks(self, store: DatasetStore, view: StoreView) -> np.ndarray:
         """R-peak positions of every record (``rpeak_table``), computed once per dataset version and kept
         in ``cache_dir`` (keyed by the manifest's sha256)."""
         path = None
@@ -130,7 +130,7 @@ class PretrainDataModule(L.LightningDataModule):
             if path.is_file():
                 cached: np.ndarray = np.load(path)
                 return cached
-        table = rpeak_table(StoreView(store.root), np.arange(len(store.manifest)), store.info.fs)
+        table = rpeak_table(view, np.arange(len(store.manifest)), store.info.fs)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_suffix(".partial.npy")

@@ -53,9 +53,10 @@ class Step:
         ``augment.rpeak_crop`` (and the batch's ``rpeaks``), the crop starts ``rpeak_lead_in_s`` before a
         detected R-peak."""
         p = self.params.augment
+        own = signal is None  # the batch's records, whose R-peaks the batch carries
         signal = self.batch["signal"] if signal is None else signal
         lead_mask = self.batch["lead_mask"] if lead_mask is None else lead_mask
-        if p.rpeak_crop and "rpeaks" in self.batch and signal is self.batch["signal"]:
+        if own and p.rpeak_crop and "rpeaks" in self.batch:
             length = max(1, round(p.crop_fraction * signal.shape[-1]))
             lead_in = round(p.rpeak_lead_in_s * self.fs)
             crops = rpeak_aligned_crop(signal, self.batch["rpeaks"], length, self.gen, lead_in)
