@@ -142,7 +142,7 @@ def main() -> None:
                 request = FinetuneRequest(TASK, "ptbxl", str(foundation_dir), mode, fraction)
                 result = finetune(workspace, request, RunOptions(register=False, accelerator="cpu"))
                 seconds = time.perf_counter() - started
-                scores[name] = score(load_task_model(result.model_dir), test)
+                scores[name] = score(load_task_model(result.model_dir), test, workspace.params.windows)
                 print(f"{name}: {seconds:.0f} s", file=sys.stderr)
                 runs[name] = {
                     "mode": mode,

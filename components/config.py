@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from components.finetune.params import FinetuneParams
     from components.runs.params import ComputeParams, OrchestrationParams
     from components.serving.params import PackageParams, ServeParams
+    from components.tasks.windows import WindowParams
     from components.training.params import PretrainParams
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -128,6 +129,7 @@ SECTION_MODELS: dict[str, tuple[str, str]] = {
     "pretrain": ("components.training.params", "PretrainParams"),
     "finetune": ("components.finetune.params", "FinetuneParams"),
     "evaluate": ("components.evaluation.params", "EvaluateParams"),
+    "windows": ("components.tasks.windows", "WindowParams"),
     "serve": ("components.serving.params", "ServeParams"),
     "package": ("components.serving.params", "PackageParams"),
     "orchestration": ("components.runs.params", "OrchestrationParams"),
@@ -145,6 +147,7 @@ class Params(BaseModel):
     pretrain: PretrainParams
     finetune: FinetuneParams
     evaluate: EvaluateParams
+    windows: WindowParams
     serve: ServeParams
     package: PackageParams
     orchestration: OrchestrationParams

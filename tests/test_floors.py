@@ -38,6 +38,7 @@ EXCEPTIONS = {
     ("config", "finetune"): "type-only: Params types each section with its stage's model",
     ("config", "evaluation"): "type-only: Params types each section with its stage's model",
     ("config", "serving"): "type-only: Params types each section with its stage's model",
+    ("config", "tasks"): "type-only: Params types each section with its stage's model",
     ("config", "runs"): "type-only: Params types each section with its stage's model",
     ("runs", "training"): "type-only: the foundation policy compares pretrain parameters",
     ("workspace", "registry"): "Workspace.registry() opens the registry on demand (imported in the call)",

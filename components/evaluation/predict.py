@@ -14,6 +14,7 @@ from components.models.task_model import TaskModel
 from components.tasks.labels import select_records, task_targets
 from components.tasks.predict import predict_rows
 from components.tasks.spec import TaskSpec
+from components.tasks.windows import WindowParams
 
 
 @dataclass
@@ -44,10 +45,11 @@ def select_cohort(
     )
 
 
-def score(model: TaskModel, cohort: Cohort) -> np.ndarray:
-    """The model's probabilities for the cohort's records, read at the model's rate and length."""
+def score(model: TaskModel, cohort: Cohort, windows: WindowParams) -> np.ndarray:
+    """The model's probabilities for the cohort's records, read at the model's rate; records stored
+    longer than its input are read whole, in windows aggregated with ``windows``."""
     view = StoreView(cohort.store.root, model.cfg.fs, model.cfg.n_samples)
-    return predict_rows(model, view, cohort.rows, cohort.store.lead_masks())
+    return predict_rows(model, view, cohort.rows, cohort.store.lead_masks(), windows=windows)
 
 
 def predictions(cohort: Cohort, proba: np.ndarray, age_edges: list[float]) -> Predictions:

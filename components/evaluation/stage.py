@@ -183,7 +183,7 @@ def _external_cohort(
         raise EvaluationError(
             f"external cohort {name}: no record is usable for task {spec.name} (left out: {cohort.excluded})"
         )
-    pred = predictions(cohort, score(model, cohort), params.age_bands)
+    pred = predictions(cohort, score(model, cohort, job.workspace.params.windows), params.age_bands)
     report = evaluate_cohort(
         pred,
         name=name,
@@ -349,7 +349,7 @@ def _report(
         raise EvaluationError(
             f"{job.info.ref}: no usable test record in data/{dataset} (left out: {cohort.excluded})"
         )
-    pred = predictions(cohort, score(model, cohort), job.params.age_bands)
+    pred = predictions(cohort, score(model, cohort, job.workspace.params.windows), job.params.age_bands)
     digest = records_digest(pred.record_ids)
     split = "test" if model.cfg.meta.get("test_records_sha256") in (None, digest) else f"test@{digest[:8]}"
     test = evaluate_cohort(
@@ -394,7 +394,7 @@ def _comparison(
     production = load_task_model(job.production_path)
     if list(production.cfg.labels) != labels:
         return None, f"the production model predicts {list(production.cfg.labels)}, this one {labels}"
-    proba = score(production, cohort)
+    proba = score(production, cohort, job.workspace.params.windows)
     return compare(pred, proba, production=job.facts.production, labels=labels, settings=job.boot), ""
 
 

@@ -59,9 +59,10 @@ def canonicalize(
     units: str | Sequence[str] = "mV",
     *,
     target_fs: int,
-    target_samples: int,
+    target_samples: int | None,
 ) -> CanonicalSignal:
-    """``(leads, samples)`` physical values at ``fs`` → :class:`CanonicalSignal` at ``target_fs``.
+    """``(leads, samples)`` physical values at ``fs`` → :class:`CanonicalSignal` at ``target_fs``, cut or
+    padded to ``target_samples`` (None: the whole record, for :func:`split_windows`).
 
     ``units`` is one unit for every lead or one per lead (mV, uV, V, ...). Names that are not ECG leads
     are ignored, as in ingest; raises :class:`~components.io.wfdb_reader.RecordError` when no lead is
@@ -70,5 +71,32 @@ def canonicalize(
     names = tuple(lead_names)
     unit_list = (units,) * len(names) if isinstance(units, str) else tuple(units)
     standard, mask = ingest_steps.to_standard_leads(np.asarray(signal).T, names, unit_list)
-    fixed, n_valid = cut_or_pad(ingest_steps.resample(standard, fs, target_fs), target_samples)
+    resampled = ingest_steps.resample(standard, fs, target_fs)
+    fixed, n_valid = cut_or_pad(resampled, resampled.shape[-1] if target_samples is None else target_samples)
     return CanonicalSignal(fixed, mask, n_valid)
+
+
+def n_windows(n_valid: int, window: int) -> int:
+    """How many windows of ``window`` samples :func:`split_windows` cuts ``n_valid`` samples into."""
+    return max(1, -(-n_valid // window))
+
+
+def window_starts(n_valid: int, window: int) -> np.ndarray:
+    """Start of each window of ``window`` samples covering the first ``n_valid`` samples: back to back,
+    the last one ending at the record's end (overlapping its neighbour when the length is not a multiple
+    of the window); a record no longer than one window is one window at 0."""
+    count = n_windows(n_valid, window)
+    starts = np.arange(count, dtype=np.int64) * window
+    starts[-1] = max(0, min(starts[-1], n_valid - window))
+    return starts
+
+
+def split_windows(signal: np.ndarray, n_valid: int, window: int) -> np.ndarray:
+    """``(12, t)`` canonical signal → ``(k, 12, window)`` float32 windows covering its ``n_valid`` real
+    samples (:func:`window_starts`); a record shorter than a window is one zero-padded window, as
+    :func:`cut_or_pad` makes it."""
+    if n_valid <= window:
+        return cut_or_pad(signal[..., :n_valid], window)[0][None]
+    starts = window_starts(n_valid, window)
+    index = starts[:, None] + np.arange(window)[None, :]
+    return np.ascontiguousarray(np.moveaxis(signal[:, index], 1, 0), dtype=np.float32)

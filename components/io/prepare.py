@@ -52,9 +52,11 @@ class RejectedRecord:
 
 
 def prepare(
-    ref: RecordRef, target_fs: int, target_samples: int, out: np.ndarray | None = None
+    ref: RecordRef, target_fs: int, target_samples: int | None, out: np.ndarray | None = None
 ) -> PreparedRecord | RejectedRecord:
     """Read, check and canonicalise one record; never raises for a bad record.
+
+    ``target_samples`` None keeps the whole record (batch inference splits it into windows).
 
     ``out`` (optional, ``(12, target_samples)`` float32) receives the whole signal in place, so a caller
     filling a reused batch buffer avoids allocations; a rejected record leaves it untouched.
@@ -80,9 +82,10 @@ def prepare(
     content_hash = hash_signal(single, mask, record.fs)
     resampled = single if _same_rate(record.fs, target_fs) else resample(signal, record.fs, target_fs)
     if out is not None and resampled is out:  # the direct path wrote the whole signal in place
-        fixed, n_valid = out, target_samples
+        fixed, n_valid = out, out.shape[-1]
     else:
-        fixed, n_valid = canonical.cut_or_pad(resampled, target_samples, out)
+        length = resampled.shape[-1] if target_samples is None else target_samples
+        fixed, n_valid = canonical.cut_or_pad(resampled, length, out)
     return PreparedRecord(
         ref=ref,
         meta=complete_meta(ref, record.comments),

@@ -37,5 +37,21 @@ class StoreView:
             return signals
         return conform(signals, self.store.info.fs, self.fs, self.n_samples)
 
+    def whole_records(self) -> StoreView:
+        """This view at its rate but the stored length (records longer than the model's input are read
+        whole, for :func:`~components.io.canonical.split_windows`)."""
+        if self.fs is None:
+            return self
+        info = self.store.info
+        return StoreView(self.root, self.fs, int(np.ceil(info.n_samples * self.fs / info.fs)))
+
+    def n_valid(self, rows: np.ndarray) -> np.ndarray:
+        """Real (not padded) samples of each of ``rows`` at this view's rate, at most its length."""
+        info = self.store.info
+        stored = self.store.manifest["n_valid_samples"].to_numpy()[rows]
+        if self.fs is None or self.n_samples is None:
+            return stored.astype(np.int64)
+        return np.minimum(np.round(stored * self.fs / info.fs).astype(np.int64), self.n_samples)
+
     def __getstate__(self) -> dict[str, Any]:
         return self.__dict__ | {"_store": None}

@@ -97,22 +97,32 @@ class TaskModel(nn.Module):
         crop starts in its records (whole records start at 0)."""
         return self.head(self.features(signal, lead_mask, start))
 
-    @torch.inference_mode()
     def predict_proba(self, signal: np.ndarray, lead_mask: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Per-label probabilities ``(n, n_labels)`` float32 for canonical signals, in eval mode."""
+        return self.predict_with_features(signal, lead_mask, batch_size, features=False)[0]
+
+    @torch.inference_mode()
+    def predict_with_features(
+        self, signal: np.ndarray, lead_mask: np.ndarray, batch_size: int = 256, *, features: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities ``(n, n_labels)`` and the pooled features the head reads ``(n, width)`` (empty
+        ``(n, 0)`` with ``features=False``), from one forward in eval mode."""
         was_training = self.training
         self.eval()
         device = self.head.weight.device
-        out = []
+        proba, pooled = [], []
         for start in range(0, len(signal), batch_size):
             stop = start + batch_size
             x = torch.as_tensor(np.asarray(signal[start:stop], dtype=np.float32), device=device)
             m = torch.as_tensor(np.asarray(lead_mask[start:stop], dtype=bool), device=device)
-            out.append(torch.sigmoid(self(x, m)).float().cpu().numpy())
+            f = self.features(x, m)
+            proba.append(torch.sigmoid(self.head(f)).float().cpu().numpy())
+            pooled.append(f.float().cpu().numpy() if features else np.zeros((len(x), 0), np.float32))
         self.train(was_training)
-        if not out:
-            return np.zeros((0, len(self.cfg.labels)), dtype=np.float32)
-        return np.concatenate(out)
+        if not proba:
+            width = self.head.in_features if features else 0
+            return np.zeros((0, len(self.cfg.labels)), np.float32), np.zeros((0, width), np.float32)
+        return np.concatenate(proba), np.concatenate(pooled)
 
     def decide(self, proba: np.ndarray) -> np.ndarray:
         """Decisions at the stored (validation-tuned) thresholds."""
