@@ -23,6 +23,7 @@ from components.errors import UserError
 if TYPE_CHECKING:
     from components.evaluation.params import EvaluateParams
     from components.finetune.params import FinetuneParams
+    from components.inference.params import PredictParams
     from components.runs.params import ComputeParams, OrchestrationParams
     from components.serving.params import PackageParams, ServeParams
     from components.tasks.windows import WindowParams
@@ -130,6 +131,7 @@ SECTION_MODELS: dict[str, tuple[str, str]] = {
     "finetune": ("components.finetune.params", "FinetuneParams"),
     "evaluate": ("components.evaluation.params", "EvaluateParams"),
     "windows": ("components.tasks.windows", "WindowParams"),
+    "predict": ("components.inference.params", "PredictParams"),
     "serve": ("components.serving.params", "ServeParams"),
     "package": ("components.serving.params", "PackageParams"),
     "orchestration": ("components.runs.params", "OrchestrationParams"),
@@ -148,6 +150,7 @@ class Params(BaseModel):
     finetune: FinetuneParams
     evaluate: EvaluateParams
     windows: WindowParams
+    predict: PredictParams
     serve: ServeParams
     package: PackageParams
     orchestration: OrchestrationParams

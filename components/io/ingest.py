@@ -345,7 +345,7 @@ def _prepared(
         yield from map(_prepare_chunk, jobs)
         return
     context = multiprocessing.get_context("fork")
-    with context.Pool(params.workers, initializer=_default_sigterm) as pool:
+    with context.Pool(params.workers, initializer=default_sigterm) as pool:
         yield from pool.imap(_prepare_chunk, jobs)
 
 
@@ -369,7 +369,7 @@ def prepare_chunks(jobs: list[ChunkJob]) -> list[PreparedChunk]:
     return [_prepare_chunk(job) for job in jobs]
 
 
-def _default_sigterm() -> None:
+def default_sigterm() -> None:
     """Pool initializer: the parent's SIGTERM handler (Prefect's raises ``TerminationSignal``) must not
     run in a worker, which the pool terminates with SIGTERM at shutdown."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
