@@ -14,6 +14,7 @@ from components.cli.dashboard_cmd import dashboard_command
 from components.cli.evaluate_cmd import evaluate_command, gate_command
 from components.cli.finetune_cmd import finetune_command, tasks_command
 from components.cli.ingest_cmd import data_app, ingest_command
+from components.cli.monitor_cmd import monitor_command, shadow_command
 from components.cli.package_cmd import bento_app, package_command, serve_command
 from components.cli.predict_cmd import predict_command
 from components.cli.pretrain_cmd import pretrain_command, recipes_command
@@ -49,6 +50,8 @@ app.command("package")(package_command)
 app.add_typer(bento_app, name="bento")
 app.command("serve")(serve_command)
 app.command("predict")(predict_command)
+app.command("monitor")(monitor_command)
+app.command("shadow")(shadow_command)
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ deployment for a Prefect work pool (``prefect deploy``) when runs should happen 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -37,6 +37,23 @@ def schedule_command(
     Uses the Prefect server at PREFECT_API_URL, or starts a local one (with its scheduler and UI) for as
     long as this command runs. One run at a time: a run that finds the workspace busy waits for it.
     """
+    if not drop.is_dir():
+        raise FileNotFoundError(f"drop folder {drop} does not exist")
+    parameters = {"drop": str(drop.resolve()), "dataset": dataset}
+    serve_flow("retrain", cron, parameters, timezone=timezone, name=name, port=port)
+
+
+def serve_flow(
+    flow: Literal["retrain", "monitor"],
+    cron: str,
+    parameters: dict[str, Any],
+    *,
+    timezone: str = "UTC",
+    name: str | None = None,
+    port: int = DEFAULT_PORT,
+) -> None:
+    """Serve ``flow`` with ``parameters`` on ``cron`` until stopped (``ecgops schedule``, ``ecgops monitor
+    --schedule``)."""
     import os
 
     from pydantic import ValidationError
@@ -50,22 +67,19 @@ def schedule_command(
         CronSchedule(cron=cron, timezone=timezone)
     except ValidationError as exc:
         message = "; ".join(str(e["msg"]) for e in exc.errors())
-        raise typer.BadParameter(f"{cron!r} in {timezone}: {message}", param_hint="--cron") from None
-    if not drop.is_dir():
-        raise FileNotFoundError(f"drop folder {drop} does not exist")
+        hint = "--cron" if flow == "retrain" else "--schedule"
+        raise typer.BadParameter(f"{cron!r} in {timezone}: {message}", param_hint=hint) from None
     settings = get_settings()
     # the runs the deployment starts are separate processes: they find the workspace through the environment
     os.environ["ECGOPS_WORKSPACE"] = str(settings.workspace.resolve())
     prepare_prefect_home(settings)
     deployment = ServedDeployment(
-        name=name,
-        cron=cron,
-        timezone=timezone,
-        parameters={"drop": str(drop.resolve()), "dataset": dataset},
+        flow=flow, name=name or f"ecgops-{flow}", cron=cron, timezone=timezone, parameters=parameters
     )
     with prefect_api(full_server=True, port=port) as url:
+        shown = ", ".join(f"{k} {v}" for k, v in parameters.items() if v is not None)
         console.print(
-            f"[bold green]serving[/] deployment retrain/{name}: cron {cron!r} ({timezone}), "
-            f"drop {drop.resolve()}, Prefect API {url}"
+            f"[bold green]serving[/] deployment {flow}/{deployment.name}: cron {cron!r} ({timezone}), "
+            f"{shown}, Prefect API {url}"
         )
         serve(deployment)

@@ -33,10 +33,12 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class ServedDeployment(BaseModel):
-    """What ``ecgops schedule`` serves: a deployment of ``retrain`` on a cron schedule."""
+    """What ``ecgops schedule`` (``retrain``) and ``ecgops monitor --schedule`` (``monitor``) serve: a
+    deployment of the flow on a cron schedule."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    flow: Literal["retrain", "monitor"] = "retrain"
     name: str
     cron: str
     timezone: str = "UTC"
@@ -151,10 +153,11 @@ def _flow_spec(deployment: ServedDeployment) -> dict[str, Any]:
     from prefect.schedules import Cron
     from prefect.types.entrypoint import EntrypointType
 
+    from flows.production import monitor_flow
     from flows.retrain import retrain
 
     return {
-        "flow": retrain,
+        "flow": retrain if deployment.flow == "retrain" else monitor_flow,
         "name": deployment.name,
         "schedule": Cron(deployment.cron, timezone=deployment.timezone),
         "parameters": deployment.parameters,
