@@ -15,6 +15,7 @@ from components.cli.evaluate_cmd import evaluate_command, gate_command
 from components.cli.finetune_cmd import finetune_command, tasks_command
 from components.cli.ingest_cmd import data_app, ingest_command
 from components.cli.package_cmd import bento_app, package_command, serve_command
+from components.cli.predictions_cmd import predictions_command
 from components.cli.pretrain_cmd import pretrain_command, recipes_command
 from components.cli.registry_cmd import registry_app
 from components.cli.run_cmd import run_command
@@ -47,6 +48,7 @@ app.command("dashboard")(dashboard_command)
 app.command("package")(package_command)
 app.add_typer(bento_app, name="bento")
 app.command("serve")(serve_command)
+app.command("predictions")(predictions_command)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import fsspec
 import pandas as pd
@@ -25,7 +26,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from components.predictions.entry import PredictionEntry
 from components.predictions.errors import PredictionLogError
-from components.predictions.table import TIME_TYPE, conform, empty_table, to_table
+from components.predictions.table import QUALITY_PREFIX, TIME_TYPE, conform, empty_table, to_table
 
 PARTITION = re.compile(r"^date=(.+)$")
 
@@ -236,3 +237,14 @@ def volume(frame: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({name: pd.Series(dtype=str) for name in columns} | {"n": pd.Series(dtype=int)})
     days = frame["time"].dt.strftime("%Y-%m-%d")
     return frame.assign(date=days).groupby(columns).size().rename("n").reset_index()
+
+
+def entry_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of a window as JSON data shaped like :class:`PredictionEntry`: quality features nested
+    (NaN, and a feature the entry lacks, as null), the time in ISO 8601."""
+    records = []
+    for row in pa.Table.from_pandas(frame, preserve_index=False).to_pylist():
+        names = [name for name in row if name.startswith(QUALITY_PREFIX)]
+        quality = {name.removeprefix(QUALITY_PREFIX): row.pop(name) for name in names}
+        records.append(row | {"time": row["time"].isoformat(), "quality": quality})
+    return records
