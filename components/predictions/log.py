@@ -173,6 +173,7 @@ class PredictionLog:
 
     def _partitions(self, skipped: list[SkippedPart]) -> list[tuple[date, str]]:
         """The date partitions, oldest first; a ``date=`` folder that names no date is reported."""
+        self._fs.invalidate_cache()  # object stores cache listings: a long-lived reader must see new parts
         try:
             listing = self._fs.ls(self._root, detail=True)
         except FileNotFoundError:

@@ -73,6 +73,8 @@ def test_reads_keep_the_window_model_task_and_source_asked_for(log_url: str) -> 
     assert days(log.read(model=TASK).frame) == [0, 1, 2, 3]  # a name: every version
     assert list(log.read(source="shadow").frame["model_ref"]) == ["ptbxl-rhythm@1"]
     assert log.read(model="ptbxl").frame.empty  # a name is not a prefix of another name
+    with pytest.raises(ValueError, match="since must be timezone-aware"):
+        log.read(since=T0.replace(tzinfo=None))
 
 
 def test_a_corrupt_part_is_skipped_and_reported_and_the_rest_is_read(log_url: str) -> None:
@@ -134,6 +136,7 @@ def test_an_absent_log_is_an_empty_window(log_url: str) -> None:
     window = PredictionLog(log_url).read(model=TASK)
     assert window.frame.empty and window.skipped == []
     assert {"time", "model_ref", "probabilities"} <= set(window.frame.columns)
+    assert entry_records(window.frame) == []
     assert volume(window.frame).empty and list(volume(window.frame).columns) == [
         "date",
         "model_ref",
