@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from components.evaluation.params import EvaluateParams
     from components.finetune.params import FinetuneParams
     from components.inference.params import PredictParams
+    from components.predictions.params import PredictionLogParams
     from components.runs.params import ComputeParams, OrchestrationParams
     from components.serving.params import PackageParams, ServeParams
     from components.tasks.windows import WindowParams
@@ -46,6 +47,9 @@ class Settings(BaseSettings):
     patient_salt: SecretStr | None = Field(default=None, description="Secret salt for patient pseudonyms.")
     user: str | None = Field(default=None, description="Who is acting, for the audit log.")
     api_key: SecretStr | None = Field(default=None, description="Key the served API requires (not health).")
+    prediction_log: str | None = Field(
+        default=None, description="Folder or fsspec URL of the prediction log; overrides params.yaml's."
+    )
 
     @property
     def state_dir(self) -> Path:
@@ -136,6 +140,7 @@ SECTION_MODELS: dict[str, tuple[str, str]] = {
     "package": ("components.serving.params", "PackageParams"),
     "orchestration": ("components.runs.params", "OrchestrationParams"),
     "compute": ("components.runs.params", "ComputeParams"),
+    "prediction_log": ("components.predictions.params", "PredictionLogParams"),
 }
 
 
@@ -155,6 +160,7 @@ class Params(BaseModel):
     package: PackageParams
     orchestration: OrchestrationParams
     compute: ComputeParams
+    prediction_log: PredictionLogParams
 
     @model_validator(mode="before")
     @classmethod

@@ -22,6 +22,7 @@ from components.config import Params, ParamsError, Settings, get_settings, load_
 
 if TYPE_CHECKING:
     from components.io.store import DatasetStore
+    from components.predictions.log import PredictionLog
     from components.registry import Registry
 
 
@@ -116,6 +117,18 @@ class Workspace:
         from components.io.store import DatasetStore
 
         return DatasetStore.open(self.store_dir(dataset), manifest_columns)
+
+    def prediction_log(self) -> PredictionLog:
+        """The prediction log: ``ECGOPS_PREDICTION_LOG``, else ``prediction_log.url`` of params.yaml (a
+        relative folder is under the workspace root), else ``<state dir>/predictions``."""
+        from components.predictions.log import PredictionLog
+
+        url = self.settings.prediction_log or self.params.prediction_log.url
+        if url is None:
+            return PredictionLog(str(self.state_dir / "predictions"))
+        if "://" not in url and not Path(url).is_absolute():
+            url = str(self.root / url)
+        return PredictionLog(url)
 
     def store_datasets(self) -> list[str]:
         """Datasets present in the checked-out canonical store (``data/<name>/store.json``)."""

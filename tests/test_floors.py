@@ -16,6 +16,7 @@ FLOORS = {
     "process_env": 1,
     "metrics": 1,
     "registry": 2,
+    "predictions": 2,
     "io": 3,
     "models": 4,
     "quality": 4,
@@ -42,9 +43,11 @@ EXCEPTIONS = {
     ("config", "tasks"): "type-only: Params types each section with its stage's model",
     ("config", "inference"): "type-only: Params types each section with its stage's model",
     ("config", "runs"): "type-only: Params types each section with its stage's model",
+    ("config", "predictions"): "type-only: Params types each section with its stage's model",
     ("runs", "training"): "type-only: the foundation policy compares pretrain parameters",
     ("workspace", "registry"): "Workspace.registry() opens the registry on demand (imported in the call)",
     ("workspace", "io"): "Workspace.store() opens a store on demand (imported in the call)",
+    ("workspace", "predictions"): "Workspace.prediction_log() opens the log on demand (imported in the call)",
 }
 
 

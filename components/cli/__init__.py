@@ -17,6 +17,7 @@ from components.cli.ingest_cmd import data_app, ingest_command
 from components.cli.monitor_cmd import monitor_command, shadow_command
 from components.cli.package_cmd import bento_app, package_command, serve_command
 from components.cli.predict_cmd import predict_command
+from components.cli.predictions_cmd import predictions_command
 from components.cli.pretrain_cmd import pretrain_command, recipes_command
 from components.cli.registry_cmd import registry_app
 from components.cli.run_cmd import run_command
@@ -52,6 +53,7 @@ app.command("serve")(serve_command)
 app.command("predict")(predict_command)
 app.command("monitor")(monitor_command)
 app.command("shadow")(shadow_command)
+app.command("predictions")(predictions_command)
 
 
 def main() -> None:
