@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
 from components.io.canonical import split_windows
 from components.models.task_model import TaskModel
 from components.quality.monitored import MONITORED_FEATURES, monitored_features
+from components.quality.params import SignalFeatureParams
 from components.tasks.windows import WindowParams, aggregate
+from components.validation.policy import load_policy
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,11 @@ def score_records(
     proba, features = model.predict_with_features(stacked, np.repeat(masks, counts, axis=0), batch_size)
     first = np.concatenate([[0], np.cumsum(counts)[:-1]])
     quality = monitored_features(
-        stacked[first], np.asarray(masks, bool), np.minimum(n_valid, length), float(model.cfg.fs)
+        stacked[first],
+        np.asarray(masks, bool),
+        np.minimum(n_valid, length),
+        float(model.cfg.fs),
+        signal_params(),
     )
     return Scores(
         proba=aggregate(proba, counts, windows.aggregate),
@@ -61,3 +68,10 @@ def score_records(
         n_windows=counts,
         quality=quality,
     )
+
+
+@cache
+def signal_params() -> SignalFeatureParams:
+    """The validation policy's feature definitions: the logged quality features are the ones validation
+    measured on the training data."""
+    return load_policy().features
