@@ -27,6 +27,7 @@ FLOORS = {
     "evaluation": 8,
     "serving": 9,
     "dashboard": 9,
+    "monitoring": 9,
     "orchestration": 10,
     "dvc_stages": 10,
     "cli": 11,
