@@ -26,7 +26,8 @@ class MmdTest:
 
 
 def squared_distances(z: np.ndarray) -> np.ndarray:
-    """Pairwise squared Euclidean distances ``(N, N)`` of the rows of ``z``."""
+    """Pairwise squared Euclidean distances ``(N, N)`` of the rows of ``z``, in float64."""
+    z = np.asarray(z, dtype=np.float64)
     norms = (z**2).sum(axis=1)
     d2 = norms[:, None] + norms[None, :] - 2.0 * (z @ z.T)
     np.fill_diagonal(d2, 0.0)
@@ -67,7 +68,7 @@ def _random_splits(rng: np.random.Generator, count: int, pooled: int, n: int) ->
 def mmd_test(x: np.ndarray, y: np.ndarray, permutations: int, rng: np.random.Generator) -> MmdTest:
     """MMD² of ``x`` ``(n, d)`` against ``y`` ``(m, d)`` (n, m ≥ 2) and its permutation p-value
     ``(1 + #{permuted ≥ observed}) / (1 + permutations)``."""
-    pooled = np.concatenate([x, y]).astype(np.float64)
+    pooled = np.concatenate([x, y])
     d2 = squared_distances(pooled)
     bandwidth = median_bandwidth(d2)
     kernel = np.exp(-d2 / (2.0 * bandwidth**2))

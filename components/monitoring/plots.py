@@ -59,24 +59,27 @@ def feature_ecdfs(
 
 
 def group_pvalues(tests: list[FeatureDrift], path: Path) -> Path:
-    """Heat map of −log10 adjusted p per feature (rows) and group (columns); skipped tests blank, breaches
-    boxed."""
+    """Heat map of −log10 adjusted p per feature (rows) and tested group (columns), breaches boxed; groups
+    too small to test are left out and counted in the title."""
     features = list(dict.fromkeys(t.feature for t in tests))
-    groups = list(dict.fromkeys(t.group for t in tests))
+    groups = list(dict.fromkeys(t.group for t in tests if t.skipped_reason is None))
+    untested = len({t.group for t in tests} - set(groups))
     score = np.full((len(features), len(groups)), np.nan)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(groups), 1.0 + 0.4 * len(features)))
+    fig, ax = plt.subplots(figsize=(2.8 + 0.8 * len(groups), 1.2 + 0.35 * len(features)))
     for t in tests:
+        if t.skipped_reason is not None:
+            continue
         i, j = features.index(t.feature), groups.index(t.group)
-        if t.skipped_reason is None:
-            score[i, j] = -math.log10(max(t.p_adjusted, 1e-300))
-            ax.text(j, i, f"{t.p_adjusted:.1g}", ha="center", va="center", fontsize=7)
+        score[i, j] = min(-math.log10(max(t.p_adjusted, 1e-300)), 10.0)
+        color = "white" if score[i, j] > 6 else "black"
+        ax.text(j, i, f"{t.p_adjusted:.1g}", ha="center", va="center", fontsize=7, color=color)
         if t.breach:
             ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec=BREACH_COLOR, lw=2))
-    image = ax.imshow(np.ma.masked_invalid(np.minimum(score, 10.0)), cmap="Oranges", vmin=0, vmax=10)
-    fig.colorbar(image, ax=ax, label="−log10 adjusted p (10 = ≤ 1e-10)")
-    ax.set_xticks(range(len(groups)), groups, rotation=45, ha="right", fontsize=8)
+    image = ax.imshow(np.ma.masked_invalid(score), cmap="Oranges", vmin=0, vmax=10, aspect="auto")
+    fig.colorbar(image, ax=ax, label="−log10 adjusted p (10: ≤ 1e-10)")
+    ax.set_xticks(range(len(groups)), groups, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(features)), features, fontsize=8)
-    ax.set_title("Feature drift per group (blank: too few samples; boxed: breach)", fontsize=9)
+    ax.set_title(f"Feature drift per group (boxed: breach; {untested} groups too small to test)", fontsize=9)
     return _save(fig, path)
 
 
