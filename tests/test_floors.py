@@ -29,6 +29,7 @@ FLOORS = {
     "inference": 8.5,
     "serving": 9,
     "dashboard": 9,
+    "monitoring": 9,
     "orchestration": 10,
     "dvc_stages": 10,
     "cli": 11,
