@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from components.monitoring.errors import MonitoringError
-from components.monitoring.policy import MonitoringPolicy
 
 from components.inference.models import DeployedModel
 from components.inference.scoring import score_records
 from components.io.store_view import StoreView
+from components.monitoring.errors import MonitoringError
+from components.monitoring.policy import MonitoringPolicy
 from components.validation.review import validation_exclusions
 from components.workspace import Workspace
 

@@ -18,16 +18,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from components.metrics.agreement import label_agreement
-from components.monitoring.errors import MonitoringError
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.evaluation.compute import BootstrapSettings, Predictions, compare
 from components.evaluation.gates import ShadowPolicy, load_policy, shadow_verdict
 from components.inference.models import DeployedModel, load_deployed
 from components.inference.scoring import score_records
+from components.metrics.agreement import label_agreement
+from components.monitoring.errors import MonitoringError
 from components.monitoring.replay import ReplayChunk, drop_chunks, store_chunks, stored_inputs
-from components.registry.views import ShadowReportRecord
+from components.registry import ShadowReportRecord
 from components.tasks.labels import task_targets
 from components.tasks.spec import load_task
 from components.workspace import Workspace
@@ -184,14 +184,13 @@ def _metrics_delta(
 
 def _record(outcome: ShadowOutcome, out: Path) -> ShadowReportRecord:
     return ShadowReportRecord(
-        task=outcome.task,
         candidate=outcome.candidate,
         production=outcome.production,
         source=outcome.source,
         n_records=outcome.n_records,
-        agreement=outcome.agreement,
+        agreement={row["label"]: row for row in outcome.agreement},
         metrics_delta=outcome.metrics_delta,
         passed=outcome.passed,
-        reasons=outcome.reasons,
+        reasons=tuple(outcome.reasons),
         report_uri=(out / "shadow.json").resolve().as_uri(),
     )

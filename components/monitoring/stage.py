@@ -17,16 +17,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from components.inference.models import DeployedModel, load_deployed
 from components.monitoring.drift import DriftAssessment, DriftInputs, assess
 from components.monitoring.errors import MonitoringError
 from components.monitoring.gauges import write_gauges
 from components.monitoring.policy import MonitoringPolicy, load_policy
-from components.monitoring.report import write_report
-from pydantic import BaseModel, ConfigDict, Field
-
-from components.inference.models import DeployedModel, load_deployed
 from components.monitoring.reference import Reference, reference_for
-from components.registry.views import MonitorRunRecord
+from components.monitoring.report import write_report
+from components.registry import MonitorRunRecord
 from components.workspace import Workspace
 
 
@@ -36,7 +36,7 @@ class MonitorRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     task: str
-    policy: str = Field(default="default", description="schemas/monitoring/<policy>.yaml")
+    policy: str = Field(default="default", description="schemas/monitoring/<policy>.yaml, or a YAML path")
     until: datetime | None = Field(default=None, description="end of the window (default: now)")
 
 
@@ -118,7 +118,7 @@ def _inputs(reference: Reference, frame: pd.DataFrame, deployed: DeployedModel) 
         reference_embedding=reference.embedding,
         window_embedding=_stacked(frame, "embedding", width, float),
         reference_rates=reference.positive_rates,
-        n_reference=len(reference),
+        n_reference_decisions=len(reference),
         window_decisions=_stacked(frame, "decisions", len(labels), bool),
         labels=labels,
     )
@@ -139,16 +139,16 @@ def _record(
     report: Path,
 ) -> int:
     record = MonitorRunRecord(
-        task=str(deployed.info.task),
         model=deployed.ref,
         policy=policy.name,
-        policy_version=policy.version,
+        policy_version=str(policy.version),
         window_start=window[0],
         window_end=window[1],
         n_window=assessment.n_window,
         n_reference=assessment.n_reference,
         status=assessment.status,
         summary=assessment.to_dict(),
+        reasons=tuple(assessment.reasons),
         report_uri=report.resolve().as_uri(),
     )
     with workspace.registry() as registry:
