@@ -15,7 +15,8 @@ from rich.table import Table
 from rich.tree import Tree
 from sqlalchemy.exc import ArgumentError
 
-from components.registry import LineageNode, Registry, RegistryError, to_jsonable
+from components.errors import UserError
+from components.registry import LineageNode, Registry, to_jsonable
 
 registry_app = typer.Typer(help="Model registry: models, lineage, promotion, audit.", no_args_is_help=True)
 console = Console()
@@ -33,10 +34,11 @@ class Direction(StrEnum):
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Registry errors become a red message and exit code 2, never a traceback."""
+    """Registry errors (and the user's other errors, e.g. a gate policy file) become a red message and exit
+    code 2, never a traceback."""
     try:
         yield
-    except RegistryError as exc:
+    except UserError as exc:
         _usage_error(str(exc))
     except ArgumentError as exc:
         _usage_error(f"the registry URL (--url or ECGOPS_REGISTRY_URL) is not one SQLAlchemy can open: {exc}")
@@ -215,13 +217,23 @@ def promote(
     model: str = typer.Argument(..., help="name@version of a task model."),
     stage: str = typer.Argument(..., help="candidate, staging, production or archived."),
     reason: str | None = typer.Option(None, help="Why (recorded in the audit log; required with --force)."),
-    force: bool = typer.Option(False, "--force", help="Override a failed or missing gate (needs --reason)."),
+    force: bool = typer.Option(
+        False, "--force", help="Override a failed or missing gate or shadow report (needs --reason)."
+    ),
     as_json: bool = JSON_OPTION,
     url: str | None = URL_OPTION,
 ) -> None:
-    """Move a task model to a stage; the previous production model of its task is archived."""
-    with _registry(url) as reg:
-        change = reg.promote(model, stage, reason=reason, force=force)
+    """Move a task model to a stage; the previous production model of its task is archived.
+
+    Production may need a passed shadow report (``ecgops shadow TASK --candidate MODEL``) when the model's
+    gate policy says so; ``--force --reason`` overrides that too, audited."""
+    from components.config import get_settings
+    from components.evaluation.release import promote as promote_model
+    from components.workspace import Workspace
+
+    with _errors():
+        workspace = Workspace(get_settings()).with_registry(url)
+        change = promote_model(workspace, model, stage, reason=reason, force=force)
     if as_json:
         _print_json(change)
         return

@@ -6,6 +6,10 @@ difference's lower CI bound must not fall below −δ), the largest allowed subg
 external-cohort floor and the data checks (the training data version passed validation). The engine
 turns a policy and an :class:`EvaluationReport` plus registry facts into a verdict with one reason per
 check — failures first — which is what the registry records and promotion consults.
+
+The ``shadow:`` section is not an evaluation check: it says whether promotion to production needs a passed
+shadow report (``evaluation.release.promote``) and what a shadow report must show to pass
+(:func:`shadow_verdict`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from components.config import SCHEMAS_DIR, YamlError, read_yaml
 from components.evaluation.compute import EvaluationReport
 from components.evaluation.errors import EvaluationError
+from components.metrics.agreement import LabelAgreement
 
 GATES_DIR = SCHEMAS_DIR / "gates"
 Bound = Literal["point", "ci_low"]
@@ -85,6 +90,21 @@ class DataPolicy(BaseModel):
     allowed_verdicts: list[Literal["pass", "warn", "fail"]] = ["pass", "warn"]
 
 
+class ShadowPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    required: bool = Field(
+        default=False,
+        description="production promotion needs a passed shadow report of the candidate against the task's "
+        "current production model",
+    )
+    min_records: int = Field(default=50, ge=1, description="records replayed through both models")
+    min_kappa: float | None = Field(default=None, ge=-1.0, le=1.0, description="each label's Cohen's kappa")
+    max_flip_rate: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="each label's share of records whose decision flipped"
+    )
+
+
 class GatePolicy(BaseModel):
     """A versioned promotion gate for one or more tasks."""
 
@@ -101,6 +121,7 @@ class GatePolicy(BaseModel):
     subgroups: SubgroupPolicy | None = None
     external: ExternalPolicy | None = None
     data: DataPolicy = DataPolicy()
+    shadow: ShadowPolicy | None = None
 
     @property
     def ref(self) -> str:
@@ -128,6 +149,23 @@ def load_policy(name: str, gates_dir: Path = GATES_DIR) -> GatePolicy:
     if (problem := _task_problem(policy)) is not None:
         raise TaskError(f"{path}: {problem}")
     return policy
+
+
+def policy_named(
+    recorded: str, configured: str | None = None, gates_dir: Path = GATES_DIR
+) -> GatePolicy | None:
+    """The policy a gate decision names (``name@vN``, as :attr:`GatePolicy.ref` records it), as it is now:
+    ``configured`` (a task's ``evaluate.gate_policies`` entry, a name or a path) when it bears that name,
+    else ``<gates_dir>/<name>.yaml``; ``None`` when neither exists. The version may have moved on since
+    the decision."""
+    name = recorded.rpartition("@v")[0] or recorded
+    for source in (configured, name):
+        if source is None:
+            continue
+        path = Path(source) if Path(source).suffix in (".yaml", ".yml") else gates_dir / f"{source}.yaml"
+        if path.is_file() and (policy := load_policy(str(path), gates_dir)).name == name:
+            return policy
+    return None
 
 
 def _task_problem(policy: GatePolicy) -> str | None:
@@ -420,3 +458,53 @@ def decide(policy: GatePolicy, report: EvaluationReport, facts: RegistryFacts) -
     checks += _external(policy, report)
     checks += _data(policy, facts)
     return GateOutcome(policy.ref, checks)
+
+
+def _shadow_label_checks(policy: ShadowPolicy, row: LabelAgreement) -> list[GateCheck]:
+    """The kappa and flip-rate bounds on one label (an undefined statistic fails its bound)."""
+    out = []
+    if policy.min_kappa is not None:
+        ok = math.isfinite(row.kappa) and row.kappa >= policy.min_kappa
+        shown = f"{row.kappa:.3f}" if math.isfinite(row.kappa) else "undefined (no records)"
+        out.append(
+            GateCheck(
+                f"shadow.kappa.{row.label}",
+                ok,
+                f"{row.label}: Cohen's kappa {shown} {'≥' if ok else '<'} {policy.min_kappa:.3f}",
+            )
+        )
+    if policy.max_flip_rate is not None:
+        ok = math.isfinite(row.flip_rate) and row.flip_rate <= policy.max_flip_rate
+        shown = f"{row.flip_rate:.3f}" if math.isfinite(row.flip_rate) else "undefined (no records)"
+        out.append(
+            GateCheck(
+                f"shadow.flip_rate.{row.label}",
+                ok,
+                f"{row.label}: flip rate {shown} ({row.flips_to_positive} to positive, "
+                f"{row.flips_to_negative} to negative of {row.n}) {'≤' if ok else '>'} "
+                f"{policy.max_flip_rate:.3f}",
+            )
+        )
+    return out
+
+
+def shadow_verdict(
+    policy: ShadowPolicy, n_records: int, agreement: list[LabelAgreement]
+) -> tuple[bool, list[str]]:
+    """Whether a shadow evaluation passes ``policy``: enough records, and every label's kappa and flip rate
+    within the bounds. Reasons as the gate writes them (``FAIL (check) …`` first, then ``PASS``), each
+    naming the label and its number against the bound."""
+    ok = n_records >= policy.min_records
+    checks = [
+        GateCheck(
+            "shadow.min_records",
+            ok,
+            f"{n_records} records replayed through both models {'≥' if ok else '<'} {policy.min_records}",
+        )
+    ]
+    if not agreement:
+        checks.append(GateCheck("shadow.labels", False, "no label was compared"))
+    for row in agreement:
+        checks += _shadow_label_checks(policy, row)
+    outcome = GateOutcome("shadow", checks)
+    return outcome.verdict == "pass", outcome.reasons

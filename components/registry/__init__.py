@@ -1,4 +1,5 @@
-"""The model registry: datasets, validation, runs, models, metrics, gates, Bentos, stages, audit, lineage.
+"""The model registry: datasets, validation, runs, models, metrics, gates, Bentos, stages, monitoring runs,
+shadow reports, audit, lineage.
 
 from components.registry import open_registry
 reg = open_registry()            # the workspace's SQLite file, or ECGOPS_REGISTRY_URL
@@ -21,6 +22,7 @@ from components.registry.errors import (
     SchemaVersionError,
     StageChangedError,
 )
+from components.registry.monitoring_api import MonitorRunRecord, ShadowReportRecord
 from components.registry.repository import Registry
 from components.registry.views import (
     AuditEntryInfo,
@@ -32,7 +34,9 @@ from components.registry.views import (
     MetricInfo,
     MetricPointInfo,
     ModelInfo,
+    MonitorRunInfo,
     RunInfo,
+    ShadowReportInfo,
     StageChangeInfo,
     StewardDecisionInfo,
     ValidationRunInfo,
@@ -54,6 +58,8 @@ __all__ = [
     "MetricPointInfo",
     "ModelInfo",
     "ModelRef",
+    "MonitorRunInfo",
+    "MonitorRunRecord",
     "NotFoundError",
     "PromotionRefusedError",
     "Registry",
@@ -61,6 +67,8 @@ __all__ = [
     "RegistryUnavailableError",
     "RunInfo",
     "SchemaVersionError",
+    "ShadowReportInfo",
+    "ShadowReportRecord",
     "StageChangeInfo",
     "StageChangedError",
     "StewardDecisionInfo",

@@ -8,7 +8,9 @@ Rules that the database itself enforces live here as constraints:
   same model (composite foreign key) or ``forced`` with a reason;
 * composite foreign keys keep denormalised columns honest (a stage row's task is its model's task, a model's
   validation run validated the model's own dataset version);
-* ``audit_log`` and ``steward_decisions`` are append-only (triggers created by the migration).
+* ``audit_log`` and ``steward_decisions`` are append-only (triggers created by the migration);
+* monitoring runs and shadow reports name task models of their own task (composite foreign keys), a shadow
+  report never compares a model with itself, and a monitoring window does not end before it starts.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ RUN_STATUSES = ("running", "succeeded", "failed")
 VALIDATION_VERDICTS = ("pass", "warn", "fail")
 GATE_VERDICTS = ("pass", "fail")
 STEWARD_DECISIONS = ("accept", "reject")
+MONITOR_STATUSES = ("ok", "breach", "insufficient")
 
 
 def utcnow() -> datetime:
@@ -315,3 +318,72 @@ class StewardDecision(Base):
     note: Mapped[str] = mapped_column(Text)
     reviewer: Mapped[str] = mapped_column(String(200))
     decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MonitorRun(Base):
+    """One drift check of a task's production model over a window of logged predictions."""
+
+    __tablename__ = "monitor_runs"
+    __table_args__ = (
+        CheckConstraint(_in("status", MONITOR_STATUSES), name="status"),
+        CheckConstraint("n_window >= 0 AND n_reference >= 0", name="counts"),
+        CheckConstraint("window_start <= window_end", name="window_ordered"),
+        ForeignKeyConstraint(
+            ["model_id", "task"], ["models.id", "models.task"], name="fk_monitor_runs_model_task"
+        ),
+        Index("ix_monitor_runs_task_id", "task", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task: Mapped[str] = mapped_column(String(100))
+    model_id: Mapped[int] = mapped_column(Integer, index=True)
+    policy: Mapped[str] = mapped_column(String(200))
+    policy_version: Mapped[str] = mapped_column(String(64))
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    n_window: Mapped[int] = mapped_column(Integer)
+    n_reference: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[dict[str, Any]]
+    reasons: Mapped[list[str]]
+    report_uri: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class ShadowReport(Base):
+    """A candidate replayed beside the task's production model: per-label agreement and the verdict."""
+
+    __tablename__ = "shadow_reports"
+    __table_args__ = (
+        CheckConstraint("n_records >= 0", name="n_records"),
+        CheckConstraint(
+            "production_model_id IS NULL OR production_model_id <> candidate_model_id", name="not_itself"
+        ),
+        ForeignKeyConstraint(
+            ["candidate_model_id", "task"],
+            ["models.id", "models.task"],
+            name="fk_shadow_reports_candidate_task",
+        ),
+        ForeignKeyConstraint(
+            ["production_model_id", "task"],
+            ["models.id", "models.task"],
+            name="fk_shadow_reports_production_task",
+        ),
+        Index("ix_shadow_reports_pair", "candidate_model_id", "production_model_id"),
+        Index("ix_shadow_reports_task_id", "task", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task: Mapped[str] = mapped_column(String(100))
+    candidate_model_id: Mapped[int] = mapped_column(Integer)
+    production_model_id: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)
+    n_records: Mapped[int] = mapped_column(Integer)
+    agreement: Mapped[dict[str, Any]]
+    metrics_delta: Mapped[dict[str, Any] | None]
+    passed: Mapped[bool] = mapped_column(Boolean)
+    reasons: Mapped[list[str]]
+    report_uri: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))

@@ -15,7 +15,9 @@ from components.registry.models import (
     DatasetVersion,
     GateDecision,
     Model,
+    MonitorRun,
     Run,
+    ShadowReport,
     StageAssignment,
     StewardDecision,
     ValidationRun,
@@ -26,7 +28,9 @@ from components.registry.views import (
     DatasetVersionInfo,
     GateDecisionInfo,
     ModelInfo,
+    MonitorRunInfo,
     RunInfo,
+    ShadowReportInfo,
     StewardDecisionInfo,
     ValidationRunInfo,
     aware,
@@ -285,4 +289,66 @@ def steward_info(row: StewardDecision, dataset: str) -> StewardDecisionInfo:
 def audit_info(e: AuditEntry) -> AuditEntryInfo:
     return AuditEntryInfo(
         e.id, aware(e.at), e.actor, e.action, e.entity_type, e.entity_id, e.summary, e.reason, e.details
+    )
+
+
+def monitor_run_query() -> Select[MonitorRun, str, int]:
+    """Monitoring runs with their model's name and version."""
+    return select(MonitorRun, Model.name, Model.version).join(Model, Model.id == MonitorRun.model_id)
+
+
+def monitor_run_info(run: MonitorRun, name: str, version: int) -> MonitorRunInfo:
+    return MonitorRunInfo(
+        id=run.id,
+        task=run.task,
+        model=f"{name}@{version}",
+        model_id=run.model_id,
+        policy=run.policy,
+        policy_version=run.policy_version,
+        window_start=aware(run.window_start),
+        window_end=aware(run.window_end),
+        n_window=run.n_window,
+        n_reference=run.n_reference,
+        status=run.status,
+        summary=run.summary,
+        reasons=list(run.reasons),
+        report_uri=run.report_uri,
+        created_at=aware(run.created_at),
+        created_by=run.created_by,
+    )
+
+
+def shadow_report_query() -> Select[ShadowReport, str, int, str, int]:
+    """Shadow reports with the refs (``name@version``) of their candidate and production model."""
+    candidate, production = aliased(Model), aliased(Model)
+    return (
+        select(ShadowReport, candidate.name, candidate.version, production.name, production.version)
+        .join(candidate, candidate.id == ShadowReport.candidate_model_id)
+        .outerjoin(production, production.id == ShadowReport.production_model_id)
+    )
+
+
+def shadow_report_info(
+    report: ShadowReport,
+    candidate_name: str,
+    candidate_version: int,
+    production_name: str | None,
+    production_version: int | None,
+) -> ShadowReportInfo:
+    return ShadowReportInfo(
+        id=report.id,
+        task=report.task,
+        candidate=f"{candidate_name}@{candidate_version}",
+        candidate_model_id=report.candidate_model_id,
+        production=f"{production_name}@{production_version}" if production_name is not None else None,
+        production_model_id=report.production_model_id,
+        source=report.source,
+        n_records=report.n_records,
+        agreement=report.agreement,
+        metrics_delta=report.metrics_delta,
+        passed=report.passed,
+        reasons=list(report.reasons),
+        report_uri=report.report_uri,
+        created_at=aware(report.created_at),
+        created_by=report.created_by,
     )

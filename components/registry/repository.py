@@ -21,6 +21,7 @@ from components.registry.dataset_api import DatasetAPI
 from components.registry.errors import InvalidArgumentError, NotFoundError
 from components.registry.model_api import ModelAPI
 from components.registry.models import Bento
+from components.registry.monitoring_api import MonitoringAPI
 from components.registry.run_api import RunAPI
 from components.registry.stage_api import StageAPI
 from components.registry.views import LineageNode
@@ -29,7 +30,7 @@ TargetKind = Literal["bento", "model", "dataset_version"]
 _TARGET_PREFIXES: dict[str, TargetKind] = {"bento": "bento", "model": "model", "dataset": "dataset_version"}
 
 
-class Registry(DatasetAPI, RunAPI, BentoAPI, ModelAPI, StageAPI, AuditAPI):
+class Registry(DatasetAPI, RunAPI, BentoAPI, ModelAPI, StageAPI, MonitoringAPI, AuditAPI):
     """Repository over one registry database. Thread-safe; open one per process (engines do not fork)."""
 
     # ------------------------------------------------------------------ lineage

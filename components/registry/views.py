@@ -206,6 +206,49 @@ class AuditEntryInfo:
 
 
 @dataclass(frozen=True)
+class MonitorRunInfo:
+    """One drift check of a task's production model: the window, the verdict and the assessment."""
+
+    id: int
+    task: str
+    model: str
+    model_id: int
+    policy: str
+    policy_version: str
+    window_start: datetime
+    window_end: datetime
+    n_window: int
+    n_reference: int
+    status: str
+    summary: dict[str, Any]
+    reasons: list[str]
+    report_uri: str | None
+    created_at: datetime
+    created_by: str
+
+
+@dataclass(frozen=True)
+class ShadowReportInfo:
+    """A candidate replayed beside the production model (``None`` when the task had none) on ``source``."""
+
+    id: int
+    task: str
+    candidate: str
+    candidate_model_id: int
+    production: str | None
+    production_model_id: int | None
+    source: str
+    n_records: int
+    agreement: dict[str, Any]
+    metrics_delta: dict[str, Any] | None
+    passed: bool
+    reasons: list[str]
+    report_uri: str | None
+    created_at: datetime
+    created_by: str
+
+
+@dataclass(frozen=True)
 class StewardDecisionInfo:
     id: int
     dataset: str

@@ -255,6 +255,6 @@ def test_cli_evaluate_under_the_clinical_gate_exits_1_with_json(ft_settings: Set
     code, out, err = run_cli(["evaluate", MODEL, "--json"], ft_settings)
     assert code == 1, err
     result = json.loads(out)
-    assert result["policy"] == "ptbxl-superdiagnostic@v1" and result["verdict"] == "fail"
+    assert result["policy"] == "ptbxl-superdiagnostic@v2" and result["verdict"] == "fail"
     assert "FAIL (min_test_records) 53 test records (46 patients) < 500" in result["reasons"]
     assert math.isfinite(result["macro_auroc"]["value"]) and Path(result["report_html"]).is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +11,13 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from components.cli.registry_cmd import registry_app
 from components.config import get_settings
-from components.registry import SchemaVersionError, open_registry
+from components.registry import MonitorRunRecord, SchemaVersionError, ShadowReportRecord, open_registry
 from components.registry.db import (
     current_revision,
     ensure_schema,
@@ -23,7 +26,7 @@ from components.registry.db import (
     make_engine,
     upgrade,
 )
-from components.registry.models import Base
+from components.registry.models import AuditEntry, Base, GateDecision, Model, StageAssignment
 
 TABLES = {
     "datasets",
@@ -37,6 +40,8 @@ TABLES = {
     "stage_assignments",
     "audit_log",
     "steward_decisions",
+    "monitor_runs",
+    "shadow_reports",
     "alembic_version",
 }
 
@@ -93,7 +98,7 @@ def test_cli_upgrade_applies_and_prints_sql(sqlite_url: str) -> None:
     runner = CliRunner()
     result = runner.invoke(registry_app, ["upgrade", "--url", sqlite_url])
     assert result.exit_code == 0, result.output
-    assert "revision 0001 (was empty)" in result.output
+    assert "revision 0002 (was empty)" in result.output
     assert current_revision(make_engine(sqlite_url)) == head_revision()
     result = runner.invoke(registry_app, ["upgrade", "--sql", "--url", "postgresql+psycopg://x@localhost/y"])
     assert result.exit_code == 0, result.output
@@ -180,3 +185,78 @@ def test_processes_opening_new_sqlite_registries_together_all_succeed(tmp_path: 
         engine = make_engine(url)
         assert current_revision(engine) == head_revision()
         engine.dispose()
+
+
+def test_upgrading_a_0001_registry_with_data_keeps_it_and_adds_monitoring(db_url: str) -> None:
+    """A registry in use at 0001 is refused until upgraded; the upgrade keeps its rows and their rules, and
+    the new tables take monitoring runs and shadow reports of the models already there."""
+    engine = make_engine(db_url)
+    upgrade(engine, "0001")
+    with Session(engine) as s, s.begin():
+        models = [
+            Model(
+                name="af",
+                version=v,
+                kind="task",
+                task="af",
+                artifact_uri="x",
+                sha256="0" * 64,
+                created_by="t",
+            )
+            for v in (1, 2)
+        ]
+        s.add_all(models)
+        s.flush()
+        gate = GateDecision(model_id=models[0].id, policy="p@v1", verdict="pass", reasons=[], decided_by="t")
+        s.add(gate)
+        s.flush()
+        s.add_all(
+            [
+                StageAssignment(
+                    model_id=models[0].id,
+                    task="af",
+                    stage="production",
+                    gate_decision_id=gate.id,
+                    gate_verdict="pass",
+                    assigned_by="t",
+                ),
+                StageAssignment(model_id=models[1].id, task="af", stage="candidate", assigned_by="t"),
+                AuditEntry(
+                    actor="t",
+                    action="stage.changed",
+                    entity_type="model",
+                    entity_id="af@1",
+                    summary="s",
+                    details={},
+                ),
+            ]
+        )
+    forget_schema_checks()
+    with pytest.raises(SchemaVersionError, match=r"revision 0001.*run `ecgops registry upgrade`"):
+        ensure_schema(engine)
+    result = CliRunner().invoke(registry_app, ["upgrade", "--url", db_url])
+    assert result.exit_code == 0 and "revision 0002 (was 0001)" in result.output, result.output
+    forget_schema_checks()
+    with open_registry(db_url, actor="tester") as reg:
+        assert [(m.ref, m.stage) for m in reg.models()] == [("af@2", "candidate"), ("af@1", "production")]
+        assert [e.summary for e in reg.audit()] == ["s"]
+        run = reg.record_monitor_run(
+            MonitorRunRecord(
+                model="af@1",
+                policy="af-drift",
+                policy_version="1",
+                window_start=datetime(2026, 12, 1, tzinfo=UTC),
+                window_end=datetime(2026, 12, 8, tzinfo=UTC),
+                n_window=10,
+                n_reference=100,
+                status="insufficient",
+            )
+        )
+        report = reg.record_shadow_report(
+            ShadowReportRecord("af@2", "af@1", "drop:/drops/2026-12", 60, {}, passed=True)
+        )
+        assert (run.model, report.production) == ("af@1", "af@1")
+        assert [e.action for e in reg.audit(limit=2)] == ["shadow.reported", "monitor.run"]
+    with Session(engine) as s, pytest.raises(DBAPIError), s.begin():  # the old rules still hold
+        s.execute(text("UPDATE audit_log SET summary = 'changed'"))
+    engine.dispose()
