@@ -261,9 +261,11 @@ class DriftAssessment:
 def _json_ready(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [_json_ready(v) for v in value]
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
 

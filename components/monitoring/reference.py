@@ -22,6 +22,7 @@ from components.validation.review import validation_exclusions
 from components.workspace import Workspace
 
 HELD_OUT = ("val", "test")
+GROUPS = ("site", "device")
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,8 @@ def reference_for(workspace: Workspace, deployed: DeployedModel, policy: Monitor
         batch_size=workspace.params.predict.batch_size,
     )
     features = pd.DataFrame(scores.quality)
-    for column in ("site", "device"):
-        features[column] = manifest[column].fillna("").astype(str).to_numpy()[rows]
+    for column in GROUPS:
+        features[column] = manifest[column].fillna("").to_numpy(dtype=str)[rows]
     reference = Reference(features, scores.features, deployed.model.decide(scores.proba), dataset)
     _save(path, reference)
     return reference
@@ -84,9 +85,13 @@ def reference_for(workspace: Workspace, deployed: DeployedModel, policy: Monitor
 
 def _save(path: Path, reference: Reference) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    columns = {f"feature.{c}": reference.features[c].to_numpy() for c in reference.features.columns}
+    arrays = {
+        f"feature.{c}": reference.features[c].to_numpy(dtype=str if c in GROUPS else np.float64)
+        for c in reference.features.columns
+    }
+    arrays |= {"embedding": reference.embedding, "decisions": reference.decisions}
     partial = path.with_suffix(".partial.npz")
-    np.savez(partial, embedding=reference.embedding, decisions=reference.decisions, **columns)
+    np.savez(partial, **arrays)  # type: ignore[arg-type]
     partial.replace(path)
 
 

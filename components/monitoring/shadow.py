@@ -138,7 +138,7 @@ def _source(workspace: Workspace, request: ShadowRequest, production: DeployedMo
     return (
         source,
         match.missing,
-        lambda m: store_chunks(workspace, match, m.model.cfg.fs, m.model.cfg.n_samples),
+        lambda m: store_chunks(workspace, match, m.model.cfg),
     )
 
 
@@ -178,7 +178,7 @@ def _metrics_delta(
         attributes=pd.DataFrame(index=range(len(rows))),
     )
     settings = BootstrapSettings(p.bootstrap_rounds, p.ci_level, p.seed, p.calibration_bins)
-    labels = list(spec.label_names())
+    labels = spec.label_names
     return compare(pred, proba[1][rows], production=production, labels=labels, settings=settings).to_dict()
 
 

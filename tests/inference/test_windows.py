@@ -42,7 +42,7 @@ def test_windows_cover_every_sample_and_never_reach_past_the_record() -> None:
 
 
 def test_a_short_record_is_one_zero_padded_window_as_before() -> None:
-    signal, n_valid = _canonical("A0001")
+    signal, _ = _canonical("A0001")
     windows = split_windows(signal[:, :700], 700, 1000)
     assert windows.shape == (1, 12, 1000)
     np.testing.assert_array_equal(windows[0, :, :700], signal[:, :700])
