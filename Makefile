@@ -18,11 +18,16 @@ lock:
 	{ sed -n '1,3p' constraints.txt; .venv-lock/bin/pip freeze --exclude-editable; } > constraints.new
 	mv constraints.new constraints.txt && rm -rf .venv-lock
 
-# the retraining flow with params.yaml's recipe, then every pretraining recipe on the same dataset (not
-# registered, so the flow's foundation model stays the current one): each prints its linear-probe score
+# the retraining flow with params.yaml's recipe; the production loop on the staged model (batch inference
+# over the drop into the prediction log, drift monitoring of that window); then every pretraining recipe
+# on the same dataset (not registered, so the flow's foundation model stays the current one): each prints
+# its linear-probe score
 RECIPES := $(sort $(basename $(notdir $(wildcard schemas/recipes/*.yaml))))
 demo: $(STAMP)
 	$(BIN)/ecgops run --drop samples
+	$(BIN)/ecgops predict samples --model ptbxl-superdiagnostic@staging
+	$(BIN)/ecgops predictions --limit 5
+	$(BIN)/ecgops monitor ptbxl-superdiagnostic --stage staging
 	$(BIN)/ecgops recipes
 	for recipe in $(RECIPES); do $(BIN)/ecgops pretrain --recipe $$recipe --no-register || exit 1; done
 

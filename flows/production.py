@@ -41,10 +41,12 @@ def monitor_task(request: MonitorRequest) -> MonitorOutcome:
 
 
 @flow(name="monitor")
-def monitor_flow(task_name: str, policy: str = "default", drops: str | None = None) -> MonitorOutcome:
-    """Monitor a task's production model; on a breach whose policy says ``retrain``, run ``retrain`` on
-    the newest drop under ``drops``."""
-    outcome = monitor_task(MonitorRequest(task=task_name, policy=policy))
+def monitor_flow(
+    task_name: str, policy: str = "default", drops: str | None = None, stage: str = "production"
+) -> MonitorOutcome:
+    """Monitor the model of a task in ``stage``; on a breach whose policy says ``retrain``, run
+    ``retrain`` on the newest drop under ``drops``."""
+    outcome = monitor_task(MonitorRequest(task=task_name, policy=policy, stage=stage))
     create_link_artifact(
         key=f"monitoring-{task_name.lower()}",
         link=Path(outcome.report).resolve().as_uri(),

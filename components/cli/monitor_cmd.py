@@ -19,6 +19,7 @@ STATUS_STYLE = {"ok": "green", "breach": "bold red", "insufficient": "yellow"}
 def monitor_command(
     task: Annotated[str, typer.Argument(help="The task whose production model is monitored.")],
     policy: Annotated[str, typer.Option(help="schemas/monitoring/<policy>.yaml")] = "default",
+    stage: Annotated[str, typer.Option(help="The stage whose model is monitored.")] = "production",
     drops: Annotated[
         Path | None,
         typer.Option(
@@ -38,13 +39,14 @@ def monitor_command(
     if schedule is not None:
         from components.cli.schedule_cmd import serve_flow
 
-        serve_flow("monitor", schedule, {"task_name": task, "policy": policy, "drops": _path(drops)})
+        parameters = {"task_name": task, "policy": policy, "drops": _path(drops), "stage": stage}
+        serve_flow("monitor", schedule, parameters)
         return
     prepare_prefect_home(Workspace.current().settings)
     with prefect_api():
         from flows.production import monitor_flow
 
-        outcome = monitor_flow(task, policy, _path(drops))
+        outcome = monitor_flow(task, policy, _path(drops), stage)
     if as_json:
         typer.echo(json.dumps(outcome.to_dict(), indent=2, default=str))
     else:

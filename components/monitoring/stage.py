@@ -36,6 +36,7 @@ class MonitorRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     task: str
+    stage: str = Field(default="production", description="the stage whose model is monitored")
     policy: str = Field(default="default", description="schemas/monitoring/<policy>.yaml, or a YAML path")
     until: datetime | None = Field(default=None, description="end of the window (default: now)")
 
@@ -66,7 +67,7 @@ def monitor(workspace: Workspace, request: MonitorRequest) -> MonitorOutcome:
     until = request.until or datetime.now(UTC)
     since = until - timedelta(days=policy.window_days)
     with workspace.registry() as registry:
-        deployed = load_deployed(registry, f"{request.task}@production")
+        deployed = load_deployed(registry, f"{request.task}@{request.stage}")
     log = workspace.prediction_log().read(since=since, until=until, model=deployed.ref)
     reference = reference_for(workspace, deployed, policy)
     inputs = _inputs(reference, log.frame, deployed)
