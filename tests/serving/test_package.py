@@ -16,7 +16,7 @@ from components.config import Settings, get_settings
 from components.registry import ArtifactMismatchError, NotFoundError, open_registry
 from components.serving.bentostore import bentoml_home
 from components.serving.errors import PackagingError, PackagingRefusedError
-from components.serving.package import package
+from components.serving.package import PackageOptions, package
 from components.serving.pull import pull
 from components.workspace import Workspace
 from tests.serving.conftest import TASK, Packaged
@@ -64,7 +64,7 @@ def test_bento_labels_name_model_dataset_gate_and_code(
     labels = bento.info.labels
     assert labels["model"] == twelve_lead.model.ref and labels["model_version"] == "1"
     assert labels["dataset_version"] == twelve_lead.model.dataset_version_md5
-    assert labels["gate_verdict"] == "pass" and labels["forced"] == "false"
+    assert labels["gate_verdict"] == "pass" and labels["forced"] == "false" and labels["members"] == "none"
     assert len(labels["git_revision"]) >= 7
     models = {str(m.tag).split(":")[0] for m in bento.info.all_models}
     assert models == {"ecgops-ptbxl-superdiagnostic", "ecgops-ecg-fm"}
@@ -91,7 +91,11 @@ def test_a_failed_or_missing_gate_blocks_packaging(
     with pytest.raises(PackagingRefusedError, match="has no gate decision"):
         package(Workspace(serving_settings), ungated)
     with pytest.raises(PackagingError, match="--force needs a --reason"):
-        package(Workspace(serving_settings), failed, force=True)
+        package(Workspace(serving_settings), failed, PackageOptions(force=True))
+    with pytest.raises(PackagingError, match="--stage picks the models of the family's other tasks"):
+        PackageOptions(stage="production")
+    with pytest.raises(PackagingError, match="unknown stage 'prod'; the stages are candidate, staging"):
+        PackageOptions(family=True, stage="prod")
     with pytest.raises(PackagingError, match="is a foundation model; only task models are packaged"):
         package(Workspace(serving_settings), twelve_lead.model.parent or "")
     with open_registry(serving_settings.resolved_registry_url) as registry:
@@ -109,8 +113,7 @@ def test_forced_packaging_is_labelled_and_audited(
         result = package(
             Workspace(serving_settings),
             failed,
-            force=True,
-            reason="clinical pilot, approved by the safety board",
+            PackageOptions(force=True, reason="clinical pilot, approved by the safety board"),
         )
         labels = bentoml.bentos.get(result.tag).info.labels
     assert result.forced and result.gate_verdict == "fail"
