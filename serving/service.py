@@ -151,11 +151,7 @@ def _json_error(status: int, message: str) -> JSONResponse:
     traffic={"timeout": SERVE.timeout_s},
     logging={"access": {"enabled": SERVE.access_log}},
     tracing={"excluded_urls": EXCLUDE_ALL_URLS},  # RequestSpanMiddleware traces instead: one span a request
-    labels={
-        "task": CARD.model.task,
-        "model": CARD.model.ref,
-        "members": ",".join(c.model.task for c in CARD.family) or "none",
-    },
+    labels={"task": CARD.model.task, "model": CARD.model.ref},
 )
 @_with_member_models
 class EcgService:
