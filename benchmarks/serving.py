@@ -181,36 +181,28 @@ def request_bodies(source: str, limit: int, encoding: str) -> list[bytes]:
 
 
 class BareForward:
-    """The same model's batched forward in this process — traced or eager as the server runs it
-    (``serve.forward``), with the server's number of torch threads: the throughput the served API is
-    compared with."""
+    """The same model's batched forward in this process — the server's :class:`ModelRuntime`, traced or
+    eager as the server runs it (``serve.forward``; probabilities and pooled features from one forward),
+    with the server's number of torch threads: the throughput the served API is compared with."""
 
     def __init__(self, model_dir: Path, settings: Any, batch_size: int, threads: int, forward: str) -> None:
         import torch
 
         from components.io.store import DatasetStore
-        from components.models.task_model import load_task_model
-        from components.serving.runtime import trace_task_model
+        from components.serving.runtime import ModelRuntime
 
         torch.set_num_threads(threads)
         self.threads = threads
         self.batch_size = batch_size
         self.forward = forward
-        self.model = load_task_model(model_dir)
-        self.traced = trace_task_model(self.model) if forward == "traced" else None
+        self.runtime = ModelRuntime(model_dir, forward="traced" if forward == "traced" else "eager")
         store = DatasetStore.open(settings.data_dir / "demo")
         rows = np.arange(min(len(store.manifest), 256))
         self.signals, self.masks = store.read(rows), store.lead_masks()[rows]
         self._predict(slice(0, batch_size))  # warm-up
 
-    def _predict(self, rows: slice) -> np.ndarray:
-        import torch
-
-        if self.traced is None:
-            return self.model.predict_proba(self.signals[rows], self.masks[rows], batch_size=self.batch_size)
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(self.signals[rows], dtype=np.float32))
-            return torch.sigmoid(self.traced(x, torch.from_numpy(self.masks[rows]))).numpy()
+    def _predict(self, rows: slice) -> tuple[np.ndarray, np.ndarray]:
+        return self.runtime.predict_batch(self.signals[rows], self.masks[rows])
 
     def run(self, seconds: float) -> dict[str, Any]:
         done, started, cpu_started = 0, time.perf_counter(), time.process_time()

@@ -31,13 +31,28 @@ def package_command(
         bool, typer.Option("--force", help="Package although the gate did not pass (needs --reason).")
     ] = False,
     reason: Annotated[str | None, typer.Option(help="Why the gate is overridden (audited).")] = None,
+    family: Annotated[
+        bool,
+        typer.Option(
+            "--family",
+            help="Serve the model's task family in one Bento: with, for each task extending the model's "
+            "task (its lead-set variants), that task's newest model whose gate passed; requests are routed "
+            "by the leads they carry.",
+        ),
+    ] = False,
+    stage: Annotated[
+        str | None,
+        typer.Option(help="With --family: take each other task's model from this stage (e.g. production)."),
+    ] = None,
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
-    """Build the Bento of a gated task model, export it to the artifact store and register it."""
-    from components.serving.package import package
+    """Build the Bento of a gated task model (or of its task family), export it to the artifact store and
+    register it."""
+    from components.serving.package import PackageOptions, package
     from components.workspace import Workspace
 
-    result = package(Workspace.current(), model, force=force, reason=reason)
+    options = PackageOptions(force=force, reason=reason, family=family, stage=stage)
+    result = package(Workspace.current(), model, options)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -47,6 +62,9 @@ def package_command(
     table.add_row("sha256", result.sha256)
     table.add_row("size", f"{result.size_bytes / 1e6:.2f} MB")
     table.add_row("gate", result.gate_verdict + (" (forced, audited)" if result.forced else ""))
+    if family:
+        table.add_row("family members", ", ".join(result.members))
+        table.add_row("left out (no gated model)", ", ".join(result.left_out) or "none")
     table.add_row("time", f"{result.elapsed_s:.1f} s")
     console.print(table)
     console.print(f"pull it elsewhere with: ecgops bento pull {result.task}@<stage> (once promoted)")

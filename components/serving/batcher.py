@@ -4,7 +4,9 @@ Requests queue up while the model works; when it is free it takes everything wai
 ``max_batch_size``) in one forward. One client gets a batch of one at once; many clients get large
 batches without any tuning. ``wait_ms`` > 0 lets the first record of a batch wait that long for
 company when the model is idle (trading latency for throughput). The forward runs on one worker thread,
-so the event loop keeps parsing requests meanwhile.
+so the event loop keeps parsing requests meanwhile. A forward returns one or more arrays with a row per
+record (a task model: probabilities and pooled features); each record gets its row of each. The windows
+of a long record are queued together (:meth:`AdaptiveBatcher.submit_many`) and batched like records.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-Forward = Callable[[np.ndarray, np.ndarray], np.ndarray]
+#: ``(b, 12, t)`` signals + ``(b, 12)`` masks → arrays with a row per record
+Forward = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]
+Rows = tuple[np.ndarray, ...]
 BatchObserver = Callable[[int, float], None]
 
 
@@ -31,7 +35,7 @@ class OverloadedError(RuntimeError):
 class _Job:
     signal: np.ndarray
     mask: np.ndarray
-    future: asyncio.Future[np.ndarray]
+    future: asyncio.Future[Rows]
     enqueued: float
 
 
@@ -58,11 +62,16 @@ class AdaptiveBatcher:
         self._closed = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecgops-forward")
 
-    async def submit(self, signal: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """The model's output row for one canonical record ``(12, t)`` with its ``(12,)`` mask."""
+    async def submit(self, signal: np.ndarray, mask: np.ndarray) -> Rows:
+        """The forward's output rows for one canonical record ``(12, t)`` with its ``(12,)`` mask."""
+        return (await self.submit_many([signal], mask))[0]
+
+    async def submit_many(self, signals: Sequence[np.ndarray], mask: np.ndarray) -> list[Rows]:
+        """The output rows of each of ``signals`` (the windows of one record, sharing its ``(12,)``
+        mask), queued together: refused as a whole (:class:`OverloadedError`) when the queue lacks room."""
         if self._closed:
             raise OverloadedError("the model is shutting down; retry later")
-        if len(self._queue) >= self.max_queue:
+        if len(self._queue) + len(signals) > self.max_queue:
             raise OverloadedError(
                 f"{len(self._queue)} records are already waiting for the model; retry later"
             )
@@ -70,11 +79,15 @@ class AdaptiveBatcher:
         if self._worker is None or self._worker.done() or self._worker.get_loop() is not loop:
             self._wake = asyncio.Event()
             self._worker = loop.create_task(self._run())
-        job = _Job(signal, mask, loop.create_future(), time.perf_counter())
-        self._queue.append(job)
+        jobs = [_Job(signal, mask, loop.create_future(), time.perf_counter()) for signal in signals]
+        self._queue.extend(jobs)
         assert self._wake is not None
         self._wake.set()
-        return await job.future
+        try:
+            return list(await asyncio.gather(*(job.future for job in jobs)))
+        finally:
+            for job in jobs:  # a failed or cancelled request leaves no windows behind for the model
+                job.future.cancel()
 
     async def _run(self) -> None:
         assert self._wake is not None
@@ -105,9 +118,9 @@ class AdaptiveBatcher:
             return
         if self.observe is not None:
             self.observe(len(jobs), time.perf_counter() - started)
-        for job, row in zip(jobs, out, strict=True):
+        for i, job in enumerate(jobs):
             if not job.future.done():
-                job.future.set_result(row)
+                job.future.set_result(tuple(array[i] for array in out))
 
     def close(self) -> None:
         """Stop taking records: waiting ones are cancelled, new ones refused (503); the batch in the model

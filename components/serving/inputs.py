@@ -1,8 +1,10 @@
 """A request's signal → the canonical input of a model, or a :class:`RequestError` saying what is wrong.
 
-The checks come first (shape, finiteness, lead names, the leads the model needs, length, rate), then
-:func:`components.io.canonical.canonicalize` — the training code — does lead mapping, units → mV,
-resampling and cutting/padding.
+The checks come first (shape, finiteness, lead names — :func:`receive_signal`, before a model is chosen
+—, then the leads the model needs, length, rate), then :func:`components.io.canonical.canonicalize` —
+the training code — does lead mapping, units → mV and resampling. A task model reads the whole record in
+windows of its length (:func:`components.io.canonical.split_windows`, at most ``windows.max_windows``);
+the foundation model's endpoints read the first window only.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 import pybase64
 
-from components.io.canonical import CanonicalSignal, canonicalize
+from components.io.canonical import CanonicalSignal, canonicalize, n_windows, split_windows
 from components.io.leads import STANDARD_LEADS, repeated_lead, standard_lead
 from components.io.wfdb_reader import RecordError
 from components.serving.errors import RequestError
 from components.serving.params import ServeParams
 from components.serving.schemas import EncodedSignal
+from components.tasks.windows import WindowParams
 
 
 @dataclass(frozen=True)
@@ -38,14 +41,30 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
+class ReceivedSignal:
+    """A request's signal with its shape, lead names and values checked, before it meets a model."""
+
+    array: np.ndarray  # (channels, samples) float64, as sent
+    fs: float
+    names: tuple[str, ...]  # channel names as sent
+    units: str | tuple[str, ...]
+    leads_present: tuple[str, ...]  # standard leads carried, in standard order
+
+
+@dataclass(frozen=True)
 class PreparedInput:
     """A checked request in canonical form, and what was done to it."""
 
-    canonical: CanonicalSignal
+    canonical: CanonicalSignal  # the whole record at the model's rate (cut to one window without windows)
+    windows: np.ndarray  # (k, 12, model samples) float32: what the model reads, one row per window
     fs: float
     n_samples: int
     leads_present: tuple[str, ...]
     leads_used: tuple[str, ...]
+
+    @property
+    def n_windows(self) -> int:
+        return int(self.windows.shape[0])
 
 
 def decode_signal(encoded: EncodedSignal) -> np.ndarray:
@@ -90,6 +109,56 @@ def as_signal_array(signal: Sequence[Sequence[float]] | np.ndarray | EncodedSign
     return array
 
 
+def receive_signal(
+    signal: Sequence[Sequence[float]] | np.ndarray | EncodedSignal,
+    fs: float,
+    leads: Sequence[str],
+    units: str | Sequence[str],
+    *,
+    other_channels: bool = False,
+) -> ReceivedSignal:
+    """Check a ``leads × samples`` signal's shape, lead names and values (no model needed yet).
+
+    ``other_channels=True`` (WFDB records) ignores channels that are not ECG leads, as ingest does;
+    otherwise every name must be a lead. Two channels of one lead are refused either way, as in ingest.
+    """
+    array = as_signal_array(signal)
+    _check_shape(array, leads)
+    rows, present = _lead_rows(leads, other_channels)
+    _check_finite(array, leads, rows)
+    ordered = tuple(lead for lead in STANDARD_LEADS if lead in present)
+    unit = units if isinstance(units, str) else tuple(units)
+    return ReceivedSignal(array, float(fs), tuple(leads), unit, ordered)
+
+
+def fit_input(
+    received: ReceivedSignal, spec: InputSpec, limits: ServeParams, windows: WindowParams | None = None
+) -> PreparedInput:
+    """A received signal checked against ``spec`` (leads, rate, length) and turned into its canonical input.
+
+    With ``windows`` the whole record is read in windows of the model's length (at most
+    ``windows.max_windows``); without, it is cut to its first window (the foundation model's endpoints).
+    """
+    array, fs = received.array, received.fs
+    _check_leads(received.leads_present, spec)
+    _check_rate_and_length(array.shape[1], fs, spec, limits)
+    target = None if windows is not None else spec.n_samples
+    try:
+        canonical = canonicalize(
+            array, fs, received.names, received.units, target_fs=spec.fs, target_samples=target
+        )
+    except RecordError as exc:
+        raise RequestError(str(exc)) from exc
+    if windows is None:
+        cut = canonical.signal[None]
+    else:
+        _check_windows(canonical.n_valid_samples, array.shape[1], fs, spec, windows)
+        cut = split_windows(canonical.signal, canonical.n_valid_samples, spec.n_samples)
+    present = received.leads_present
+    used = tuple(lead for lead in present if lead in spec.leads)
+    return PreparedInput(canonical, cut, fs, int(array.shape[1]), present, used)
+
+
 def prepare_input(
     signal: Sequence[Sequence[float]] | np.ndarray | EncodedSignal,
     fs: float,
@@ -99,25 +168,11 @@ def prepare_input(
     limits: ServeParams,
     *,
     other_channels: bool = False,
+    windows: WindowParams | None = None,
 ) -> PreparedInput:
-    """Check a ``leads × samples`` signal against ``spec`` and turn it into the model's canonical input.
-
-    ``other_channels=True`` (WFDB records) ignores channels that are not ECG leads, as ingest does;
-    otherwise every name must be a lead. Two channels of one lead are refused either way, as in ingest.
-    """
-    array = as_signal_array(signal)
-    _check_shape(array, leads)
-    rows, present = _lead_rows(leads, other_channels)
-    _check_finite(array, leads, rows)
-    _check_leads(present, spec)
-    _check_rate_and_length(array.shape[1], fs, spec, limits)
-    try:
-        canonical = canonicalize(array, fs, leads, units, target_fs=spec.fs, target_samples=spec.n_samples)
-    except RecordError as exc:
-        raise RequestError(str(exc)) from exc
-    used = tuple(lead for lead in STANDARD_LEADS if lead in present and lead in spec.leads)
-    ordered = tuple(lead for lead in STANDARD_LEADS if lead in present)
-    return PreparedInput(canonical, float(fs), int(array.shape[1]), ordered, used)
+    """:func:`receive_signal` then :func:`fit_input`: a request checked against ``spec`` in canonical form."""
+    received = receive_signal(signal, fs, leads, units, other_channels=other_channels)
+    return fit_input(received, spec, limits, windows)
 
 
 def _check_shape(array: np.ndarray, leads: Sequence[str]) -> None:
@@ -186,4 +241,15 @@ def _check_rate_and_length(n_samples: int, fs: float, spec: InputSpec, limits: S
         raise RequestError(
             f"the signal is too short: {n_samples} samples at {fs:g} Hz is {duration:.2f} s; "
             f"{spec.what} needs at least {needed:g} s"
+        )
+
+
+def _check_windows(n_valid: int, n_samples: int, fs: float, spec: InputSpec, windows: WindowParams) -> None:
+    count = n_windows(n_valid, spec.n_samples)
+    if count > windows.max_windows:
+        limit_s = windows.max_windows * spec.duration_s
+        raise RequestError(
+            f"the signal is too long: {n_samples} samples at {fs:g} Hz is {n_samples / fs:.2f} s, "
+            f"{count} windows of {spec.duration_s:g} s; {spec.what} reads at most {windows.max_windows} "
+            f"windows ({limit_s:g} s): send the record in parts of at most {limit_s:g} s"
         )

@@ -7,6 +7,11 @@ from ``serving/`` plus the ``components`` and ``schemas`` it imports (so the ser
 packaged code), labels it with model version, dataset version, gate verdict and git revision, exports
 it to ``<artifact store>/bentos/<name>/<version>.bento`` (a directory or any fsspec URL) and records
 URI and sha256 with :meth:`Registry.register_bento`.
+
+With ``PackageOptions(family=True)`` the Bento also holds the other task models of the model's task family
+(:mod:`components.serving.family`) and routes each request by the leads it carries
+(:mod:`components.serving.routing`). The registry records it under the base model (a Bento row names one
+model); its members are in the Bento's ``members`` label, its model card and a ``bento.family`` audit entry.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -28,12 +33,16 @@ import yaml
 from components.config import PACKAGE_ROOT
 from components.models.task_model import load_task_model_config
 from components.registry import GateDecisionInfo, ModelInfo, Registry
+from components.registry.models import STAGES
 from components.registry.provenance import code_version
 from components.serving.artifacts import join_uri, store_file
 from components.serving.bentostore import ensure_model, tag_part
-from components.serving.card import build_card
+from components.serving.card import CardContext, bento_card, build_card
 from components.serving.errors import PackagingError, PackagingRefusedError
+from components.serving.family import Family, FamilyMember, family_members
 from components.serving.params import PackageParams, ServeParams
+from components.serving.schemas import ModelCard
+from components.tasks.windows import WindowParams
 from components.workspace import Workspace
 
 BENTOFILE = PACKAGE_ROOT / "serving" / "bentofile.yaml"
@@ -44,9 +53,30 @@ _BUILD_LOCK = threading.Lock()
 SOURCES = ("serving", "components", "schemas")
 
 
+@dataclass(frozen=True)
+class PackageOptions:
+    """How to package: override a failed gate (``force`` with a ``reason``, audited), and whether the Bento
+    serves the model's task family (``family``; members from ``stage`` when given, see
+    :mod:`components.serving.family`)."""
+
+    force: bool = False
+    reason: str | None = None
+    family: bool = False
+    stage: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.force and not (self.reason and self.reason.strip()):
+            raise PackagingError("--force needs a --reason (it is written to the audit log)")
+        if self.stage is not None and not self.family:
+            raise PackagingError("--stage picks the models of the family's other tasks: it needs --family")
+        if self.stage is not None and self.stage not in STAGES:
+            raise PackagingError(f"unknown stage {self.stage!r}; the stages are {', '.join(STAGES)}")
+
+
 @dataclass
 class PackageResult:
-    """A packaged Bento: its tag, where the archive lies, and its sha256 (as in the registry)."""
+    """A packaged Bento: its tag, where the archive lies, and its sha256 (as in the registry); for a family
+    Bento, the other task models it serves and the family's tasks left out for want of a gated model."""
 
     model: str
     task: str
@@ -58,6 +88,8 @@ class PackageResult:
     size_bytes: int
     registry_run_id: int
     elapsed_s: float
+    members: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,8 +98,9 @@ class PackageResult:
 @dataclass(frozen=True)
 class _Bento:
     """One Bento to build: the task model and its foundation model (artifacts verified against the
-    registry), the gate decision and whether it was overridden, the ``serve:`` and ``package:``
-    parameters, and the artifact store the archive goes to."""
+    registry), the gate decision and whether it was overridden, the family's other members (none for one
+    task), the ``serve:``, ``windows:`` and ``package:`` parameters, and the artifact store the archive
+    goes to."""
 
     model: ModelInfo
     foundation: ModelInfo
@@ -75,53 +108,46 @@ class _Bento:
     foundation_dir: Path
     gate: GateDecisionInfo | None
     forced: bool
+    family: Family | None
     serve: ServeParams
+    windows: WindowParams
     pack: PackageParams
     artifact_store: str
+
+    @property
+    def members(self) -> tuple[FamilyMember, ...]:
+        return self.family.members if self.family is not None else ()
 
 
 def package(
     workspace: Workspace,
     model_ref: str,
+    options: PackageOptions | None = None,
     *,
-    force: bool = False,
-    reason: str | None = None,
     flow_run_id: str | None = None,
 ) -> PackageResult:
     """Build, export and register the Bento of task model ``model_ref`` (``name@version`` or ``name``);
     ``flow_run_id`` (a Prefect flow run) is recorded on the registry run."""
     started = time.perf_counter()
-    serve, pack = workspace.params.serve, workspace.params.package
-    if force and not (reason and reason.strip()):
-        raise PackagingError("--force needs a --reason (it is written to the audit log)")
+    options = options or PackageOptions()
     with workspace.registry() as registry:
-        model = registry.model(model_ref)
-        if model.kind != "task" or model.task is None:
-            raise PackagingError(f"{model.ref} is a {model.kind} model; only task models are packaged")
-        gate = registry.latest_gate_decision(model.ref)
-        passed = gate is not None and gate.verdict == "pass"
-        if not passed and not force:
-            raise PackagingRefusedError(
-                f"refusing to package {model.ref}: it {_gate_problem(gate)} "
-                "(use --force --reason to override)"
-            )
-        if model.parent is None:
-            raise PackagingError(f"{model.ref} names no foundation model (its parent); /embed needs one")
-        foundation = registry.model(model.parent)
-        if foundation.kind != "foundation":
-            raise PackagingError(f"{model.ref} descends from {foundation.ref}, not from a foundation model")
+        model, gate, passed = _gated_model(registry, model_ref, options)
+        foundation = _foundation_of(registry, model)
         bento = _Bento(
             model=model,
             foundation=foundation,
             task_dir=registry.verify_artifact(model.ref),
             foundation_dir=registry.verify_artifact(foundation.ref),
             gate=gate,
-            forced=force and not passed,
-            serve=serve,
-            pack=pack,
+            forced=options.force and not passed,
+            family=family_members(registry, model, options.stage) if options.family else None,
+            serve=workspace.params.serve,
+            windows=workspace.params.windows,
+            pack=workspace.params.package,
             artifact_store=workspace.settings.resolved_artifact_store,
         )
-        parameters = {"model": model.ref, "force": force, "reason": reason}
+        parameters = {"model": model.ref, "force": options.force, "reason": options.reason}
+        parameters |= {"family": options.family, "stage": options.stage}
         with registry.run("package", parameters=parameters, prefect_flow_run_id=flow_run_id) as run_id:
             result = _build_and_export(registry, bento, run_id)
             with registry.atomic():
@@ -129,9 +155,37 @@ def package(
                     result.tag, model=model.ref, artifact_uri=result.uri, sha256=result.sha256, run_id=run_id
                 )
                 if result.forced:
-                    _audit_forced(registry, model, result.tag, gate, reason or "")
+                    _audit_forced(registry, model, result.tag, gate, options.reason or "")
+                if bento.family is not None:
+                    _audit_family(registry, bento, result.tag, options.stage)
     result.elapsed_s = round(time.perf_counter() - started, 2)
     return result
+
+
+def _gated_model(
+    registry: Registry, model_ref: str, options: PackageOptions
+) -> tuple[ModelInfo, GateDecisionInfo | None, bool]:
+    """The task model to package, its latest gate decision and whether it passed (refused unless it did
+    or ``force``)."""
+    model = registry.model(model_ref)
+    if model.kind != "task" or model.task is None:
+        raise PackagingError(f"{model.ref} is a {model.kind} model; only task models are packaged")
+    gate = registry.latest_gate_decision(model.ref)
+    passed = gate is not None and gate.verdict == "pass"
+    if not passed and not options.force:
+        raise PackagingRefusedError(
+            f"refusing to package {model.ref}: it {_gate_problem(gate)} (use --force --reason to override)"
+        )
+    return model, gate, passed
+
+
+def _foundation_of(registry: Registry, model: ModelInfo) -> ModelInfo:
+    if model.parent is None:
+        raise PackagingError(f"{model.ref} names no foundation model (its parent); /embed needs one")
+    foundation = registry.model(model.parent)
+    if foundation.kind != "foundation":
+        raise PackagingError(f"{model.ref} descends from {foundation.ref}, not from a foundation model")
+    return foundation
 
 
 def _gate_problem(gate: GateDecisionInfo | None) -> str:
@@ -146,22 +200,12 @@ def _build_and_export(registry: Registry, bento: _Bento, run_id: int) -> Package
 
     model, pack = bento.model, bento.pack
     assert model.task is not None
-    cfg = load_task_model_config(bento.task_dir)
-    name = tag_part(f"{pack.bento_prefix}-{model.task}")
+    suffix = "-family" if bento.family is not None else ""
+    name = tag_part(f"{pack.bento_prefix}-{model.task}{suffix}")
     bento_version = tag_part(f"v{model.version}-{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(2)}")
     tag = f"{name}:{bento_version}"
     git_revision = code_version()
-    card = build_card(
-        model,
-        cfg,
-        bento_tag=tag,
-        foundation=bento.foundation.ref,
-        gate=bento.gate,
-        forced=bento.forced,
-        metrics=registry.metrics(model.ref),
-        git_revision=git_revision,
-        actor=registry.actor,
-    )
+    card = _card(registry, bento, CardContext(tag, git_revision, registry.actor, bento.windows))
     labels = _labels(bento, git_revision)
     with tempfile.TemporaryDirectory(prefix="ecgops-bento-") as tmp:
         context = Path(tmp) / "context"
@@ -185,11 +229,40 @@ def _build_and_export(registry: Registry, bento: _Bento, run_id: int) -> Package
         size_bytes=size,
         registry_run_id=run_id,
         elapsed_s=0.0,
+        members=[m.model.ref for m in bento.members],
+        left_out=list(bento.family.left_out) if bento.family is not None else [],
     )
 
 
+def _card(registry: Registry, bento: _Bento, context: CardContext) -> ModelCard:
+    """The Bento's card: the base model's, with a card for each other member of its family."""
+    base = build_card(
+        bento.model,
+        load_task_model_config(bento.task_dir),
+        foundation=bento.foundation.ref,
+        gate=bento.gate,
+        forced=bento.forced,
+        metrics=registry.metrics(bento.model.ref),
+        context=context,
+    )
+    members = [
+        build_card(
+            member.model,
+            load_task_model_config(member.task_dir),
+            foundation=member.model.parent or "",
+            gate=member.gate,
+            forced=False,
+            metrics=registry.metrics(member.model.ref),
+            context=context,
+        )
+        for member in bento.members
+    ]
+    return bento_card(base, members)
+
+
 def _labels(bento: _Bento, git_revision: str) -> dict[str, str]:
-    """The Bento's labels: model and dataset version, gate verdict, foundation model, git revision."""
+    """The Bento's labels: model and dataset version, gate verdict, foundation model, the family's other
+    members (``none`` for one task model), git revision."""
     model, gate = bento.model, bento.gate
     return {
         "task": model.task or "",
@@ -200,6 +273,7 @@ def _labels(bento: _Bento, git_revision: str) -> dict[str, str]:
         "gate_policy": gate.policy if gate is not None else "none",
         "forced": str(bento.forced).lower(),
         "foundation": bento.foundation.ref,
+        "members": ",".join(m.model.ref for m in bento.members) or "none",
         "git_revision": git_revision,
     }
 
@@ -207,10 +281,12 @@ def _labels(bento: _Bento, git_revision: str) -> dict[str, str]:
 def _build_from_store(
     bento: _Bento, context: Path, tag: str, labels: dict[str, str], description: str
 ) -> Any:
-    """Both models copied into BentoML's model store, then the Bento of ``context`` built as ``tag``; one
-    build at a time."""
+    """Every model copied into BentoML's model store, then the Bento of ``context`` built as ``tag``; one
+    build at a time. The Bento holds one foundation model, the base model's (``/embed``, ``/zero_shot``):
+    a task model carries its fine-tuned encoder, so members need none of their own."""
     with _BUILD_LOCK:
         task_tag = _store_model(bento.model, bento.task_dir, bento.pack)
+        member_tags = [_store_model(m.model, m.task_dir, bento.pack) for m in bento.members]
         foundation_tag = _store_model(bento.foundation, bento.foundation_dir, bento.pack)
         return _build(
             context,
@@ -220,7 +296,9 @@ def _build_from_store(
             args={
                 "task_model": task_tag,
                 "foundation_model": foundation_tag,
+                "members": member_tags,
                 "serve": bento.serve.model_dump(),
+                "windows": bento.windows.model_dump(),
             },
         )
 
@@ -308,4 +386,17 @@ def _audit_forced(
         summary=f"packaged {model.ref} although it {_gate_problem(gate)}",
         reason=reason,
         details={"model": model.ref, "gate_decision_id": gate.id if gate else None, "forced": True},
+    )
+
+
+def _audit_family(registry: Registry, bento: _Bento, tag: str, stage: str | None) -> None:
+    """Audit entry naming the members of a family Bento (the registry's Bento row names the base model)."""
+    members = [m.model.ref for m in bento.members]
+    left_out = list(bento.family.left_out) if bento.family is not None else []
+    registry.record_audit(
+        action="bento.family",
+        entity_type="bento",
+        entity_id=tag,
+        summary=f"bento {tag} serves {bento.model.ref} and its family members {', '.join(members)}",
+        details={"base": bento.model.ref, "members": members, "left_out": left_out, "stage": stage},
     )

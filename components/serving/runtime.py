@@ -1,8 +1,12 @@
-"""The loaded models a served Bento answers with: the task model and its foundation model.
+"""The loaded models a served Bento answers with: its task model(s) and the foundation model.
 
-Both are loaded with the shared loaders (:func:`~components.models.task_model.load_task_model`,
+:class:`ModelRuntime` is one task model (a family Bento holds one per member), :class:`FoundationRuntime`
+the foundation model behind ``/embed`` and ``/zero_shot``. Both are loaded with the shared loaders
+(:func:`~components.models.task_model.load_task_model`,
 :func:`~components.models.checkpoint.load_foundation`), so the served model is the gated one. The
-service, the tests and the benchmark all call these methods; nothing here knows about HTTP.
+service, the tests and the benchmark all call these methods; nothing here knows about HTTP. A task
+forward returns the probabilities and the pooled features the head read (one embedding per prediction
+at no extra forward).
 
 The batched task forward runs traced (``serve.forward: traced``, TorchScript): the whole graph then runs
 in C++ without the GIL, so the event loop parsing requests and the forward thread use two cores. An eager
@@ -22,15 +26,17 @@ from typing import Literal
 
 import numpy as np
 import torch
+from torch import nn
 
 from components.io.leads import STANDARD_LEADS
 from components.models.checkpoint import load_foundation
 from components.models.task_model import TaskModel, load_task_model
 from components.models.text_errors import NoTextSpaceError
 from components.serving.inputs import InputSpec
+from components.tasks.windows import aggregate
 from components.training.evaluate import embed_texts
 
-#: largest difference allowed between the traced and the eager task model at start-up
+#: largest difference allowed between the traced and the eager task model at start-up (both outputs)
 TRACE_TOLERANCE = 1e-6
 
 
@@ -38,25 +44,41 @@ class TraceMismatchError(RuntimeError):
     """The traced task model does not compute what the eager one does (serve with ``forward: eager``)."""
 
 
+class ProbabilitiesAndFeatures(nn.Module):
+    """A task model's forward as served: ``(b, 12, t)`` + ``(b, 12)`` → per-label probabilities ``(b, L)``
+    and the pooled features the head reads ``(b, width)`` (what ``TaskModel.predict_with_features``
+    computes), so one forward gives both."""
+
+    def __init__(self, model: TaskModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, signal: torch.Tensor, lead_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.model.features(signal, lead_mask)
+        return torch.sigmoid(self.model.head(features)), features
+
+
 def trace_task_model(model: TaskModel) -> torch.jit.ScriptModule:
-    """The task model's forward (signals, masks → logits) traced with TorchScript, checked against the
-    eager model on a batch size and lead subset other than the traced ones."""
+    """:class:`ProbabilitiesAndFeatures` of the task model traced with TorchScript (one module returning
+    both), checked against the eager model on a batch size and lead subset other than the traced ones."""
     model.eval()
-    cfg = model.cfg
+    served = ProbabilitiesAndFeatures(model).eval()
     device = model.head.weight.device
     example = (
-        torch.zeros(2, 12, cfg.n_samples, device=device),
+        torch.zeros(2, 12, model.cfg.n_samples, device=device),
         torch.ones(2, 12, dtype=torch.bool, device=device),
     )
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=DeprecationWarning)
-        traced = torch.jit.trace(model, example, check_trace=False)
+        traced = torch.jit.trace(served, example, check_trace=False)
     generator = torch.Generator().manual_seed(0)
-    signal = torch.randn(3, 12, cfg.n_samples, generator=generator).to(device) * 0.5
-    mask = torch.ones(3, 12, dtype=torch.bool, device=device)
+    signal = torch.randn(3, 12, model.cfg.n_samples, generator=generator) * 0.5
+    mask = torch.ones(3, 12, dtype=torch.bool)
     mask[1, 6:] = False  # a reduced-lead record
+    proba, features = model.predict_with_features(signal.numpy(), mask.numpy())
     with torch.inference_mode():
-        difference = (traced(signal, mask) - model(signal, mask)).abs().max().item()
+        got = [t.float().cpu().numpy() for t in traced(signal.to(device), mask.to(device))]
+    difference = max(float(np.abs(got[0] - proba).max()), float(np.abs(got[1] - features).max()))
     if not difference <= TRACE_TOLERANCE:
         raise TraceMismatchError(
             f"the traced task model differs from the eager one by {difference:.3g} (tolerance "
@@ -65,21 +87,26 @@ def trace_task_model(model: TaskModel) -> torch.jit.ScriptModule:
     return traced
 
 
+def combine_windows(
+    rows: Sequence[tuple[np.ndarray, ...]], how: Literal["mean", "max"]
+) -> tuple[np.ndarray, np.ndarray]:
+    """One record's probabilities ``(n_labels,)`` — its windows' aggregated by ``how`` (``windows.aggregate``)
+    — and pooled features ``(width,)`` — its windows' averaged — from the ``(probabilities, features)`` rows
+    :meth:`ModelRuntime.predict_batch` gave each window."""
+    proba = np.stack([row[0] for row in rows])
+    features = np.stack([row[1] for row in rows])
+    return aggregate(proba, np.array([len(rows)]), how)[0], features.mean(axis=0)
+
+
 class ModelRuntime:
-    """Task model + foundation model in eval mode on one device, with the input specs of each."""
+    """A task model in eval mode on one device, its batched forward (traced or eager) and its input spec."""
 
     def __init__(
-        self,
-        task_dir: Path,
-        foundation_dir: Path,
-        *,
-        device: str = "cpu",
-        forward: Literal["traced", "eager"] = "traced",
+        self, task_dir: Path, *, device: str = "cpu", forward: Literal["traced", "eager"] = "traced"
     ) -> None:
         self.device = torch.device(device)
         self.task = load_task_model(task_dir, device=self.device)
         self.traced = trace_task_model(self.task) if forward == "traced" else None
-        self.foundation, self.tokenizer = load_foundation(foundation_dir, device=self.device)
         cfg = self.task.cfg
         self.labels: list[str] = list(cfg.labels)
         self.thresholds: np.ndarray = cfg.decision_thresholds
@@ -90,8 +117,33 @@ class ModelRuntime:
             leads=tuple(cfg.leads),
             needed_leads=tuple(cfg.needed_leads),
         )
+
+    def predict_batch(self, signals: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(b, 12, t)`` canonical signals + ``(b, 12)`` masks → ``(b, n_labels)`` probabilities and the
+        ``(b, width)`` pooled features the head read, from one forward."""
+        if self.traced is None:
+            return self.task.predict_with_features(signals, masks, batch_size=max(1, len(signals)))
+        with torch.inference_mode():
+            x = torch.as_tensor(np.asarray(signals, dtype=np.float32), device=self.device)
+            m = torch.as_tensor(np.asarray(masks, dtype=bool), device=self.device)
+            proba, features = self.traced(x, m)
+            return proba.float().cpu().numpy(), features.float().cpu().numpy()
+
+    def warm_up(self) -> None:
+        """One forward on zeros, so the first request does not pay for lazy set-up."""
+        spec = self.task_spec
+        mask = np.isin(np.asarray(STANDARD_LEADS), spec.leads)[None]
+        self.predict_batch(np.zeros((1, 12, spec.n_samples), dtype=np.float32), mask)
+
+
+class FoundationRuntime:
+    """A foundation model (and its text side, where its recipe learned one) for embeddings and zero-shot."""
+
+    def __init__(self, foundation_dir: Path, *, device: str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.foundation, self.tokenizer = load_foundation(foundation_dir, device=self.device)
         fcfg = self.foundation.cfg
-        self.foundation_spec = InputSpec(
+        self.spec = InputSpec(
             what="the foundation model",
             fs=fcfg.fs,
             n_samples=fcfg.n_samples,
@@ -99,14 +151,9 @@ class ModelRuntime:
             needed_leads=(),
         )
 
-    def predict_batch(self, signals: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        """``(b, 12, t)`` canonical signals + ``(b, 12)`` masks → ``(b, n_labels)`` probabilities."""
-        if self.traced is None:
-            return self.task.predict_proba(signals, masks, batch_size=max(1, len(signals)))
-        with torch.inference_mode():
-            x = torch.as_tensor(np.asarray(signals, dtype=np.float32), device=self.device)
-            m = torch.as_tensor(np.asarray(masks, dtype=bool), device=self.device)
-            return torch.sigmoid(self.traced(x, m)).float().cpu().numpy()
+    @property
+    def has_text_space(self) -> bool:
+        return bool(self.foundation.has_text_space)
 
     @torch.inference_mode()
     def embed(self, signal: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -131,9 +178,5 @@ class ModelRuntime:
         return similarity, weights / weights.sum()
 
     def warm_up(self) -> None:
-        """One forward of each model on zeros, so the first request does not pay for lazy set-up."""
-        spec = self.task_spec
-        mask = np.isin(np.asarray(STANDARD_LEADS), spec.leads)[None]
-        self.predict_batch(np.zeros((1, 12, spec.n_samples), dtype=np.float32), mask)
-        fspec = self.foundation_spec
-        self.embed(np.zeros((12, fspec.n_samples), dtype=np.float32), np.ones(12, dtype=bool))
+        """One embedding of zeros, so the first request does not pay for lazy set-up."""
+        self.embed(np.zeros((12, self.spec.n_samples), dtype=np.float32), np.ones(12, dtype=bool))

@@ -83,7 +83,17 @@ class InputSummary(BaseModel):
     fs: float = Field(description="sampling rate of the request (Hz)")
     n_samples: int = Field(description="samples per lead in the request")
     model_fs: int = Field(description="rate the model reads (Hz); the request was resampled to it")
-    model_samples: int = Field(description="samples per lead the model reads (longer input is cut)")
+    model_samples: int = Field(description="samples per lead the model reads at once (one window)")
+    n_windows: int = Field(
+        description="windows of model_samples the record was read in: a record longer than one window is "
+        "cut into consecutive windows (the last one ending at the record's end) whose probabilities are "
+        "aggregated (the Bento's windows.aggregate: mean or max); 1 for a record of one window or less, and "
+        "for /embed and /zero_shot, which read the record's first window"
+    )
+    routed_to: str = Field(
+        description="the model that read the input: the task of the task model that answered (in a family "
+        "Bento, the member chosen by the leads present), or the foundation model for /embed and /zero_shot"
+    )
     leads_present: list[str] = Field(description="standard leads the request carried")
     leads_used: list[str] = Field(description="leads the model read (present and part of the model)")
 
@@ -120,8 +130,8 @@ class ZeroShotResponse(BaseModel):
     input: InputSummary
 
 
-class ModelCard(BaseModel):
-    """What a deployment team needs to know about the served model."""
+class TaskCard(BaseModel):
+    """What a deployment team needs to know about one served task model."""
 
     model: ModelIdentity
     labels: list[str]
@@ -129,7 +139,7 @@ class ModelCard(BaseModel):
     leads: list[str] = Field(description="leads the model reads")
     required_leads: list[str] = Field(description="leads every request must carry")
     fs: int
-    duration_s: float
+    duration_s: float = Field(description="seconds the model reads at once (one window)")
     mode: str = Field(description="linear_probe, finetune or scratch")
     gate: dict[str, str] = Field(description="the gate decision the model was packaged under")
     forced: bool = Field(description="packaged although the gate did not pass (audited)")
@@ -139,3 +149,13 @@ class ModelCard(BaseModel):
     packaged_by: str
     intended_use: str
     limitations: list[str]
+
+
+class ModelCard(TaskCard):
+    """The served Bento's card: its (base) task model, and the other task models of its family."""
+
+    family: list[TaskCard] = Field(
+        description="a family Bento's other task models (the task's lead-set variants), in routing order "
+        "after this one, which is the family's base; a request goes to the one whose required leads it "
+        "carries and that reads most of its leads. Empty for a Bento of one task model",
+    )

@@ -236,3 +236,27 @@ def task_from_dict(data: dict[str, Any]) -> TaskSpec:
 def task_names(tasks_dir: Path = TASKS_DIR) -> list[str]:
     """Names of the shipped tasks."""
     return sorted(p.stem for p in tasks_dir.glob("*.yaml"))
+
+
+def task_family(name: str, tasks_dir: Path = TASKS_DIR) -> list[str]:
+    """Task ``name`` and the tasks that extend it (directly or through another): base first, then by name.
+
+    A family is one task read from different lead sets (``ptbxl-superdiagnostic`` and its ``-lead-i``,
+    ``-lead-ii`` and ``-limb`` variants); one Bento can serve it (docs/serving.md).
+    """
+    base = _task_path(name, tasks_dir).stem
+    members = [task for task in task_names(tasks_dir) if task != base and base in _ancestors(task, tasks_dir)]
+    return [base, *members]
+
+
+def _ancestors(name: str, tasks_dir: Path) -> list[str]:
+    """The tasks ``name`` extends, nearest first (:class:`TaskError` for a cycle or a missing base)."""
+    chain: list[str] = []
+    base = _read_yaml(_task_path(name, tasks_dir)).get("extends")
+    while base is not None:
+        if base in chain or base == name:
+            cycle = " -> ".join([name, *chain, str(base)])
+            raise TaskError(f"task {name}: `extends` forms a cycle through {cycle}")
+        chain.append(str(base))
+        base = _read_yaml(_task_path(str(base), tasks_dir)).get("extends")
+    return chain

@@ -3,12 +3,14 @@
 Session-scoped: ingest samples/ (git + DVC), pretrain the TINY foundation, fine-tune (linear probe,
 one epoch) the 12-lead and the lead-I superdiagnostic tasks, record passing gates, package both into a
 build ``BENTOML_HOME``, promote them to production and pull them into an empty ``BENTOML_HOME`` the
-servers run from.
+servers run from; and the two as one family Bento, recorded in a copy of the registry.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from components.io.datasets import ingest_and_version
 from components.registry import ModelInfo, open_registry
 from components.runs.lifecycle import RunOptions
 from components.serving.bentostore import bentoml_home
-from components.serving.package import PackageResult, package
+from components.serving.package import PackageOptions, PackageResult, package
 from components.serving.pull import PullResult, pull
 from components.training.stage import pretrain
 from components.workspace import Workspace
@@ -119,3 +121,36 @@ def twelve_lead(
 def lead_i(serving_settings: Settings, foundation_ref: str, build_home: Path, serve_home: Path) -> Packaged:
     """The lead-I superdiagnostic model: gated, packaged, in production, pulled."""
     return _gated_package_pull(serving_settings, foundation_ref, build_home, serve_home, LEAD_I_TASK)
+
+
+def _with_registry_copy(settings: Settings, directory: Path) -> Settings:
+    """``settings`` with a copy of its SQLite registry (in ``directory``) as they are now."""
+    copy = directory / "registry.db"
+    with (
+        closing(sqlite3.connect(settings.resolved_registry_url.removeprefix("sqlite:///"))) as src,
+        closing(sqlite3.connect(copy)) as dst,
+    ):
+        src.backup(dst)
+    return settings.model_copy(update={"registry_url": f"sqlite:///{copy}"})
+
+
+@pytest.fixture(scope="session")
+def family(
+    serving_settings: Settings,
+    twelve_lead: Packaged,
+    lead_i: Packaged,
+    build_home: Path,
+    serve_home: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Packaged, Settings]:
+    """The 12-lead model packaged as a family Bento with the lead-I model (the production model of the
+    family's other tasks; lead II and limb have none), pulled; and the workspace settings it was recorded
+    in: a copy of the registry, so that this Bento of the production 12-lead model stays out of the other
+    tests' ``bento pull TASK@production``."""
+    settings = _with_registry_copy(serving_settings, tmp_path_factory.mktemp("family-registry"))
+    with bentoml_home(build_home):
+        packaged = package(
+            Workspace(settings), twelve_lead.model.ref, PackageOptions(family=True, stage="production")
+        )
+    pulled = pull(Workspace(settings), packaged.tag, home=serve_home)
+    return Packaged(twelve_lead.model, packaged, pulled), settings

@@ -16,24 +16,26 @@ from components.config import Settings, get_settings
 from components.registry import ArtifactMismatchError, NotFoundError, open_registry
 from components.serving.bentostore import bentoml_home
 from components.serving.errors import PackagingError, PackagingRefusedError
-from components.serving.package import package
+from components.serving.family import family_members
+from components.serving.package import PackageOptions, package
 from components.serving.pull import pull
 from components.workspace import Workspace
-from tests.serving.conftest import TASK, Packaged
+from tests.serving.conftest import LEAD_I_TASK, TASK, Packaged
 
 pytestmark = pytest.mark.slow
 
 
-def _candidate(settings: Settings, twelve_lead: Packaged, name: str, verdict: str | None) -> str:
-    """Another task model of TASK (the same weights) with a gate decision of ``verdict`` (or none)."""
+def _candidate(settings: Settings, packaged: Packaged, name: str, verdict: str | None) -> str:
+    """Another task model of ``packaged``'s task (the same weights) with a gate decision of ``verdict`` (or
+    none)."""
     with open_registry(settings.resolved_registry_url) as registry:
         info = registry.register_model(
             name,
             kind="task",
-            task=TASK,
-            artifact_uri=twelve_lead.model.artifact_uri,
-            parent=twelve_lead.model.parent,
-            dataset_version_md5=twelve_lead.model.dataset_version_md5,
+            task=packaged.model.task,
+            artifact_uri=packaged.model.artifact_uri,
+            parent=packaged.model.parent,
+            dataset_version_md5=packaged.model.dataset_version_md5,
         )
         if verdict is not None:
             registry.record_gate_decision(
@@ -64,7 +66,7 @@ def test_bento_labels_name_model_dataset_gate_and_code(
     labels = bento.info.labels
     assert labels["model"] == twelve_lead.model.ref and labels["model_version"] == "1"
     assert labels["dataset_version"] == twelve_lead.model.dataset_version_md5
-    assert labels["gate_verdict"] == "pass" and labels["forced"] == "false"
+    assert labels["gate_verdict"] == "pass" and labels["forced"] == "false" and labels["members"] == "none"
     assert len(labels["git_revision"]) >= 7
     models = {str(m.tag).split(":")[0] for m in bento.info.all_models}
     assert models == {"ecgops-ptbxl-superdiagnostic", "ecgops-ecg-fm"}
@@ -91,7 +93,11 @@ def test_a_failed_or_missing_gate_blocks_packaging(
     with pytest.raises(PackagingRefusedError, match="has no gate decision"):
         package(Workspace(serving_settings), ungated)
     with pytest.raises(PackagingError, match="--force needs a --reason"):
-        package(Workspace(serving_settings), failed, force=True)
+        package(Workspace(serving_settings), failed, PackageOptions(force=True))
+    with pytest.raises(PackagingError, match="--stage picks the models of the family's other tasks"):
+        PackageOptions(stage="production")
+    with pytest.raises(PackagingError, match="unknown stage 'prod'; the stages are candidate, staging"):
+        PackageOptions(family=True, stage="prod")
     with pytest.raises(PackagingError, match="is a foundation model; only task models are packaged"):
         package(Workspace(serving_settings), twelve_lead.model.parent or "")
     with open_registry(serving_settings.resolved_registry_url) as registry:
@@ -99,6 +105,25 @@ def test_a_failed_or_missing_gate_blocks_packaging(
     assert _cli_exit(serving_settings, ["package", failed], monkeypatch) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: refusing to package superdiagnostic-failed@1")
+    assert _cli_exit(serving_settings, ["package", failed, "--stage", "production"], monkeypatch) == 2
+    assert (
+        "--stage picks the models of the family's other tasks: it needs --family" in capsys.readouterr().err
+    )
+
+
+def test_a_family_takes_each_other_tasks_newest_gated_model(
+    serving_settings: Settings, twelve_lead: Packaged, lead_i: Packaged
+) -> None:
+    newer = _candidate(serving_settings, lead_i, "superdiagnostic-lead-i-failed", "fail")
+    with open_registry(serving_settings.resolved_registry_url) as registry:
+        family = family_members(registry, twelve_lead.model)
+        with pytest.raises(PackagingError, match=r"has a model in stage staging whose gate passed"):
+            family_members(registry, twelve_lead.model, "staging")
+        with pytest.raises(PackagingError, match=f"no task in schemas/tasks extends {LEAD_I_TASK}"):
+            family_members(registry, lead_i.model)
+    assert [m.model.ref for m in family.members] == [lead_i.model.ref] and newer != lead_i.model.ref
+    assert family.members[0].gate is not None and family.members[0].gate.verdict == "pass"
+    assert family.left_out == ("ptbxl-superdiagnostic-lead-ii", "ptbxl-superdiagnostic-limb")
 
 
 def test_forced_packaging_is_labelled_and_audited(
@@ -109,8 +134,7 @@ def test_forced_packaging_is_labelled_and_audited(
         result = package(
             Workspace(serving_settings),
             failed,
-            force=True,
-            reason="clinical pilot, approved by the safety board",
+            PackageOptions(force=True, reason="clinical pilot, approved by the safety board"),
         )
         labels = bentoml.bentos.get(result.tag).info.labels
     assert result.forced and result.gate_verdict == "fail"

@@ -1,4 +1,5 @@
-"""The traced task forward the server runs is the eager model's, on real records and any batch size."""
+"""The traced task forward the server runs is the eager model's — probabilities and pooled features — on
+real records and any batch size."""
 
 from __future__ import annotations
 
@@ -51,18 +52,23 @@ def test_traced_forward_equals_the_eager_model(samples_dir: Path, arch: str, lea
     for rows in (slice(0, 1), slice(0, 5), slice(1, 4)):
         x, m = torch.from_numpy(signals[rows]), torch.from_numpy(masks[rows])
         with torch.inference_mode():
-            got = torch.sigmoid(traced(x, m)).numpy()
-        expected = model.predict_proba(signals[rows], masks[rows])
-        assert got.shape == expected.shape
-        assert np.abs(got - expected).max() <= TRACE_TOLERANCE
+            proba, features = (t.numpy() for t in traced(x, m))
+        expected, pooled = model.predict_with_features(signals[rows], masks[rows])
+        width = model.head.in_features
+        assert proba.shape == expected.shape and features.shape == pooled.shape == (len(x), width)
+        assert np.abs(proba - expected).max() <= TRACE_TOLERANCE
+        assert np.abs(features - pooled).max() <= TRACE_TOLERANCE
+        assert np.abs(proba - model.predict_proba(signals[rows], masks[rows])).max() <= TRACE_TOLERANCE
 
 
 class _BranchingModel(TaskModel):
     """Data-dependent control flow: the kind of model a trace gets wrong."""
 
-    def forward(self, signal: torch.Tensor, lead_mask: torch.Tensor) -> torch.Tensor:
-        logits = super().forward(signal, lead_mask)
-        return logits * 2 if bool(signal.abs().max() > 1.0) else logits
+    def features(
+        self, signal: torch.Tensor, lead_mask: torch.Tensor, start: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        pooled = super().features(signal, lead_mask, start)
+        return pooled * 2 if bool(signal.abs().max() > 1.0) else pooled
 
 
 def test_a_trace_that_differs_from_the_model_is_refused() -> None:

@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from components.config import Settings
-from components.io.canonical import canonicalize
+from components.io.canonical import canonicalize, split_windows
 from components.io.store import DatasetStore
 from components.io.wfdb_reader import read_record
 from components.models.checkpoint import load_foundation
@@ -186,15 +186,16 @@ def test_any_rate_and_a_cinc_record_are_resampled_like_training(
     client: httpx.Client, twelve_lead: Packaged, fixtures_dir: Path
 ) -> None:
     model = load_task_model(Path(twelve_lead.model.artifact_uri))
-    for base in [
-        fixtures_dir / "ptbxl500" / "records500" / "00000" / "00003_hr",
-        fixtures_dir / "cinc" / "cpsc2018" / "A0001",
+    for base, windows in [
+        (fixtures_dir / "ptbxl500" / "records500" / "00000" / "00003_hr", 1),
+        (fixtures_dir / "cinc" / "cpsc2018" / "A0001", 2),  # 15 s: two 10-s windows, their mean
     ]:
         raw = read_record(base)
-        canonical = canonicalize(
-            raw.signal.T, raw.fs, raw.sig_names, raw.units, target_fs=100, target_samples=1000
+        whole = canonicalize(
+            raw.signal.T, raw.fs, raw.sig_names, raw.units, target_fs=100, target_samples=None
         )
-        expected = model.predict_proba(canonical.signal[None], canonical.lead_mask[None])[0]
+        cut = split_windows(whole.signal, whole.n_valid_samples, 1000)
+        expected = model.predict_proba(cut, np.repeat(whole.lead_mask[None], len(cut), axis=0)).mean(axis=0)
         for response in (
             client.post("/predict", json=_json_body(base)),
             client.post("/predict_wfdb", files=_wfdb_files(base)),
@@ -202,7 +203,9 @@ def test_any_rate_and_a_cinc_record_are_resampled_like_training(
             assert response.status_code == 200, response.text
             got = _probabilities(response, model.cfg.labels)
             assert np.abs(got - expected).max() <= TOLERANCE
-            assert response.json()["input"]["fs"] == 500.0 and response.json()["input"]["model_fs"] == 100
+            summary = response.json()["input"]
+            assert summary["fs"] == 500.0 and summary["model_fs"] == 100
+            assert summary["n_windows"] == len(cut) == windows and summary["routed_to"] == model.cfg.task
 
 
 def test_embed_and_zero_shot_are_the_foundation_model(
@@ -225,6 +228,8 @@ def test_embed_and_zero_shot_are_the_foundation_model(
     assert embedded.status_code == 200, embedded.text
     vector = np.array(embedded.json()["embedding"])
     assert embedded.json()["dim"] == foundation.cfg.embed_dim and np.abs(vector - expected).max() <= TOLERANCE
+    assert embedded.json()["input"]["routed_to"] == twelve_lead.model.parent
+    assert embedded.json()["input"]["n_windows"] == 1
 
     prompts = ["sinusrhythmus normales ekg", "vorderwandinfarkt", "linksschenkelblock"]
     scored = client.post("/zero_shot", json=_json_body(bases[0]) | {"prompts": prompts})
@@ -448,6 +453,7 @@ def test_model_card_says_what_was_packaged(client: httpx.Client, twelve_lead: Pa
         and card["duration_s"] == 10.0
     )
     assert card["git_revision"] and card["limitations"]
+    assert card["family"] == []  # a Bento of one task model
 
 
 def test_schemathesis_finds_no_server_errors_and_no_schema_violations(server: RunningServer) -> None:
