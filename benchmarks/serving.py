@@ -381,7 +381,7 @@ def measure_model(
 ) -> dict[str, Any]:
     """Build and serve one model; latency/throughput per encoding and concurrency, the bare forward in
     alternating rounds with the 32-client runs, the targets, and the soak (``soak_s`` > 0)."""
-    from components.serving.launch import running_server
+    from components.serving.launch import running_server, server_workspace
     from components.serving.params import ServeParams
 
     workspace.mkdir(parents=True, exist_ok=True)
@@ -407,7 +407,9 @@ def measure_model(
     log = workspace / "bentoml-serve.log"
     gc.collect()
     gc.freeze()  # the load generator's long-lived objects (models, bodies) stay out of its GC's scans
-    with running_server(built["tag"], bentoml_home=built["home"], api_key=API_KEY, log=log) as server:
+    with running_server(
+        built["tag"], bentoml_home=built["home"], api_key=API_KEY, log=log, extra_env=server_workspace(log)
+    ) as server:
         pid = server.process.pid
         for encoded in bodies.values():
             asyncio.run(drive(server.url, encoded, 8, requests=64, seconds=None))  # warm-up

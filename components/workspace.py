@@ -123,12 +123,7 @@ class Workspace:
         relative folder is under the workspace root), else ``<state dir>/predictions``."""
         from components.predictions.log import PredictionLog
 
-        url = self.settings.prediction_log or self.params.prediction_log.url
-        if url is None:
-            return PredictionLog(str(self.state_dir / "predictions"))
-        if "://" not in url and not Path(url).is_absolute():
-            url = str(self.root / url)
-        return PredictionLog(url)
+        return PredictionLog(self.params.prediction_log.resolved_url(self.settings))
 
     def store_datasets(self) -> list[str]:
         """Datasets present in the checked-out canonical store (``data/<name>/store.json``)."""

@@ -23,8 +23,10 @@ import json
 import logging
 import os
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,6 +36,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
 from components.config import get_settings
+from components.predictions.params import PredictionLogParams
 from components.serving.batcher import AdaptiveBatcher, OverloadedError
 from components.serving.errors import RequestError
 from components.serving.http import (
@@ -54,6 +57,7 @@ from components.serving.inputs import (
 )
 from components.serving.logs import access_log_in_background
 from components.serving.params import ServeParams
+from components.serving.prediction_log import ServedPrediction, served_log_writer
 from components.serving.routing import route
 from components.serving.runtime import FoundationRuntime, ModelRuntime, combine_windows
 from components.serving.schemas import (
@@ -61,6 +65,7 @@ from components.serving.schemas import (
     InputSummary,
     ModelCard,
     ModelIdentity,
+    Origin,
     PredictResponse,
     SignalRequest,
     ZeroShotRequest,
@@ -81,11 +86,16 @@ class BentoArguments(BaseModel):
     )
     serve: dict[str, Any] = Field(default_factory=dict, description="the serve: section of params.yaml")
     windows: dict[str, Any] = Field(default_factory=dict, description="the windows: section of params.yaml")
+    prediction_log: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the prediction_log: section (ECGOPS_PREDICTION_LOG overrides its url)",
+    )
 
 
 ARGS = bentoml.use_arguments(BentoArguments)
 SERVE = ServeParams.model_validate(ARGS.serve)
 WINDOWS = WindowParams.model_validate(ARGS.windows)
+LOG = PredictionLogParams.model_validate(ARGS.prediction_log)
 CARD = ModelCard.model_validate_json((Path(__file__).parent / "model_card.json").read_text())
 API_KEY = get_settings().resolved_api_key
 
@@ -112,6 +122,7 @@ class _Prediction:
     probabilities: np.ndarray  # (n_labels,)
     features: np.ndarray  # (width,)
     member: _Member
+    origin: Origin
 
 
 def _with_member_models(cls: type[T]) -> type[T]:
@@ -185,6 +196,18 @@ class EcgService:
         self.foundation = FoundationRuntime(Path(self.foundation_model.path))
         self.foundation.warm_up()
         self.access_log = access_log_in_background() if SERVE.access_log else None
+        self.log_failures = prometheus_client.Counter(
+            "ecgops_prediction_log_failures", "Appends to the prediction log that failed (and are retried)"
+        )
+        self.prediction_log = served_log_writer(get_settings(), LOG, lambda _: self.log_failures.inc())
+        pending = prometheus_client.Gauge(
+            "ecgops_prediction_log_pending", "Answered predictions not yet in the prediction log"
+        )
+        pending.set_function(lambda: self.prediction_log.stats().pending)
+        dropped = prometheus_client.Gauge(
+            "ecgops_prediction_log_dropped", "Predictions dropped while the log was unreachable for long"
+        )
+        dropped.set_function(lambda: self.prediction_log.stats().dropped)
         gc.collect()
         gc.freeze()  # the models and libraries stay out of the collector's scans (which stalled requests)
         self.card = CARD
@@ -213,6 +236,7 @@ class EcgService:
     def _stop(self) -> None:
         for member in self.members:
             member.batcher.close()
+        self.prediction_log.close()  # every answered prediction reaches the log (or its spool)
         if self.access_log is not None:
             self.access_log.stop()
 
@@ -225,35 +249,43 @@ class EcgService:
         any lead subset a task model of the Bento reads; a record longer than the model's input is read
         in windows whose probabilities are aggregated)."""
         received = receive_signal(request.signal, request.fs, request.leads, request.units)
-        return await self._predict(received)
+        return await self._predict(received, Origin(site=request.site, device=request.device))
 
     @bentoml.api
     @client_errors
-    async def predict_wfdb(self, header: Path, signals: list[Path]) -> PredictResponse:
+    async def predict_wfdb(
+        self, header: Path, signals: list[Path], site: str | None = None, device: str | None = None
+    ) -> PredictResponse:
         """The same for an uploaded WFDB record: its ``.hea`` header and the signal file(s) it names
         (``.dat``, ``.mat``) as multipart form fields ``header`` and ``signals``."""
         record = read_wfdb_upload(header.read_bytes(), [(p.name, p.read_bytes()) for p in signals])
         received = receive_signal(record.signal, record.fs, record.names, record.units, other_channels=True)
-        return await self._predict(received)
+        return await self._predict(received, Origin.checked(site, device))
 
     @bentoml.api
     @client_errors
     async def predict_npy(
-        self, array: Path, fs: float, leads: list[str], units: str = "mV"
+        self,
+        array: Path,
+        fs: float,
+        leads: list[str],
+        units: str = "mV",
+        site: str | None = None,
+        device: str | None = None,
     ) -> PredictResponse:
         """The same for an uploaded ``.npy`` array (leads × samples) with its rate and lead names as
         multipart form fields."""
         signal = read_npy_upload(array.read_bytes())
-        return await self._predict(receive_signal(signal, fs, leads, units))
+        return await self._predict(receive_signal(signal, fs, leads, units), Origin.checked(site, device))
 
-    async def _predict(self, received: ReceivedSignal) -> PredictResponse:
+    async def _predict(self, received: ReceivedSignal, origin: Origin) -> PredictResponse:
         """What every predict endpoint runs: the member chosen by the leads present, the record's windows
         through its batcher, their probabilities aggregated and features averaged, then the response."""
         member = self.members[route(self.specs, received.leads_present)]
         prepared = fit_input(received, member.runtime.task_spec, SERVE, WINDOWS)
         rows = await member.batcher.submit_many(list(prepared.windows), prepared.canonical.lead_mask)
         probabilities, features = combine_windows(rows, WINDOWS.aggregate)
-        return self._respond(_Prediction(prepared, probabilities, features, member))
+        return self._respond(_Prediction(prepared, probabilities, features, member, origin))
 
     def _respond(self, prediction: _Prediction) -> PredictResponse:
         """The response to an answered record (the one place a prediction leaves the service)."""
@@ -263,7 +295,10 @@ class EcgService:
         for label, positive in zip(labels, decisions, strict=True):
             if positive:
                 member.positives[label].inc()
+        request_id = uuid.uuid4().hex
+        self.prediction_log.submit(_served(prediction, request_id, decisions))
         return PredictResponse(
+            request_id=request_id,
             labels=labels,
             probabilities={k: float(v) for k, v in zip(labels, proba, strict=True)},
             decisions={k: bool(v) for k, v in zip(labels, decisions, strict=True)},
@@ -326,6 +361,29 @@ class EcgService:
         """Model, training data version, labels, thresholds, leads, gate decision and metrics; for a family
         Bento, the card of each other task model it serves in ``family``."""
         return self.card
+
+
+def _served(prediction: _Prediction, request_id: str, decisions: np.ndarray) -> ServedPrediction:
+    """What the prediction log keeps of an answered request (its signal only until measured)."""
+    prepared, runtime = prediction.prepared, prediction.member.runtime
+    return ServedPrediction(
+        at=datetime.now(UTC),
+        request_id=request_id,
+        model=prediction.member.identity,
+        input_hash=prepared.canonical.content_hash,
+        site=prediction.origin.site,
+        device=prediction.origin.device,
+        n_windows=prepared.n_windows,
+        leads_used=prepared.leads_used,
+        window=prepared.windows[0],
+        lead_mask=prepared.canonical.lead_mask,
+        n_valid=min(prepared.canonical.n_valid_samples, runtime.task_spec.n_samples),
+        fs=runtime.task_spec.fs,
+        labels=tuple(runtime.labels),
+        probabilities=prediction.probabilities,
+        decisions=decisions,
+        features=prediction.features,
+    )
 
 
 def _check_prompts(prompts: list[str]) -> list[str]:

@@ -26,6 +26,7 @@ class CanonicalSignal:
     signal: np.ndarray  # (12, target samples) float32, mV, standard lead order, absent leads zero
     lead_mask: np.ndarray  # (12,) bool
     n_valid_samples: int  # samples taken from the record; the rest is zero padding
+    content_hash: str = ""  # ingest's content hash of the record at its own rate (hash_signal)
 
 
 def cut_or_pad(
@@ -71,9 +72,10 @@ def canonicalize(
     names = tuple(lead_names)
     unit_list = (units,) * len(names) if isinstance(units, str) else tuple(units)
     standard, mask = ingest_steps.to_standard_leads(np.asarray(signal).T, names, unit_list)
+    content_hash = ingest_steps.hash_signal(standard.astype(np.float32), mask, fs)
     resampled = ingest_steps.resample(standard, fs, target_fs)
     fixed, n_valid = cut_or_pad(resampled, resampled.shape[-1] if target_samples is None else target_samples)
-    return CanonicalSignal(fixed, mask, n_valid)
+    return CanonicalSignal(fixed, mask, n_valid, content_hash)
 
 
 def n_windows(n_valid: int, window: int) -> int:

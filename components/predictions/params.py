@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
+    from components.config import Settings
     from components.predictions.writer import WriterOptions
 
 
@@ -29,6 +30,16 @@ class PredictionLogParams(BaseModel):
     retention_days: int | None = Field(
         default=90, ge=1, description="`ecgops predictions --prune` removes older days; none keeps all"
     )
+
+    def resolved_url(self, settings: Settings) -> str:
+        """``ECGOPS_PREDICTION_LOG``, else ``url`` (a relative folder is under the workspace root), else
+        ``<state dir>/predictions``: where the CLI, batch inference and a served Bento log alike."""
+        url = settings.prediction_log or self.url
+        if url is None:
+            return str(settings.state_dir / "predictions")
+        if "://" not in url and not Path(url).is_absolute():
+            return str(settings.workspace / url)
+        return url
 
     def writer_options(self, spool_dir: Path | None = None) -> WriterOptions:
         """The background writer's options from this section (and a local spool folder)."""

@@ -29,6 +29,12 @@ class RunningServer:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+def server_workspace(log: Path) -> dict[str, str]:
+    """The environment that gives a server started beside ``log`` its own workspace there (its prediction
+    log and spool under ``<log folder>/.ecgops/``), for tests and benchmarks."""
+    return {"ECGOPS_WORKSPACE": str(log.parent.resolve())}
+
+
 @contextmanager
 def running_server(
     tag: str,

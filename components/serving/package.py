@@ -32,6 +32,7 @@ import yaml
 
 from components.config import PACKAGE_ROOT
 from components.models.task_model import load_task_model_config
+from components.predictions.params import PredictionLogParams
 from components.registry import GateDecisionInfo, ModelInfo, Registry
 from components.registry.models import STAGES
 from components.registry.provenance import code_version
@@ -111,6 +112,7 @@ class _Bento:
     family: Family | None
     serve: ServeParams
     windows: WindowParams
+    prediction_log: PredictionLogParams
     pack: PackageParams
     artifact_store: str
 
@@ -143,6 +145,7 @@ def package(
             family=family_members(registry, model, options.stage) if options.family else None,
             serve=workspace.params.serve,
             windows=workspace.params.windows,
+            prediction_log=workspace.params.prediction_log,
             pack=workspace.params.package,
             artifact_store=workspace.settings.resolved_artifact_store,
         )
@@ -299,6 +302,7 @@ def _build_from_store(
                 "members": member_tags,
                 "serve": bento.serve.model_dump(),
                 "windows": bento.windows.model_dump(),
+                "prediction_log": bento.prediction_log.model_dump(),
             },
         )
 

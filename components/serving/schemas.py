@@ -54,6 +54,33 @@ class SignalRequest(BaseModel):
         description="lead name of each row: I, II, III, aVR, aVL, aVF, V1-V6 (common spellings accepted)",
     )
     units: str = Field(default="mV", max_length=16, description="unit of every value: mV, uV or V")
+    site: str | None = Field(
+        default=None, max_length=64, description="recording site (kept in the prediction log)"
+    )
+    device: str | None = Field(default=None, max_length=64, description="recording device (prediction log)")
+
+
+class Origin(BaseModel):
+    """Where a request's ECG was recorded, as the client states it (kept in the prediction log, which
+    monitoring groups drift by): never a patient identifier."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    site: str | None = Field(default=None, max_length=64, description="the hospital site or ward")
+    device: str | None = Field(default=None, max_length=64, description="the recording device or cart")
+
+    @classmethod
+    def checked(cls, site: str | None, device: str | None) -> Origin:
+        """From form fields, with a 400 for a value the JSON body would refuse."""
+        from pydantic import ValidationError
+
+        from components.serving.errors import RequestError
+
+        try:
+            return cls(site=site or None, device=device or None)
+        except ValidationError as exc:
+            problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+            raise RequestError(problems) from None
 
 
 class ZeroShotRequest(SignalRequest):
@@ -101,6 +128,7 @@ class InputSummary(BaseModel):
 class PredictResponse(BaseModel):
     """Per-label probabilities and decisions at the stored (validation-tuned) thresholds."""
 
+    request_id: str = Field(description="this prediction's id in the prediction log")
     labels: list[str]
     probabilities: dict[str, float]
     decisions: dict[str, bool]

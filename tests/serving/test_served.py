@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 import schemathesis
 import torch
@@ -36,7 +37,8 @@ from components.io.store import DatasetStore
 from components.io.wfdb_reader import read_record
 from components.models.checkpoint import load_foundation
 from components.models.task_model import load_task_model
-from components.serving.launch import RunningServer, running_server
+from components.predictions.log import PredictionLog
+from components.serving.launch import RunningServer, running_server, server_workspace
 from components.training.evaluate import embed_texts
 from tests.serving.conftest import API_KEY, MAX_BODY, Packaged
 
@@ -54,7 +56,13 @@ def server(
     twelve_lead: Packaged, serve_home: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     log = tmp_path_factory.mktemp("serve-log") / "bentoml-serve.log"
-    with running_server(twelve_lead.pulled.tag, bentoml_home=serve_home, api_key=API_KEY, log=log) as running:
+    with running_server(
+        twelve_lead.pulled.tag,
+        bentoml_home=serve_home,
+        api_key=API_KEY,
+        log=log,
+        extra_env=server_workspace(log),
+    ) as running:
         yield running
 
 
@@ -509,3 +517,88 @@ def test_requests_are_in_the_access_log_with_their_trace(
             break
         time.sleep(0.2)
     assert lines, server.log_tail()
+
+
+# ---------------------------------------------------------------- the prediction log
+
+
+def _logged(root: Path) -> pd.DataFrame:
+    window = PredictionLog(str(root / ".ecgops" / "predictions")).read()
+    assert not window.skipped
+    return window.frame
+
+
+def test_every_answered_prediction_is_logged_and_a_restart_loses_none(
+    twelve_lead: Packaged,
+    serve_home: Path,
+    test_records: tuple[DatasetStore, np.ndarray, list[Path]],
+    tmp_path: Path,
+) -> None:
+    """Two server lifetimes on one log: after each graceful stop the log holds every request id answered
+    so far, with the input's ingest content hash, the site sent, and no signal."""
+    store, rows, bases = test_records
+    log = tmp_path / "bentoml-serve.log"
+    answered: dict[str, str] = {}
+    for lifetime in range(2):
+        env = server_workspace(log)
+        with (
+            running_server(twelve_lead.pulled.tag, bentoml_home=serve_home, log=log, extra_env=env) as server,
+            httpx.Client(base_url=server.url, timeout=60) as http,
+        ):
+            for row, base in list(zip(rows, bases, strict=True))[lifetime * 3 : lifetime * 3 + 3]:
+                response = http.post("/predict", json=_json_body(base) | {"site": "ward-3"})
+                assert response.status_code == 200, response.text
+                answered[response.json()["request_id"]] = store.manifest["content_hash"].iloc[row]
+        frame = _logged(tmp_path).set_index("request_id")
+        assert set(frame.index) == set(answered)
+    assert (frame.loc[list(answered), "input_hash"] == pd.Series(answered)).all()
+    assert set(frame["site"]) == {"ward-3"} and set(frame["source"]) == {"served"}
+    assert set(frame["model_ref"]) == {twelve_lead.model.ref}
+    assert frame["quality.hr_bpm"].between(30, 200).all()
+
+
+def test_an_unreachable_log_fails_no_request_is_counted_and_spools_until_it_is_back(
+    twelve_lead: Packaged,
+    serve_home: Path,
+    test_records: tuple[DatasetStore, np.ndarray, list[Path]],
+    tmp_path: Path,
+) -> None:
+    _, _, bases = test_records
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the log's folder should be")
+    log = tmp_path / "bentoml-serve.log"
+    unreachable = server_workspace(log) | {"ECGOPS_PREDICTION_LOG": str(blocker / "log")}
+    with (
+        running_server(
+            twelve_lead.pulled.tag, bentoml_home=serve_home, log=log, extra_env=unreachable
+        ) as server,
+        httpx.Client(base_url=server.url, timeout=60) as http,
+    ):
+        ids = []
+        for base in bases[:2]:
+            response = http.post("/predict", json=_json_body(base))
+            assert response.status_code == 200, response.text
+            ids.append(response.json()["request_id"])
+        failures = 0.0
+        for _ in range(40):
+            metrics = http.get("/metrics").text
+            failures = sum(
+                float(line.split()[-1])
+                for line in metrics.splitlines()
+                if line.startswith("ecgops_prediction_log_failures_total")
+            )
+            if failures:
+                break
+            time.sleep(0.25)
+        assert failures >= 1
+    assert list((tmp_path / ".ecgops" / "predictions-spool").glob("*.parquet"))
+    with running_server(
+        twelve_lead.pulled.tag, bentoml_home=serve_home, log=log, extra_env=server_workspace(log)
+    ):
+        for _ in range(40):
+            if (tmp_path / ".ecgops" / "predictions").exists() and set(ids) <= set(
+                _logged(tmp_path)["request_id"]
+            ):
+                break
+            time.sleep(0.25)
+    assert set(ids) <= set(_logged(tmp_path)["request_id"])

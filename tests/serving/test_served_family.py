@@ -20,7 +20,7 @@ from components.io.wfdb_reader import read_record
 from components.models.task_model import load_task_model
 from components.registry import open_registry
 from components.serving.bentostore import bentoml_home
-from components.serving.launch import running_server
+from components.serving.launch import running_server, server_workspace
 from tests.serving.conftest import LEAD_I_TASK, TASK, Packaged
 
 pytestmark = pytest.mark.slow
@@ -40,7 +40,9 @@ def client(
 ) -> Iterator[httpx.Client]:
     log = tmp_path_factory.mktemp("serve-log") / "bentoml-serve-family.log"
     with (
-        running_server(family_bento.pulled.tag, bentoml_home=serve_home, log=log) as server,
+        running_server(
+            family_bento.pulled.tag, bentoml_home=serve_home, log=log, extra_env=server_workspace(log)
+        ) as server,
         httpx.Client(base_url=server.url, timeout=60) as http,
     ):
         yield http

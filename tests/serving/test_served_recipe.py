@@ -18,7 +18,7 @@ from components.io.wfdb_reader import read_record
 from components.models.checkpoint import load_foundation
 from components.models.task_model import load_task_model
 from components.registry import open_registry
-from components.serving.launch import running_server
+from components.serving.launch import running_server, server_workspace
 from tests.serving.conftest import API_KEY, TASK, Packaged, _gated_package_pull, pretrained_workspace
 from tests.training.conftest import TINY
 
@@ -45,7 +45,9 @@ def served(
     packaged = _gated_package_pull(recipe_workspace, foundation, build, serve, TASK)
     log = tmp_path_factory.mktemp("recipe-log") / "bentoml-serve.log"
     with (
-        running_server(packaged.pulled.tag, bentoml_home=serve, api_key=API_KEY, log=log) as server,
+        running_server(
+            packaged.pulled.tag, bentoml_home=serve, api_key=API_KEY, log=log, extra_env=server_workspace(log)
+        ) as server,
         httpx.Client(base_url=server.url, headers={"X-API-Key": API_KEY}, timeout=60) as client,
     ):
         yield packaged, client

@@ -13,7 +13,7 @@ import pytest
 from components.io.canonical import canonicalize
 from components.io.wfdb_reader import read_record
 from components.models.task_model import load_task_model
-from components.serving.launch import RunningServer, running_server
+from components.serving.launch import RunningServer, running_server, server_workspace
 from tests.serving.conftest import Packaged
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,9 @@ def server(
     lead_i: Packaged, serve_home: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     log = tmp_path_factory.mktemp("serve-log") / "bentoml-serve-lead-i.log"
-    with running_server(lead_i.pulled.tag, bentoml_home=serve_home, log=log) as running:
+    with running_server(
+        lead_i.pulled.tag, bentoml_home=serve_home, log=log, extra_env=server_workspace(log)
+    ) as running:
         yield running
 
 
