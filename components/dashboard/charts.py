@@ -68,7 +68,7 @@ P_FLOOR = 1e-16
 
 def drift_chart(series: pd.DataFrame, alpha: float | None = None) -> alt.LayerChart | alt.FacetChart:
     """P-values of the drift tests over time (log scale), one line per feature group and one for the
-    embedding; breaches filled; the significance level each check is held to as a dashed rule."""
+    embedding; breaches as squares; the significance level each check is held to as a dashed rule."""
     data = series.assign(shown=series["p"].clip(lower=P_FLOOR))
     base = alt.Chart(data).encode(
         x=alt.X("window end:T", title="window end"),
@@ -79,8 +79,10 @@ def drift_chart(series: pd.DataFrame, alpha: float | None = None) -> alt.LayerCh
     )
     layers: list[alt.Chart] = [
         base.mark_line(),
-        base.mark_point(size=70).encode(
-            shape=alt.Shape("breach:N", title="breach"), fill=alt.Fill("series:N", legend=None)
+        base.mark_point(filled=True, size=80).encode(
+            shape=alt.Shape(
+                "breach:N", title="breach", scale=alt.Scale(domain=[False, True], range=["circle", "square"])
+            )
         ),
     ]
     if alpha is not None:

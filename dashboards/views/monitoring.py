@@ -20,7 +20,10 @@ ALL = "(all)"
 HISTORY_RUNS = 200  # the newest monitoring runs the alarms, the chart and the run table read
 LOG_DAYS = (7, 30, 90)
 LOG_CACHE_S = 60
+SHOWN_REASONS = 5  # a breach's first reasons in the run's message; its tables have every test
 REPORT = st.column_config.LinkColumn(display_text="open")
+SMALL = st.column_config.NumberColumn(format="%.3g")  # p-values span hundreds of orders of magnitude
+NUMBERS = {name: SMALL for name in ("p", "p adjusted", "embedding p", "MMD²", "KS D")}
 
 
 @st.cache_data(show_spinner=False)
@@ -45,15 +48,19 @@ def _run_label(run: MonitorRunInfo) -> str:
 
 def _run_details(run: MonitorRunInfo) -> None:
     """One run: its reasons, every feature test, the positive rates and its report when it is here."""
+    shown = run.reasons[:SHOWN_REASONS]
+    more = len(run.reasons) - len(shown)
     (st.error if run.status == "breach" else st.info if run.status == "insufficient" else st.success)(
-        f"{run.status.upper()}: " + "\n".join(f"\n- {r}" for r in run.reasons)
+        f"{run.status.upper()}:"
+        + "".join(f"\n- {r}" for r in shown)
+        + (f"\n\n… and {more} more (the tables below have every test)" if more else "")
     )
     tests = mon.feature_tests_frame(run)
     if not tests.empty:
-        st.dataframe(tests, hide_index=True)
+        st.dataframe(tests, hide_index=True, column_config=NUMBERS)
     rates = mon.rates_frame(run)
     if not rates.empty:
-        st.dataframe(rates, hide_index=True)
+        st.dataframe(rates, hide_index=True, column_config=NUMBERS)
     report = mon.local_file(run.report_uri)
     if report is not None and report.suffix == ".html":
         with st.expander(f"read the report ({report})"):
@@ -69,7 +76,7 @@ task = st.selectbox("task", [ALL, *reg.model_tasks()], key="monitoring-task")
 task_filter = None if task == ALL else task
 runs = reg.monitor_runs(task=task_filter, limit=HISTORY_RUNS)
 n_runs = reg.count_monitor_runs(task=task_filter)
-read_note = f"the newest {len(runs)} of {n_runs} monitoring runs" if n_runs > len(runs) else "every run"
+read_note = f"the newest {len(runs)} of {n_runs}" if n_runs > len(runs) else f"all {n_runs}"
 
 # ---------------------------------------------------------------- alarms
 st.header("Alarms", divider="gray")
@@ -78,11 +85,12 @@ if not runs:
 else:
     alarms = mon.alarms_frame(runs)
     if alarms.empty:
-        st.success(f"No breach ({read_note}; the newest: {_run_label(runs[0])}).")
+        st.success(f"No breach in {read_note} monitoring runs; the newest: {_run_label(runs[0])}.")
     else:
         newest = alarms.iloc[0]
         st.error(
-            f"{len(alarms)} breach(es) ({read_note}); the newest: run {newest['run']} of {newest['model']}."
+            f"{len(alarms)} breach(es) in {read_note} monitoring runs; the newest: run {newest['run']} "
+            f"of {newest['model']}."
         )
         st.dataframe(alarms, hide_index=True, column_config={"report": REPORT})
 
@@ -94,7 +102,8 @@ else:
     table = mon.runs_frame(runs)
     drift = mon.drift_frame(runs)
     choices = [*dict.fromkeys(drift["group"]), mon.EMBEDDING_SERIES]
-    chosen = st.multiselect("groups", choices, default=choices, key="monitoring-groups")
+    default = [c for c in choices if not c.startswith("device=")]  # per site; devices on demand
+    chosen = st.multiselect("groups", choices, default=default, key="monitoring-groups")
     series = mon.pvalue_series(drift, table)
     series = series[series["series"].isin(chosen)]
     alphas = {_check_alpha(r.policy, r.policy_version) for r in runs}
@@ -105,11 +114,11 @@ else:
         st.altair_chart(drift_chart(series, alpha), width="stretch")
         st.caption(
             "per group, the smallest Bonferroni-adjusted KS p-value of its features; the embedding's "
-            f"MMD² permutation p-value; filled points breached; p below {P_FLOOR:g} drawn at it"
+            f"MMD² permutation p-value; squares breached; p below {P_FLOOR:g} drawn at it"
             + ("" if alpha is None else f"; dashed: each check's level (α/3 = {alpha:.3g})")
         )
     st.subheader("Runs")
-    st.dataframe(table, hide_index=True, column_config={"report": REPORT})
+    st.dataframe(table, hide_index=True, column_config={"report": REPORT, **NUMBERS})
     by_id = {run.id: run for run in runs}
     chosen_run = st.selectbox(
         "run", list(by_id), format_func=lambda i: _run_label(by_id[i]), key="monitoring-run"

@@ -255,7 +255,9 @@ def test_monitoring_shows_alarms_drift_per_site_shadow_reports_and_the_log(
     assert runs["run"].tolist() == [breach.id, ok.id] and runs["status"].tolist() == ["breach", "ok"]
     assert runs["report"].tolist() == [breach.report_uri, ok.report_uri]
 
-    assert {"all", f"site={NEW_SITE}", EMBEDDING_SERIES} <= _drawn_series(at)
+    drawn = _drawn_series(at)  # per site by default; devices on demand
+    assert {"all", f"site={NEW_SITE}", EMBEDDING_SERIES} <= drawn
+    assert not any(series.startswith("device=") for series in drawn)
     at.multiselect(key="monitoring-groups").set_value([f"site={NEW_SITE}"]).run()
     assert _drawn_series(at) == {f"site={NEW_SITE}"}
 
