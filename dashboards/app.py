@@ -17,6 +17,7 @@ navigation = st.navigation(
         st.Page(VIEWS / "datasets.py", title="Datasets", icon=":material/database:"),
         st.Page(VIEWS / "models.py", title="Models", icon=":material/model_training:"),
         st.Page(VIEWS / "deployments.py", title="Deployments", icon=":material/rocket_launch:"),
+        st.Page(VIEWS / "monitoring.py", title="Monitoring", icon=":material/monitoring:"),
     ]
 )
 

@@ -60,3 +60,50 @@ def expectation_trend_chart(outcomes: pd.DataFrame) -> alt.Chart:
         )
         .properties(height=280)
     )
+
+
+#: p-values below this are drawn at it (a KS p-value can underflow to 0, which a log scale cannot place)
+P_FLOOR = 1e-16
+
+
+def drift_chart(series: pd.DataFrame, alpha: float | None = None) -> alt.LayerChart | alt.FacetChart:
+    """P-values of the drift tests over time (log scale), one line per feature group and one for the
+    embedding; breaches as squares; the significance level each check is held to as a dashed rule."""
+    data = series.assign(shown=series["p"].clip(lower=P_FLOOR))
+    base = alt.Chart(data).encode(
+        x=alt.X("window end:T", title="window end"),
+        y=alt.Y("shown:Q", title="p-value (smallest adjusted, per group)", scale=alt.Scale(type="log")),
+        color=alt.Color("series:N", title="group"),
+        detail="task:N",
+        tooltip=["run", "window end", "task", "model", "series", alt.Tooltip("p:Q", format=".3g"), "breach"],
+    )
+    layers: list[alt.Chart] = [
+        base.mark_line(),
+        base.mark_point(filled=True, size=80).encode(
+            shape=alt.Shape(
+                "breach:N", title="breach", scale=alt.Scale(domain=[False, True], range=["circle", "square"])
+            )
+        ),
+    ]
+    if alpha is not None:
+        rule = pd.DataFrame({"alpha": [alpha], "label": [f"α per check = {alpha:.3g}"]})
+        dashed = alt.Chart(rule).mark_rule(strokeDash=[6, 4], color="firebrick")
+        layers.append(dashed.encode(y="alpha:Q", tooltip=["label"]))
+    return alt.layer(*layers).properties(height=320)
+
+
+def volume_chart(volume: pd.DataFrame) -> alt.Chart:
+    """Prediction-log entries per day (UTC), stacked by model and source."""
+    chart: alt.Chart = (
+        alt.Chart(volume)
+        .transform_calculate(series="datum.model_ref + ' · ' + datum.source")
+        .mark_bar()
+        .encode(
+            x=alt.X("date:O", title="day (UTC)"),
+            y=alt.Y("sum(n):Q", title="predictions logged"),
+            color=alt.Color("series:N", title="model · source"),
+            tooltip=["date", "model_ref", "source", "n"],
+        )
+        .properties(height=260)
+    )
+    return chart

@@ -25,4 +25,17 @@ FIRST_STEPS: dict[str, str] = {
         "No task model is in staging or production yet. Fine-tune and evaluate a task model, package it "
         "as a Bento, then promote it: `ecgops registry promote MODEL staging`."
     ),
+    "monitoring": (
+        "No monitoring run yet. Log predictions of the task's production model (`ecgops predict DROP "
+        "--model TASK@production`, or serve its Bento), then check the logged window for drift: "
+        "`ecgops monitor TASK` (`--schedule \"0 6 * * *\"` runs it every morning)."
+    ),
+    "shadow": (
+        "No shadow evaluation yet. Replay a candidate beside the production model on a drop or on the logged "
+        "window: `ecgops shadow TASK --candidate MODEL [--drop DIR]`."
+    ),
+    "predictions": (
+        "The prediction log has no entry in this window. Batch predictions (`ecgops predict DROP --model "
+        "TASK@production`) and served requests are logged; `ecgops predictions` lists them."
+    ),
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,14 +15,22 @@ from streamlit.testing.v1 import AppTest
 
 from components.config import Settings
 from components.dashboard.launch import app_path
+from components.io.store import DatasetStore
 from components.registry import ModelInfo
 from components.validation import latest_run_dir
 from components.workspace import Workspace
 from tests.conftest import SAMPLES
 from tests.dashboard import populate
+from tests.dashboard.traffic import Traffic, add_traffic
 from tests.registry.conftest import artifact, db_url, pg_available, pg_url, reg, sqlite_url  # noqa: F401 (fixtures)
 
-PAGES = ("views/data_quality.py", "views/datasets.py", "views/models.py", "views/deployments.py")
+PAGES = (
+    "views/data_quality.py",
+    "views/datasets.py",
+    "views/models.py",
+    "views/deployments.py",
+    "views/monitoring.py",
+)
 FIRST_VERSION_RECORDS = 200
 APP_TIMEOUT_S = 60.0
 
@@ -64,6 +73,17 @@ def populated(tmp_path_factory: pytest.TempPathFactory) -> Populated:
         validation_run_id=validation_run,
     )
     return Populated(settings, first_md5, second_md5, models)
+
+
+@pytest.fixture(scope="session")
+def traffic(populated: Populated) -> Traffic:
+    """Two days of production traffic on the populated workspace (``traffic.add_traffic``): the prediction
+    log with a corrupt part, an ok and a breach monitoring run, the staging model's shadow report."""
+    production = next(m.ref for m in populated.models if m.stage == "production")
+    candidate = next(m.ref for m in populated.models if m.stage == "staging")
+    store = DatasetStore.open(populated.settings.data_dir / "demo")
+    ws = Workspace(populated.settings)
+    return add_traffic(ws, store, production=production, candidate=candidate, now=datetime.now(UTC))
 
 
 @pytest.fixture

@@ -3,9 +3,10 @@
 The workspace is what the demo produces with the orchestration tests' tiny parameters (ingest → validate →
 version → pretrain; fine-tuning is left to the flow's own tests); three task models are added through the
 registry API (linear probes on the foundation model's embeddings, see ``populate``) so that metrics move
-across versions and a production Bento exists. The test walks every page like a user, records a
-steward decision in the form and checks that it reached the registry, saving a screenshot of each page
-under its tmp_path.
+across versions and a production Bento exists, and two days of production traffic (``traffic``: the
+prediction log with a corrupt part, an ok and a breach monitoring run, a shadow report). The test walks
+every page like a user, records a steward decision in the form and checks that it reached the registry,
+saving a screenshot of each page under its tmp_path.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,7 @@ from components.workspace import Workspace
 from tests.conftest import SAMPLES, cli_env
 from tests.dashboard import populate
 from tests.dashboard.conftest import new_workspace
+from tests.dashboard.traffic import Traffic, add_traffic
 from tests.flows.conftest import TINY
 
 pytestmark = pytest.mark.slow
@@ -52,6 +55,7 @@ class Demo:
     settings: Settings
     env: dict[str, str]
     foundation: str
+    traffic: Traffic
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +92,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     data = populate.TaskData(
         features, superdiagnostic_targets(store.manifest), store.manifest["split"].to_numpy()
     )
-    populate.register_probe_models(
+    models = populate.register_probe_models(
         settings,
         data,
         name="superdiag-probe",
@@ -97,7 +101,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
         validation_run_id=validation.id,
         override_reason=OVERRIDE_REASON,
     )
-    return Demo(settings, env, foundation.ref)
+    production = next(m.ref for m in models if m.stage == "production")
+    candidate = next(m.ref for m in models if m.stage != "production")
+    traffic = add_traffic(
+        Workspace(settings), store, production=production, candidate=candidate, now=datetime.now(UTC)
+    )
+    assert (traffic.ok_run.status, traffic.breach_run.status) == ("ok", "breach")
+    return Demo(settings, env, foundation.ref, traffic)
 
 
 @pytest.fixture
@@ -176,6 +186,21 @@ def test_a_user_walks_every_page_and_records_a_steward_decision(
             expect(main.get_by_text("ecgops bento pull superdiagnostic@production")).to_be_visible()
             expect(main.get_by_role("heading", name="Audit log")).to_be_visible()
             page.screenshot(path=tmp_path / "5-deployments.png", full_page=True)
+
+            sidebar.get_by_role("link", name="Monitoring").click()
+            expect(main.get_by_role("heading", name="Alarms")).to_be_visible()
+            expect(main.get_by_text("1 breach(es)")).to_be_visible()
+            expect(main.get_by_role("heading", name="Drift over time per site")).to_be_visible()
+            expect(main.get_by_test_id("stVegaLiteChart").first).to_be_visible()
+            shadow = demo.traffic.shadow
+            expect(main.get_by_role("heading", name="Shadow evaluations")).to_be_visible()
+            chosen = f"#{shadow.id}: {shadow.candidate} beside {shadow.production}"
+            expect(main.get_by_role("combobox", name="shadow report")).to_have_value(chosen)
+            expect(main.get_by_text("PASSED", exact=True)).to_be_visible()
+            expect(main.get_by_text(str(demo.traffic.corrupt_part))).to_be_visible()
+            # alarms, runs, the newest run's feature tests and rates, shadow reports, agreement, log volume
+            expect(main.get_by_test_id("stDataFrame")).to_have_count(7)
+            page.screenshot(path=tmp_path / "6-monitoring.png", full_page=True)
         finally:
             browser.close()
 
@@ -186,5 +211,6 @@ def test_a_user_walks_every_page_and_records_a_steward_decision(
     assert audit and audit[0].reason == note
     listing = list_quarantined(Workspace(settings), "demo")
     assert listing.set_index("record_id").at[record_id, "status"] == "accepted"
-    for name in ("1-data-quality", "2-steward-decision", "3-datasets", "4-models-lineage", "5-deployments"):
+    screenshots = ("1-data-quality", "2-steward-decision", "3-datasets", "4-models-lineage", "5-deployments")
+    for name in (*screenshots, "6-monitoring"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000

@@ -7,15 +7,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from components.dashboard.first_steps import FIRST_STEPS
+from components.dashboard.monitoring import ALARM_COLUMNS, EMBEDDING_SERIES, RUN_COLUMNS
 from components.registry import open_registry
 from components.validation import list_quarantined, load_policy
 from components.workspace import Workspace
 from tests.dashboard.conftest import FIRST_VERSION_RECORDS, PAGES, Populated, new_workspace, open_page
 from tests.dashboard.populate import GATE_POLICY, TASK
+from tests.dashboard.traffic import NEW_SITE, Traffic
 
 
 def _frames(at: Any) -> list[Any]:
@@ -223,6 +226,75 @@ def test_deployments_shows_bentos_per_task_and_stage_with_pull_commands_and_the_
     at.selectbox(key="audit-action").set_value("stage.changed").run()
     changes = _frame_with(at, "actor")
     assert set(changes["action"]) == {"stage.changed"} and len(changes) == 5  # 3 new, 2 promotions
+
+
+def _frame_of(at: Any, columns: tuple[str, ...]) -> Any:
+    found = [f for f in _frames(at) if tuple(f.columns) == columns]
+    assert found, f"no table with the columns {columns}"
+    return found[0]
+
+
+def _drawn_series(at: Any) -> set[str]:
+    """The series the first chart of the page draws (its data travels as Arrow beside the spec)."""
+    chart = at.get("vega_lite_chart")[0].proto
+    frames = [pa.ipc.open_stream(ds.data.data).read_pandas() for ds in chart.datasets]
+    return {value for frame in frames if "series" in frame for value in frame["series"]}
+
+
+def test_monitoring_shows_alarms_drift_per_site_shadow_reports_and_the_log(
+    populated: Populated, traffic: Traffic, use_workspace: Any
+) -> None:
+    use_workspace(populated.settings)
+    at = open_page(PAGES[4])
+    breach, ok = traffic.breach_run, traffic.ok_run
+    assert any(e.value.startswith("1 breach(es)") for e in at.error)
+    alarms = _frame_of(at, ALARM_COLUMNS)
+    assert alarms["run"].tolist() == [breach.id]
+    assert alarms["reasons"].tolist() == ["\n".join(breach.reasons)]
+    runs = _frame_of(at, RUN_COLUMNS)
+    assert runs["run"].tolist() == [breach.id, ok.id] and runs["status"].tolist() == ["breach", "ok"]
+    assert runs["report"].tolist() == [breach.report_uri, ok.report_uri]
+
+    drawn = _drawn_series(at)  # per site by default; devices on demand
+    assert {"all", f"site={NEW_SITE}", EMBEDDING_SERIES} <= drawn
+    assert not any(series.startswith("device=") for series in drawn)
+    at.multiselect(key="monitoring-groups").set_value([f"site={NEW_SITE}"]).run()
+    assert _drawn_series(at) == {f"site={NEW_SITE}"}
+
+    tests = _frame_with(at, "KS D")  # the newest run's feature tests, one row each
+    assert len(tests) == len(breach.summary["features"]) and tests["breach"].sum() == sum(
+        t["breach"] for t in breach.summary["features"]
+    )
+    assert any(e.label.startswith("read the report") for e in at.expander)
+    at.selectbox(key="monitoring-run").set_value(ok.id).run()
+    assert any(s.value.startswith("OK:") for s in at.success)
+
+    report = traffic.shadow
+    shadow = _frame_with(at, "lowest kappa")
+    assert shadow[["candidate", "production", "passed"]].values.tolist() == [
+        [report.candidate, report.production, report.passed]
+    ]
+    labels = _frame_with(at, "flips to positive")
+    assert labels["label"].tolist() == list(report.agreement)
+    assert labels["kappa"].tolist() == pytest.approx([a["kappa"] for a in report.agreement.values()])
+
+    counts = {m.label: m.value for m in at.metric}
+    assert counts["predictions logged"] == f"{traffic.n_logged:,}"
+    (warning,) = at.warning
+    assert "1 part(s) of the log could not be read" in warning.value
+    assert str(traffic.corrupt_part) in warning.value
+
+
+def test_monitoring_on_an_empty_registry_says_what_produces_each_section(
+    tmp_path: Path, use_workspace: Any
+) -> None:
+    settings = new_workspace(tmp_path / "empty")
+    open_registry(settings.resolved_registry_url).close()
+    use_workspace(settings)
+    at = open_page(PAGES[4])
+    infos = [i.value for i in at.info]
+    assert infos == [FIRST_STEPS["monitoring"], FIRST_STEPS["shadow"], FIRST_STEPS["predictions"]]
+    assert not at.warning and not at.error
 
 
 def test_long_listings_are_paginated(tmp_path: Path, use_workspace: Any) -> None:
