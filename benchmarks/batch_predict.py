@@ -9,7 +9,7 @@ model's ``predict_proba`` over the same records, already read and canonical in m
 ``predict.batch_size``, with the same torch threads. Both run ``--rounds`` times alternately; the median
 ratio of records/s is compared with the target (>= 0.8). Prints one JSON object.
 
-    python benchmarks/batch_predict.py [--drop DIR] [--rounds 3] [--keep DIR]
+    python benchmarks/batch_predict.py [--drop DIR] [--encoder demo|default] [--rounds 3] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -35,8 +35,12 @@ TASK = "ptbxl-superdiagnostic"
 RATIO_TARGET = 0.8
 
 
-def build(root: Path) -> Any:
-    """A workspace with the task's model in production (reused when ``root`` already has one)."""
+ENCODERS: dict[str, dict[str, int]] = {"demo": {}, "default": {"width": 64, "depth": 4}}
+
+
+def build(root: Path, ecg: dict[str, int]) -> Any:
+    """A workspace with the task's model in production (reused when ``root`` already has one); ``ecg``
+    overrides the params.yaml encoder's size."""
     import yaml
 
     from components.config import Settings
@@ -60,6 +64,7 @@ def build(root: Path) -> Any:
     subprocess.run(["git", "-C", str(root), "config", "user.name", "ecgops benchmark"], check=True)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["ingest"]["workers"] = 1
+    params["pretrain"]["ecg"] |= ecg
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     ingest_and_version(Workspace(settings), REPO / "samples", options=IngestOptions(progress=False))
     one_epoch = RunOptions(max_epochs=1)
@@ -105,6 +110,7 @@ def main() -> None:
     default_drop = SHARED_PTBXL if SHARED_PTBXL.is_dir() else REPO / "samples"
     parser.add_argument("--drop", type=Path, default=default_drop)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--encoder", choices=list(ENCODERS), default="demo", help="demo: params.yaml's size")
     parser.add_argument("--keep", type=Path, default=None, help="keep (and reuse) the workspace here")
     args = parser.parse_args()
 
@@ -116,7 +122,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         root = args.keep or Path(scratch) / "ws"
         root.mkdir(parents=True, exist_ok=True)
-        workspace = Workspace(build(root))
+        workspace = Workspace(build(root, ENCODERS[args.encoder]))
         bare, n_records = bare_forward(workspace, args.drop)
         bare_rates: list[float] = []
         batch_rates: list[float] = []
@@ -132,6 +138,7 @@ def main() -> None:
             json.dumps(
                 {
                     "drop": str(args.drop),
+                    "encoder": args.encoder,
                     "records": n_records,
                     "quarantined": last.n_quarantined if last else None,
                     "model": last.model_ref if last else None,

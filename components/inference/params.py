@@ -11,10 +11,10 @@ class PredictParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     workers: int = Field(
-        default=1,
+        default=0,
         ge=0,
         description="processes reading records while the model scores the previous ones (0: read in this "
-        "process)",
+        "process, faster on few cores; 1+ overlaps reading with scoring on slow storage)",
     )
     chunk_records: int = Field(default=128, ge=1, description="records read and scored together")
     batch_size: int = Field(default=256, ge=1, description="windows per forward of the model")
