@@ -28,7 +28,10 @@ def log_entries(
 ) -> list[PredictionEntry]:
     """One entry per scored record (its site and device as the drop states them)."""
     labels = list(deployed.model.cfg.labels)
-    decisions = deployed.model.decide(scores.proba)
+    decisions = deployed.model.decide(scores.proba).tolist()
+    probabilities, embeddings = scores.proba.tolist(), scores.features.tolist()
+    quality = {name: values.tolist() for name, values in scores.quality.items()}
+    use = deployed.model.cfg.lead_use_mask()
     return [
         PredictionEntry(
             time=context.at,
@@ -42,12 +45,12 @@ def log_entries(
             site=record.meta.site,
             device=record.meta.device,
             n_windows=int(scores.n_windows[i]),
-            leads_used=leads_used(record.lead_mask, deployed),
-            quality={name: float(values[i]) for name, values in scores.quality.items()},
+            leads_used=leads_used(record.lead_mask, use),
+            quality={name: values[i] for name, values in quality.items()},
             labels=labels,
-            probabilities=[float(p) for p in scores.proba[i]],
-            decisions=[bool(d) for d in decisions[i]],
-            embedding=[float(v) for v in scores.features[i]],
+            probabilities=probabilities[i],
+            decisions=decisions[i],
+            embedding=embeddings[i],
         )
         for i, record in enumerate(records)
     ]

@@ -27,9 +27,8 @@ QUARANTINE = "quarantine.parquet"
 SUMMARY = "summary.json"
 
 
-def leads_used(mask: np.ndarray, deployed: DeployedModel) -> list[str]:
-    """The standard leads a record carried that the model reads."""
-    use = deployed.model.cfg.lead_use_mask()
+def leads_used(mask: np.ndarray, use: np.ndarray) -> list[str]:
+    """The standard leads a record carried (``mask``) that the model reads (``use``, its lead-use mask)."""
     return [lead for lead, present, read in zip(STANDARD_LEADS, mask, use, strict=True) if present and read]
 
 
@@ -39,6 +38,7 @@ def predictions_table(
     """One chunk's prediction rows."""
     labels = list(deployed.model.cfg.labels)
     decisions = deployed.model.decide(scores.proba)
+    use = deployed.model.cfg.lead_use_mask()
     n = len(records)
     columns: dict[str, Any] = {
         "record": [r.ref.source_record for r in records],
@@ -51,7 +51,7 @@ def predictions_table(
         "dataset_version": [deployed.dataset_version] * n,
         "predicted_at": pa.array([at] * n, pa.timestamp("us", tz="UTC")),
         "n_windows": pa.array(scores.n_windows, pa.int32()),
-        "leads_used": [leads_used(r.lead_mask, deployed) for r in records],
+        "leads_used": [leads_used(r.lead_mask, use) for r in records],
         "positive_labels": [[lab for lab, d in zip(labels, row, strict=True) if d] for row in decisions],
     }
     for j, label in enumerate(labels):
