@@ -158,9 +158,15 @@ def test_prefect_yaml_deploys_retrain_to_a_work_pool(
     trained: TrainedWorkspace, prefect_server: str, tmp_path: Path
 ) -> None:
     config = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())
-    [spec] = config["deployments"]
+    spec, monitor = config["deployments"]
     pool = spec["work_pool"]["name"]
-    env = {**trained.env, "ECGOPS_DROP": str(SAMPLES)}
+    drops = tmp_path / "drops"
+    env = {
+        **trained.env,
+        "ECGOPS_DROP": str(SAMPLES),
+        "ECGOPS_MONITOR_TASK": "ptbxl-superdiagnostic",
+        "ECGOPS_DROPS": str(drops),
+    }
     prefect = [sys.executable, "-m", "prefect", "--no-prompt"]
     subprocess.run([*prefect, "work-pool", "create", pool, "--type", "process"], env=env, check=True)
     project = tmp_path / "project"  # the entrypoint is a module path: any directory deploys it
@@ -175,6 +181,11 @@ def test_prefect_yaml_deploys_retrain_to_a_work_pool(
     assert deployment.parameters == {"drop": str(SAMPLES)}
     assert deployment.job_variables["env"]["ECGOPS_WORKSPACE"] == trained.env["ECGOPS_WORKSPACE"]
     assert [s.schedule.cron for s in deployment.schedules] == ["0 2 * * 0"]
+    watch = _api(prefect_server, lambda c: c.read_deployment_by_name(f"monitor/{monitor['name']}"))
+    assert watch.work_pool_name == pool and watch.entrypoint == "flows.production.monitor_flow"
+    expected = {"task_name": "ptbxl-superdiagnostic", "policy": "default", "drops": str(drops)}
+    assert watch.parameters == expected
+    assert [s.schedule.cron for s in watch.schedules] == ["0 6 * * *"]
 
 
 def _wait_for_line(log: Path, line: str, served: subprocess.Popen[bytes], timeout_s: float = 180) -> None:
