@@ -33,10 +33,16 @@ demo: $(STAMP)
 
 # two pytest-xdist workers, each taking whole test files (module fixtures stay in one process) in
 # collection order, which puts the longest files first (tests/conftest.py LONGEST_FILES; xdist's own
-# reorder, by number of tests, would leave them for last); TEST_WORKERS=0 runs in this process
+# reorder, by number of tests, would leave them for last); TEST_WORKERS=0 runs in this process. ruff runs
+# first; mypy (~90 s cold, one core) runs beside the tests and its report follows theirs: either failing
+# fails the target
 TEST_WORKERS ?= 2
-test: $(STAMP) lint
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+test: $(STAMP)
+	$(BIN)/ruff check .
+	@report=$$(mktemp); $(BIN)/mypy > $$report 2>&1 & mypy=$$!; \
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS); tests=$$?; \
+	wait $$mypy; typed=$$?; echo "mypy:"; cat $$report; rm -f $$report; \
+	test $$tests -eq 0 && test $$typed -eq 0
 
 # the suite in a random order (pytest-randomly); SEED=N repeats an order, the seed is printed at the top
 test-random: $(STAMP)
