@@ -80,7 +80,7 @@ def reference_for(workspace: Workspace, deployed: DeployedModel, policy: Monitor
         features[column] = manifest[column].fillna("").to_numpy(dtype=str)[rows]
     reference = Reference(features, scores.features, deployed.model.decide(scores.proba), dataset)
     _save(path, reference)
-    return reference
+    return Reference(_unknown_is_missing(features.copy()), reference.embedding, reference.decisions, dataset)
 
 
 def _save(path: Path, reference: Reference) -> None:
@@ -100,4 +100,12 @@ def _load(path: Path, dataset: str) -> Reference:
         features = pd.DataFrame(
             {name.removeprefix("feature."): data[name] for name in data.files if name.startswith("feature.")}
         )
-        return Reference(features, data["embedding"], data["decisions"], dataset)
+        return Reference(_unknown_is_missing(features), data["embedding"], data["decisions"], dataset)
+
+
+def _unknown_is_missing(features: pd.DataFrame) -> pd.DataFrame:
+    """Site and device stored as "" where unknown (NumPy files hold no None) are missing again, so no
+    drift group is made of records whose site nobody stated."""
+    for column in GROUPS:
+        features[column] = features[column].replace("", None)
+    return features

@@ -109,7 +109,7 @@ def _inputs(reference: Reference, frame: pd.DataFrame, deployed: DeployedModel) 
     quality = [c for c in frame.columns if c.startswith("quality.")]
     window = frame[quality].rename(columns=lambda c: c.removeprefix("quality.")).astype(float)
     for column in ("site", "device"):
-        window[column] = frame[column].fillna("").astype(str).to_numpy() if column in frame else ""
+        window[column] = frame[column].to_numpy() if column in frame else None
     width = reference.embedding.shape[1]
     if len(frame) and any(list(row) != labels for row in frame["labels"]):
         raise MonitoringError(f"log entries of {deployed.ref} name other labels than the model: {labels}")
@@ -157,10 +157,13 @@ def _record(
 
 
 def newest_drop(drops: Path) -> Path:
-    """The most recently modified folder directly under ``drops``: where retraining after a breach reads."""
+    """The newest drop under ``drops``: the last non-empty folder by name (name drops so that they sort by
+    time, e.g. ``2026-12-07``; modification times change when folders are copied, names do not)."""
     if not drops.is_dir():
         raise FileNotFoundError(f"drops folder not found: {drops}")
-    folders = [p for p in drops.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    folders = sorted(
+        p for p in drops.iterdir() if p.is_dir() and not p.name.startswith(".") and any(p.iterdir())
+    )
     if not folders:
         raise MonitoringError(f"{drops} holds no drop folder to retrain on")
-    return max(folders, key=lambda p: p.stat().st_mtime)
+    return folders[-1]

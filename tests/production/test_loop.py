@@ -23,6 +23,7 @@ from components.finetune.stage import FinetuneRequest, finetune
 from components.inference.batch import BatchRequest, predict_drop
 from components.inference.errors import InferenceError
 from components.io.wfdb_reader import read_record
+from components.monitoring.errors import MonitoringError
 from components.monitoring.shadow import ShadowRequest, shadow
 from components.monitoring.stage import MonitorRequest, monitor, newest_drop
 from components.predictions.params import PredictionLogParams
@@ -208,7 +209,13 @@ def test_a_clean_window_does_not_alarm_and_a_drifted_one_breaches(
     assert Path(drifted.report).read_text().count("<img") >= 3 and Path(drifted.gauges).is_file()
     clean_p = json.loads((Path(clean.report).parent / "assessment.json").read_text())["embedding"]["p_value"]
     drift_p = summary["embedding"]["p_value"]
-    print(f"embedding MMD p-value: clean window {clean_p}, drifted window {drift_p}")
+    clean_features = json.loads((Path(clean.report).parent / "assessment.json").read_text())["features"]
+    smallest = {
+        name: min((f["p_adjusted"] for f in tests if f["p_adjusted"] is not None), default=None)
+        for name, tests in (("clean", clean_features), ("drifted", summary["features"]))
+    }
+    print(f"embedding MMD p: clean {clean_p}, drifted {drift_p}; smallest adjusted KS p: {smallest}")
+    assert clean_p is not None and drift_p is not None and drift_p < clean_p
     with open_registry(settings.resolved_registry_url) as registry:
         runs = {r.id: r.status for r in registry.monitor_runs(task=TASK)}
         breaches = registry.audit(action="monitor.breach")
@@ -225,14 +232,13 @@ def test_too_few_logged_predictions_decide_nothing(
 
 
 def test_retraining_after_a_breach_reads_the_newest_drop(tmp_path: Path) -> None:
-    for name in ("2026-11-30", "2026-12-07"):
+    for name in ("2026-11-30", "2026-12-07", "2026-12-14"):
         (tmp_path / name).mkdir()
-    older = tmp_path / "2026-11-30"
-    stamp = older.stat().st_mtime
-    import os
-
-    os.utime(tmp_path / "2026-12-07", (stamp + 60, stamp + 60))
-    assert newest_drop(tmp_path) == tmp_path / "2026-12-07"
+    for name in ("2026-11-30", "2026-12-07"):
+        (tmp_path / name / "ptbxl_database.csv").write_text("ecg_id\n")
+    assert newest_drop(tmp_path) == tmp_path / "2026-12-07"  # the last by name that holds anything
+    with pytest.raises(MonitoringError, match="no drop folder"):
+        newest_drop(tmp_path / "2026-12-14")
 
 
 # ---------------------------------------------------------------- shadow
