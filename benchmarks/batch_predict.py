@@ -9,7 +9,8 @@ model's ``predict_proba`` over the same records, already read and canonical in m
 ``predict.batch_size``, with the same torch threads. Both run ``--rounds`` times alternately; the median
 ratio of records/s is compared with the target (>= 0.8). Prints one JSON object.
 
-    python benchmarks/batch_predict.py [--drop DIR] [--encoder demo|default] [--rounds 3] [--keep DIR]
+    python benchmarks/batch_predict.py [--drop DIR] [--encoder demo|default] [--recipe R] [--rounds 3]
+                                       [--keep DIR]
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ RATIO_TARGET = 0.8
 ENCODERS: dict[str, dict[str, int]] = {"demo": {}, "default": {"width": 64, "depth": 4}}
 
 
-def build(root: Path, ecg: dict[str, int]) -> Any:
+def build(root: Path, ecg: dict[str, int], recipe: str | None) -> Any:
     """A workspace with the task's model in production (reused when ``root`` already has one); ``ecg``
-    overrides the params.yaml encoder's size."""
+    overrides the params.yaml encoder's size, ``recipe`` its pretraining recipe (and so its architecture)."""
     import yaml
 
     from components.config import Settings
@@ -65,6 +66,8 @@ def build(root: Path, ecg: dict[str, int]) -> Any:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["ingest"]["workers"] = 1
     params["pretrain"]["ecg"] |= ecg
+    if recipe is not None:
+        params["pretrain"]["recipe"] = recipe
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     ingest_and_version(Workspace(settings), REPO / "samples", options=IngestOptions(progress=False))
     one_epoch = RunOptions(max_epochs=1)
@@ -111,6 +114,7 @@ def main() -> None:
     parser.add_argument("--drop", type=Path, default=default_drop)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--encoder", choices=list(ENCODERS), default="demo", help="demo: params.yaml's size")
+    parser.add_argument("--recipe", default=None, help="pretraining recipe (default: params.yaml's)")
     parser.add_argument("--keep", type=Path, default=None, help="keep (and reuse) the workspace here")
     args = parser.parse_args()
 
@@ -122,7 +126,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         root = args.keep or Path(scratch) / "ws"
         root.mkdir(parents=True, exist_ok=True)
-        workspace = Workspace(build(root, ENCODERS[args.encoder]))
+        workspace = Workspace(build(root, ENCODERS[args.encoder], args.recipe))
         bare, n_records = bare_forward(workspace, args.drop)
         bare_rates: list[float] = []
         batch_rates: list[float] = []
@@ -139,6 +143,7 @@ def main() -> None:
                 {
                     "drop": str(args.drop),
                     "encoder": args.encoder,
+                    "recipe": args.recipe or "params.yaml",
                     "records": n_records,
                     "quarantined": last.n_quarantined if last else None,
                     "model": last.model_ref if last else None,

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 
+from components.config import IngestParams, Settings
 from components.io.canonical import canonicalize, n_windows, split_windows, window_starts
+from components.io.ingest import ingest
+from components.io.leads import STANDARD_LEADS
+from components.io.store import DatasetStore
+from components.io.store_view import StoreView
 from components.io.wfdb_reader import read_record
-from components.tasks.windows import aggregate
-from tests.conftest import REPO_ROOT
+from components.models.config import EcgEncoderConfig
+from components.models.task_model import TaskModel, TaskModelConfig
+from components.tasks.predict import predict_rows
+from components.tasks.windows import WindowParams, aggregate
+from tests.conftest import QUIET, REPO_ROOT, ingest_workspace
 
-CPSC = REPO_ROOT / "tests" / "fixtures" / "cinc" / "cpsc2018"
+CINC = REPO_ROOT / "tests" / "fixtures" / "cinc"
+CPSC = CINC / "cpsc2018"
 
 
 def _canonical(name: str, fs: int = 100) -> tuple[np.ndarray, int]:
@@ -59,3 +72,44 @@ def test_mean_and_max_aggregate_each_records_own_windows() -> None:
     np.testing.assert_allclose(aggregate(proba, counts, "max")[2], proba[4:6].max(axis=0))
     with pytest.raises(ValueError, match="window rows"):
         aggregate(proba, np.array([2, 2]), "mean")
+
+
+def test_records_stored_longer_than_the_model_are_evaluated_in_windows(tmp_path: Path) -> None:
+    """Evaluation's reader (``predict_rows``): a store of 30-s records and a 10-s model — each record's
+    probabilities are its windows' aggregate; without ``windows`` they are its first 10 s."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    for name, folder in (("A0001", "cpsc2018"), ("Q0026", "cpsc2018_extra")):
+        for suffix in (".hea", ".mat"):
+            shutil.copy(CINC / folder / f"{name}{suffix}", drop)
+    settings = Settings(workspace=tmp_path / "ws", registry_url=f"sqlite:///{tmp_path / 'r.db'}")
+    params = IngestParams(workers=1, target_fs=100, target_duration_s=30.0)
+    ingest(ingest_workspace(settings, params), drop, dataset="long", options=QUIET)
+    store = DatasetStore.open(settings.data_dir / "long")
+    torch.manual_seed(0)
+    cfg = TaskModelConfig(
+        task="superdiagnostic",
+        labels=["NORM", "MI", "STTC"],
+        leads=list(STANDARD_LEADS),
+        fs=100,
+        n_samples=1000,
+        ecg=EcgEncoderConfig(arch="resnet", width=16, depth=2),
+    )
+    model = TaskModel(cfg).eval()
+    rows = np.arange(len(store.manifest))
+    view = StoreView(store.root, 100, 1000)
+    for how in ("mean", "max"):
+        proba = predict_rows(model, view, rows, store.lead_masks(), windows=WindowParams(aggregate=how))
+        for row in rows:
+            n_valid = int(store.manifest["n_valid_samples"].iloc[row])
+            windows = split_windows(store.read(np.array([row]))[0], n_valid, 1000)
+            assert len(windows) == {1500: 2, 2100: 3}[n_valid]
+            expected = model.predict_proba(
+                windows, np.repeat(store.lead_masks()[[row]], len(windows), axis=0)
+            )
+            combine = expected.mean(axis=0) if how == "mean" else expected.max(axis=0)
+            np.testing.assert_allclose(proba[row], combine, rtol=1e-5, atol=1e-6)
+    first = predict_rows(model, view, rows, store.lead_masks())
+    np.testing.assert_allclose(
+        first, model.predict_proba(view.read(rows), store.lead_masks()[rows]), atol=1e-6
+    )
