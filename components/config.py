@@ -9,10 +9,10 @@ from __future__ import annotations
 import difflib
 import importlib
 import secrets
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from components.serving.params import PackageParams, ServeParams
     from components.tasks.windows import WindowParams
     from components.training.params import PretrainParams
+
+M = TypeVar("M", bound=BaseModel)
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS_DIR = PACKAGE_ROOT / "schemas"
@@ -261,13 +263,49 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _problems(error: ValidationError) -> list[str]:
-    """Each validation error as ``unknown key a.b.c`` or ``a.b.c: what is wrong``."""
+def yaml_path(name: str, directory: Path) -> Path:
+    """``name`` itself when it is a ``.yaml``/``.yml`` path, else ``<directory>/<name>.yaml``."""
+    return Path(name) if Path(name).suffix in (".yaml", ".yml") else directory / f"{name}.yaml"
+
+
+def load_named_yaml(
+    name: str,
+    directory: Path,
+    model: type[M],
+    *,
+    what: str,
+    error: type[UserError],
+    explain: Callable[[ValidationError], str] | None = None,
+) -> M:
+    """A named YAML file of ``directory`` (``schemas/gates``, ``schemas/monitoring``, ...) or a path to one,
+    validated as ``model``, whose ``name`` must be the file's. ``error`` names the file and what is wrong:
+    an unknown name (with the known ones), bad YAML, each bad dotted key (``explain``; by default
+    ``unknown key a.b (did you mean a.c?)`` or ``a.b: what is wrong``), a name that is not the file's."""
+    path = yaml_path(name, directory)
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in directory.glob("*.yaml"))) or "(none)"
+        raise error(f"unknown {what} {name!r}: no {path}; known: {known}")
+    try:
+        loaded = model.model_validate(read_yaml(path))
+    except ValidationError as exc:
+        detail = explain(exc) if explain is not None else "; ".join(_problems(exc, model))
+        raise error(f"{path}: {detail}") from None
+    except YamlError as exc:
+        raise error(f"{path}: {exc}") from None
+    stated = getattr(loaded, "name", None)
+    if stated != path.stem:
+        raise error(f"{path}: name {stated!r} must match the file name {path.stem!r}")
+    return loaded
+
+
+def _problems(error: ValidationError, root: type[BaseModel] | None = None) -> list[str]:
+    """Each validation error as ``unknown key a.b.c`` or ``a.b.c: what is wrong`` (``root``: the model
+    validated, :class:`Params` by default, whose keys suggest the one a misspelt key meant)."""
     problems = []
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"])
         if item["type"] == "extra_forbidden":
-            hint = _close_key(item["loc"])
+            hint = _close_key(item["loc"], root or Params)
             problems.append(f"unknown key {key}" + (f" (did you mean {hint}?)" if hint else ""))
         else:
             message = str(item["msg"]).removeprefix("Value error, ")
@@ -275,9 +313,9 @@ def _problems(error: ValidationError) -> list[str]:
     return problems
 
 
-def _close_key(loc: tuple[int | str, ...]) -> str | None:
+def _close_key(loc: tuple[int | str, ...], root: type[BaseModel]) -> str | None:
     """The key of the same model closest to a misspelt one (``target_fss`` → ``target_fs``), if any."""
-    model: Any = Params
+    model: Any = root
     for part in loc[:-1]:
         field = model.model_fields.get(part) if isinstance(part, str) else None
         if field is None:

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from components.config import SCHEMAS_DIR, YamlError, read_yaml
+from components.config import SCHEMAS_DIR, load_named_yaml, yaml_path
 from components.evaluation.compute import EvaluationReport
 from components.evaluation.errors import EvaluationError
 from components.metrics.agreement import LabelAgreement
@@ -134,20 +134,11 @@ def load_policy(name: str, gates_dir: Path = GATES_DIR) -> GatePolicy:
     from components.tasks.errors import TaskError
     from components.tasks.spec import explain
 
-    path = Path(name) if Path(name).suffix in (".yaml", ".yml") else gates_dir / f"{name}.yaml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in gates_dir.glob("*.yaml"))) or "(none)"
-        raise TaskError(f"unknown gate policy {name!r}: no {path}; known: {known}")
-    try:
-        policy = GatePolicy.model_validate(read_yaml(path))
-    except ValidationError as exc:
-        raise TaskError(f"{path}: {explain(exc)}") from None
-    except YamlError as exc:
-        raise TaskError(f"{path}: {exc}") from None
-    if policy.name != path.stem:
-        raise TaskError(f"{path}: name {policy.name!r} must match the file name {path.stem!r}")
+    policy = load_named_yaml(
+        name, gates_dir, GatePolicy, what="gate policy", error=TaskError, explain=explain
+    )
     if (problem := _task_problem(policy)) is not None:
-        raise TaskError(f"{path}: {problem}")
+        raise TaskError(f"{yaml_path(name, gates_dir)}: {problem}")
     return policy
 
 
@@ -162,7 +153,7 @@ def policy_named(
     for source in (configured, name):
         if source is None:
             continue
-        path = Path(source) if Path(source).suffix in (".yaml", ".yml") else gates_dir / f"{source}.yaml"
+        path = yaml_path(source, gates_dir)
         if path.is_file() and (policy := load_policy(str(path), gates_dir)).name == name:
             return policy
     return None

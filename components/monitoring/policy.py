@@ -11,9 +11,9 @@ import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from components.config import SCHEMAS_DIR, YamlError, read_yaml
+from components.config import SCHEMAS_DIR, load_named_yaml
 from components.monitoring.errors import MonitoringError
 from components.quality.monitored import MONITORED_FEATURES
 
@@ -123,29 +123,6 @@ def policy_names(monitoring_dir: Path = MONITORING_DIR) -> list[str]:
 def load_policy(name: str, monitoring_dir: Path = MONITORING_DIR) -> MonitoringPolicy:
     """``schemas/monitoring/<name>.yaml`` (or a path to a ``.yaml`` file), validated; a
     :class:`MonitoringError` names the file and the dotted key that is wrong."""
-    path = Path(name) if Path(name).suffix in (".yaml", ".yml") else monitoring_dir / f"{name}.yaml"
-    if not path.is_file():
-        known = ", ".join(policy_names(monitoring_dir)) or "(none)"
-        raise MonitoringError(f"unknown monitoring policy {name!r}: no {path}; known: {known}")
-    try:
-        policy = MonitoringPolicy.model_validate(read_yaml(path))
-    except ValidationError as exc:
-        raise MonitoringError(f"{path}: {'; '.join(_problems(exc))}") from None
-    except YamlError as exc:
-        raise MonitoringError(f"{path}: {exc}") from None
-    if policy.name != path.stem:
-        raise MonitoringError(f"{path}: name {policy.name!r} must match the file name {path.stem!r}")
-    return policy
-
-
-def _problems(error: ValidationError) -> list[str]:
-    """Each validation error as ``unknown key a.b`` or ``a.b: what is wrong``."""
-    problems = []
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"])
-        if item["type"] == "extra_forbidden":
-            problems.append(f"unknown key {key}")
-        else:
-            message = str(item["msg"]).removeprefix("Value error, ")
-            problems.append(f"{key}: {message}" if key else message)
-    return problems
+    return load_named_yaml(
+        name, monitoring_dir, MonitoringPolicy, what="monitoring policy", error=MonitoringError
+    )
