@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
 
 from components.io.canonical import split_windows
 from components.models.task_model import TaskModel
 from components.quality.monitored import MONITORED_FEATURES, monitored_features
-from components.quality.params import SignalFeatureParams
 from components.tasks.windows import WindowParams, aggregate
-from components.validation.policy import load_policy
+from components.validation.policy import feature_params
 
 
 @dataclass(frozen=True)
@@ -60,7 +58,7 @@ def score_records(
         np.asarray(masks, bool),
         np.minimum(n_valid, length),
         float(model.cfg.fs),
-        signal_params(),
+        feature_params(),
     )
     return Scores(
         proba=aggregate(proba, counts, windows.aggregate),
@@ -69,9 +67,3 @@ def score_records(
         quality=quality,
     )
 
-
-@cache
-def signal_params() -> SignalFeatureParams:
-    """The validation policy's feature definitions: the logged quality features are the ones validation
-    measured on the training data."""
-    return load_policy().features

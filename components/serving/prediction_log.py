@@ -22,7 +22,7 @@ from components.predictions.params import PredictionLogParams
 from components.predictions.writer import BackgroundWriter
 from components.quality.monitored import monitored_features
 from components.serving.schemas import ModelIdentity
-from components.validation.policy import load_policy
+from components.validation.policy import feature_params
 
 
 @dataclass(frozen=True)
@@ -49,23 +49,21 @@ class ServedPrediction:
 
 def served_entries(items: list[ServedPrediction]) -> list[PredictionEntry]:
     """Log entries of queued predictions, the quality features measured per model rate in one batch."""
-    params = load_policy().features
+    params = feature_params()
     quality: list[dict[str, float]] = [{} for _ in items]
-    for fs in sorted({item.fs for item in items}):
-        picked = [i for i, item in enumerate(items) if item.fs == fs]
-        by_length: dict[int, list[int]] = {}
-        for i in picked:
-            by_length.setdefault(items[i].window.shape[-1], []).append(i)
-        for rows in by_length.values():
-            values = monitored_features(
-                np.stack([items[i].window for i in rows]),
-                np.stack([items[i].lead_mask for i in rows]),
-                np.array([items[i].n_valid for i in rows]),
-                float(fs),
-                params,
-            )
-            for j, i in enumerate(rows):
-                quality[i] = {name: float(column[j]) for name, column in values.items()}
+    shapes: dict[tuple[int, int], list[int]] = {}  # (rate, window length) -> the items measured together
+    for i, item in enumerate(items):
+        shapes.setdefault((item.fs, item.window.shape[-1]), []).append(i)
+    for (fs, _), rows in shapes.items():
+        values = monitored_features(
+            np.stack([items[i].window for i in rows]),
+            np.stack([items[i].lead_mask for i in rows]),
+            np.array([items[i].n_valid for i in rows]),
+            float(fs),
+            params,
+        )
+        for j, i in enumerate(rows):
+            quality[i] = {name: float(column[j]) for name, column in values.items()}
     return [_entry(item, q) for item, q in zip(items, quality, strict=True)]
 
 

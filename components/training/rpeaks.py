@@ -13,7 +13,7 @@ import torch
 
 from components.io.store_view import StoreView
 from components.quality import SignalFeatureParams, rpeak_positions
-from components.validation.policy import load_policy
+from components.validation.policy import feature_params
 
 
 class AlignedCrops(NamedTuple):
@@ -32,7 +32,7 @@ def rpeak_table(
     ``fs``), increasing, padded with -1. Samples after a record's valid length (zero padding) hold none.
     ``params``: the detector's settings, by default the shipped validation policy's (the quality checks')."""
     if params is None:
-        params = load_policy().features
+        params = feature_params()
     if view.fs is not None and view.fs != fs:
         raise ValueError(f"the view reads at {view.fs} Hz, not {fs} Hz")
     store = view.store

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -95,3 +95,10 @@ def load_policy(path: Path | None = None) -> Policy:
     path = (path or DEFAULT_POLICY).resolve()
     raw = yaml.safe_load(path.read_text())
     return Policy.model_validate({**raw, "path": path})
+
+
+@cache
+def feature_params() -> SignalFeatureParams:
+    """The shipped policy's signal-feature definitions, read once per process: what validation measures,
+    and what the prediction log and drift monitoring measure so that they compare like with like."""
+    return load_policy().features
