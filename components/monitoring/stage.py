@@ -139,8 +139,21 @@ def _record(
     window: tuple[datetime, datetime],
     report: Path,
 ) -> int:
-    record = MonitorRunRecord(
-        model=deployed.ref,
+    record = monitor_run_record(deployed.ref, policy, assessment, window, report)
+    with workspace.registry() as registry:
+        return registry.record_monitor_run(record).id
+
+
+def monitor_run_record(
+    model_ref: str,
+    policy: MonitoringPolicy,
+    assessment: DriftAssessment,
+    window: tuple[datetime, datetime],
+    report: Path,
+) -> MonitorRunRecord:
+    """What the registry keeps of one assessment of ``model_ref``'s logged ``window``."""
+    return MonitorRunRecord(
+        model=model_ref,
         policy=policy.name,
         policy_version=str(policy.version),
         window_start=window[0],
@@ -152,8 +165,6 @@ def _record(
         reasons=tuple(assessment.reasons),
         report_uri=report.resolve().as_uri(),
     )
-    with workspace.registry() as registry:
-        return registry.record_monitor_run(record).id
 
 
 def newest_drop(drops: Path) -> Path:

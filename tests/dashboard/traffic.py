@@ -29,10 +29,11 @@ from components.metrics.agreement import label_agreement
 from components.monitoring.drift import DriftInputs, assess
 from components.monitoring.policy import load_policy
 from components.monitoring.report import write_report
+from components.monitoring.stage import monitor_run_record
 from components.predictions.entry import PredictionEntry
 from components.quality.defects import baseline_wander
 from components.quality.monitored import MONITORED_FEATURES, monitored_features
-from components.registry import MonitorRunInfo, MonitorRunRecord, ShadowReportInfo, ShadowReportRecord
+from components.registry import MonitorRunInfo, ShadowReportInfo, ShadowReportRecord
 from components.training.probe import linear_probe
 from components.training.reports import SUPERCLASSES, superdiagnostic_targets
 from components.validation import load_policy as validation_policy
@@ -189,19 +190,7 @@ def _monitor_run(
         reference_embedding=inputs.reference_embedding,
         window_embedding=inputs.window_embedding,
     )
-    record = MonitorRunRecord(
-        model=production,
-        policy=policy.name,
-        policy_version=str(policy.version),
-        window_start=bounds[0],
-        window_end=bounds[1],
-        n_window=assessment.n_window,
-        n_reference=assessment.n_reference,
-        status=assessment.status,
-        summary=assessment.to_dict(),
-        reasons=tuple(assessment.reasons),
-        report_uri=report.resolve().as_uri(),
-    )
+    record = monitor_run_record(production, policy, assessment, bounds, report)
     with ws.registry() as registry:
         return registry.record_monitor_run(record)
 
