@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,44 +41,11 @@ ENCODERS: dict[str, dict[str, int]] = {"demo": {}, "default": {"width": 64, "dep
 def build(root: Path, ecg: dict[str, int], recipe: str | None) -> Any:
     """A workspace with the task's model in production (reused when ``root`` already has one); ``ecg``
     overrides the params.yaml encoder's size, ``recipe`` its pretraining recipe (and so its architecture)."""
-    import yaml
+    from benchmarks.production_model import benchmark_settings, production_model, train_production_model
 
-    from components.config import Settings
-    from components.finetune.stage import FinetuneRequest, finetune
-    from components.io.datasets import ingest_and_version
-    from components.io.ingest import IngestOptions
-    from components.runs.lifecycle import RunOptions
-    from components.training.stage import pretrain
-    from components.workspace import Workspace
-
-    settings = Settings(
-        workspace=root,
-        registry_url=f"sqlite:///{root / 'registry.db'}",
-        dvc_remote_url=str(root / "dvc-remote"),
-        patient_salt="benchmark",  # type: ignore[arg-type]
-    )
-    if (root / "registry.db").exists():
-        return settings
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    subprocess.run(["git", "-C", str(root), "config", "user.email", "bench@ecgops.invalid"], check=True)
-    subprocess.run(["git", "-C", str(root), "config", "user.name", "ecgops benchmark"], check=True)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["ingest"]["workers"] = 1
-    params["pretrain"]["ecg"] |= ecg
-    if recipe is not None:
-        params["pretrain"]["recipe"] = recipe
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
-    ingest_and_version(Workspace(settings), REPO / "samples", options=IngestOptions(progress=False))
-    one_epoch = RunOptions(max_epochs=1)
-    foundation = pretrain(Workspace(settings), options=one_epoch)
-    assert foundation is not None and foundation.model_ref is not None
-    tuned = finetune(Workspace(settings), FinetuneRequest(TASK, from_model=foundation.model_ref), one_epoch)
-    assert tuned.model_ref is not None
-    with Workspace(settings).registry() as registry:
-        registry.record_gate_decision(
-            tuned.model_ref, policy="benchmark", verdict="pass", reasons=["benchmark"]
-        )
-        registry.promote(tuned.model_ref, "production")
+    settings = benchmark_settings(root)
+    if production_model(settings) is None:
+        train_production_model(settings, ecg, recipe)
     return settings
 
 

@@ -40,7 +40,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -70,19 +69,14 @@ def build(workspace: Path, serve_overrides: dict[str, Any], ecg: dict[str, int])
 
     import yaml
 
-    from components.config import Settings
+    from benchmarks.production_model import benchmark_settings, production_model, train_production_model
     from components.serving.bentostore import bentoml_home
     from components.serving.package import package
     from components.serving.pull import pull
     from components.workspace import Workspace
 
-    settings = Settings(
-        workspace=workspace,
-        registry_url=f"sqlite:///{workspace / 'registry.db'}",
-        dvc_remote_url=str(workspace / "dvc-remote"),
-        patient_salt="benchmark",  # type: ignore[arg-type]
-    )
-    model = _production_model(settings) or _train(settings, ecg)
+    settings = benchmark_settings(workspace)
+    model = production_model(settings) or train_production_model(settings, ecg)
     params = yaml.safe_load((workspace / "params.yaml").read_text())
     repo_serve = yaml.safe_load((REPO / "params.yaml").read_text()).get("serve") or {}
     params["serve"] = {**repo_serve, **serve_overrides}
@@ -111,50 +105,6 @@ def _encoder(model_dir: Path) -> dict[str, Any]:
     from components.models.task_model import load_task_model_config
 
     return load_task_model_config(model_dir).ecg.model_dump()
-
-
-def _production_model(settings: Any) -> str | None:
-    from components.workspace import Workspace
-
-    if not (settings.workspace / "registry.db").exists():
-        return None
-    with Workspace(settings).registry() as registry:
-        current = registry.model_at_stage(TASK, "production")
-    return current.ref if current is not None else None
-
-
-def _train(settings: Any, ecg: dict[str, int]) -> str:
-    """The demo's model size (unless ``ecg`` overrides the encoder), one epoch each (speed does not
-    depend on training length)."""
-    import yaml
-
-    from components.finetune.stage import FinetuneRequest, finetune
-    from components.io.datasets import ingest_and_version
-    from components.io.ingest import IngestOptions
-    from components.runs.lifecycle import RunOptions
-    from components.training.stage import pretrain
-    from components.workspace import Workspace
-
-    workspace = settings.workspace
-    subprocess.run(["git", "init", "-q", str(workspace)], check=True)
-    subprocess.run(["git", "-C", str(workspace), "config", "user.email", "bench@ecgops.invalid"], check=True)
-    subprocess.run(["git", "-C", str(workspace), "config", "user.name", "ecgops benchmark"], check=True)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["ingest"]["workers"] = 1
-    params["pretrain"]["ecg"] |= ecg
-    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
-    ingest_and_version(Workspace(settings), REPO / "samples", options=IngestOptions(progress=False))
-    one_epoch = RunOptions(max_epochs=1)
-    foundation = pretrain(Workspace(settings), options=one_epoch)
-    assert foundation is not None and foundation.model_ref is not None
-    tuned = finetune(Workspace(settings), FinetuneRequest(TASK, from_model=foundation.model_ref), one_epoch)
-    assert tuned.model_ref is not None
-    with Workspace(settings).registry() as registry:
-        registry.record_gate_decision(
-            tuned.model_ref, policy="benchmark", verdict="pass", reasons=["benchmark"]
-        )
-        registry.promote(tuned.model_ref, "production")
-    return tuned.model_ref
 
 
 def request_bodies(source: str, limit: int, encoding: str) -> list[bytes]:
