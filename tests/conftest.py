@@ -16,6 +16,7 @@ from components.workspace import Workspace
 
 if TYPE_CHECKING:
     from components.io.store import DatasetStore
+    from components.models.task_model import TaskModel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = REPO_ROOT / "samples"
@@ -183,3 +184,26 @@ def zero_lead_in_drop(drop: Path, rel: str, lead: str) -> None:
         baseline=record.baseline,
         write_dir=str((drop / rel).parent),
     )
+
+
+def untrained_task_model(
+    arch: str = "resnet", leads: list[str] | None = None, task: str = "superdiagnostic"
+) -> TaskModel:
+    """A small task model (three superclasses, 10 s at 100 Hz) with seeded random weights, in eval mode:
+    for tests of what is computed around a model (tracing, windows), not of what it learned."""
+    import torch
+
+    from components.io.leads import STANDARD_LEADS
+    from components.models.config import EcgEncoderConfig
+    from components.models.task_model import TaskModel, TaskModelConfig
+
+    torch.manual_seed(0)
+    cfg = TaskModelConfig(
+        task=task,
+        labels=["NORM", "MI", "STTC"],
+        leads=list(STANDARD_LEADS) if leads is None else leads,
+        fs=100,
+        n_samples=1000,
+        ecg=EcgEncoderConfig(arch=arch, width=16, depth=2),
+    )
+    return TaskModel(cfg).eval()

@@ -7,20 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from components.config import IngestParams, Settings
 from components.io.canonical import canonicalize, n_windows, split_windows, window_starts
 from components.io.ingest import ingest
-from components.io.leads import STANDARD_LEADS
 from components.io.store import DatasetStore
 from components.io.store_view import StoreView
 from components.io.wfdb_reader import read_record
-from components.models.config import EcgEncoderConfig
-from components.models.task_model import TaskModel, TaskModelConfig
 from components.tasks.predict import predict_rows
 from components.tasks.windows import WindowParams, aggregate
-from tests.conftest import QUIET, REPO_ROOT, ingest_workspace
+from tests.conftest import QUIET, REPO_ROOT, ingest_workspace, untrained_task_model
 
 CINC = REPO_ROOT / "tests" / "fixtures" / "cinc"
 CPSC = CINC / "cpsc2018"
@@ -86,16 +82,7 @@ def test_records_stored_longer_than_the_model_are_evaluated_in_windows(tmp_path:
     params = IngestParams(workers=1, target_fs=100, target_duration_s=30.0)
     ingest(ingest_workspace(settings, params), drop, dataset="long", options=QUIET)
     store = DatasetStore.open(settings.data_dir / "long")
-    torch.manual_seed(0)
-    cfg = TaskModelConfig(
-        task="superdiagnostic",
-        labels=["NORM", "MI", "STTC"],
-        leads=list(STANDARD_LEADS),
-        fs=100,
-        n_samples=1000,
-        ecg=EcgEncoderConfig(arch="resnet", width=16, depth=2),
-    )
-    model = TaskModel(cfg).eval()
+    model = untrained_task_model()
     rows = np.arange(len(store.manifest))
     view = StoreView(store.root, 100, 1000)
     for how in ("mean", "max"):

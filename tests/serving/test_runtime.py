@@ -12,24 +12,15 @@ import torch
 from components.io.canonical import canonicalize
 from components.io.leads import STANDARD_LEADS
 from components.io.wfdb_reader import read_record
-from components.models.config import EcgEncoderConfig
-from components.models.task_model import TaskModel, TaskModelConfig
+from components.models.task_model import TaskModel
 from components.serving.runtime import TRACE_TOLERANCE, TraceMismatchError, trace_task_model
+from tests.conftest import untrained_task_model
 
 RECORDS = ["00001_lr", "00002_lr", "00003_lr", "00004_lr", "00005_lr"]
 
 
 def _model(arch: str, leads: list[str]) -> TaskModel:
-    torch.manual_seed(0)
-    cfg = TaskModelConfig(
-        task="t",
-        labels=["NORM", "MI", "STTC"],
-        leads=leads,
-        fs=100,
-        n_samples=1000,
-        ecg=EcgEncoderConfig(arch=arch, width=16, depth=2),
-    )
-    return TaskModel(cfg).eval()
+    return untrained_task_model(arch, leads, task="t")
 
 
 def _canonical(samples_dir: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -8,18 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from components.io.canonical import canonicalize, split_windows
 from components.io.leads import STANDARD_LEADS
 from components.io.wfdb_reader import read_record
-from components.models.config import EcgEncoderConfig
-from components.models.task_model import TaskModel, TaskModelConfig, save_task_model
+from components.models.task_model import save_task_model
 from components.serving.errors import RequestError
 from components.serving.inputs import InputSpec, prepare_input
 from components.serving.params import ServeParams
 from components.serving.runtime import ModelRuntime, combine_windows
 from components.tasks.windows import WindowParams
+from tests.conftest import untrained_task_model
 
 TWELVE = InputSpec("task superdiagnostic", 100, 1000, tuple(STANDARD_LEADS), tuple(STANDARD_LEADS))
 LIMITS = ServeParams()
@@ -32,16 +31,7 @@ def _q0026(fixtures_dir: Path) -> tuple[np.ndarray, float, list[str], list[str]]
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> ModelRuntime:
-    torch.manual_seed(0)
-    cfg = TaskModelConfig(
-        task="superdiagnostic",
-        labels=["NORM", "MI", "STTC"],
-        leads=list(STANDARD_LEADS),
-        fs=100,
-        n_samples=1000,
-        ecg=EcgEncoderConfig(arch="resnet", width=16, depth=2),
-    )
-    return ModelRuntime(save_task_model(TaskModel(cfg).eval(), tmp_path_factory.mktemp("task")))
+    return ModelRuntime(save_task_model(untrained_task_model(), tmp_path_factory.mktemp("task")))
 
 
 def test_a_long_record_is_read_in_windows_aggregated_as_configured(
