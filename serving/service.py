@@ -375,7 +375,7 @@ def _served(prediction: _Prediction, request_id: str, decisions: np.ndarray) -> 
         device=prediction.origin.device,
         n_windows=prepared.n_windows,
         leads_used=prepared.leads_used,
-        window=prepared.windows[0],
+        window=prepared.windows[0].copy(),  # not a view: the queue must not keep every window alive
         lead_mask=prepared.canonical.lead_mask,
         n_valid=min(prepared.canonical.n_valid_samples, runtime.task_spec.n_samples),
         fs=runtime.task_spec.fs,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import Progress
 
@@ -147,7 +148,7 @@ def _score_chunk(
     records: list[PreparedRecord],
     at: datetime,
     log: BackgroundWriter[Any] | None,
-) -> Any:
+) -> pa.Table:
     scores = score_records(
         deployed.model,
         [r.signal for r in records],
